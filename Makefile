@@ -1,0 +1,49 @@
+# slogate — common tasks. The README names two commands: `make demo` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: help install test unit integration lint crds docs check-generated bins cluster-up cluster-down demo demo-down clean
+
+help:
+	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/slogate: pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/slogate ## venv + editable install with pinned dependencies
+
+bins: ## build (or reuse) the control-plane binaries from the Go module proxy
+	bash hack/build-bins.sh
+
+prometheus: ## install Debian's Prometheus when missing
+	bash hack/ensure-prometheus.sh
+
+test: install bins prometheus ## all tests: unit + integration against the local control plane
+	$(BIN)/pytest -q
+
+unit: install ## unit tests only (no cluster)
+	$(BIN)/pytest -q -m "not integration"
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check operator tests
+	$(BIN)/ruff format --check operator tests
+
+crds: install ## regenerate crds/ from the API models
+	$(BIN)/slogate crd > crds/slogate.io_modeldeployments.yaml
+
+docs: install ## regenerate docs/api.md from the API models
+	$(BIN)/slogate docs --intro docs/api.intro.md > docs/api.md
+
+cluster-up: install bins prometheus ## start the local control plane in .slogate-dev/
+	$(BIN)/slogate dev up --dir .slogate-dev
+
+cluster-down: ## stop the local control plane
+	$(BIN)/slogate dev down --dir .slogate-dev
+
+clean: cluster-down
+	rm -rf .slogate-dev .pytest_cache

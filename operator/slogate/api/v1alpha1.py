@@ -1,0 +1,835 @@
+"""ModelDeployment ``slogate.io/v1alpha1``: spec and status as pydantic models.
+
+These models are the single source of truth for the API: the CRD (``slogate crd``) is generated
+from them, field docstrings become the CRD's descriptions, and the cross-field rules below are
+CEL expressions that the API server evaluates and that ``slogate validate`` evaluates offline from
+the same generated schema. Defaults are documented here and applied by the operator, never written
+back into ``spec`` (GitOps tools own ``spec``).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from slogate.api.types import DNSLabel, DNSSubdomain, Duration, Quantity
+
+DURATION_CEL = "^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$"
+
+
+def cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> dict[str, str]:
+    """One ``x-kubernetes-validations`` entry. ``field_path`` points the error at a child field."""
+    out = {"rule": rule, "message": message}
+    if field_path:
+        out["fieldPath"] = field_path
+    if reason:
+        out["reason"] = reason
+    return out
+
+
+def _config(*rules: dict[str, str], extra: str = "forbid") -> ConfigDict:
+    schema_extra: dict[str, Any] = {"x-kubernetes-validations": list(rules)} if rules else {}
+    return ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra=extra,  # type: ignore[typeddict-item]
+        use_attribute_docstrings=True,
+        json_schema_extra=schema_extra or None,
+    )
+
+
+class _Spec(BaseModel):
+    model_config = _config()
+
+
+class _Status(BaseModel):
+    """Status is written by the operator; unknown fields from newer operators are kept, not rejected."""
+
+    model_config = _config(extra="ignore")
+
+
+# --------------------------------------------------------------------------------------------- spec
+
+
+class ModelSource(_Spec):
+    """Where the weights come from."""
+
+    model_config = _config(
+        cel(
+            "self.source.matches('^(hf|s3|gs|pvc|oci)://.+$')",
+            "source must be a URI with scheme hf://, s3://, gs://, pvc:// or oci://",
+            field_path=".source",
+            reason="FieldValueInvalid",
+        ),
+        cel(
+            "!self.source.startsWith('pvc://') || self.source.matches('^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/.+$')",
+            "a pvc:// source is pvc://CLAIM/path/in/volume",
+            field_path=".source",
+            reason="FieldValueInvalid",
+        ),
+        cel(
+            "!self.source.startsWith('hf://') || self.source.matches('^hf://[^/]+/[^/]+$')",
+            "an hf:// source is hf://ORGANISATION/MODEL",
+            field_path=".source",
+            reason="FieldValueInvalid",
+        ),
+    )
+
+    source: Annotated[str, Field(max_length=1024)]
+    """Model location: ``hf://ORG/MODEL``, ``s3://BUCKET/PATH``, ``gs://BUCKET/PATH``,
+    ``pvc://CLAIM/PATH`` (mounted read-only) or ``oci://REGISTRY/IMAGE`` (a model image)."""
+    revision: Annotated[str | None, Field(max_length=128)] = None
+    """Model revision (branch, tag or commit) for ``hf://`` sources. Defaults to the engine's default (``main``)."""
+    served_name: Annotated[str | None, Field(max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")] = None
+    """Name clients use in the OpenAI ``model`` field. Defaults to ``metadata.name``."""
+    credentials_secret: DNSSubdomain | None = None
+    """Secret in the same namespace whose keys become the engine's environment (e.g. ``HF_TOKEN``,
+    ``AWS_ACCESS_KEY_ID``)."""
+
+
+class EngineKind(str, enum.Enum):
+    """The serving engine."""
+
+    VLLM = "vllm"
+    """vLLM's OpenAI-compatible server (``vllm/vllm-openai``)."""
+    TGI = "tgi"
+    """Hugging Face Text Generation Inference."""
+
+
+class EnvVar(_Spec):
+    """An environment variable for the engine container (the core/v1 EnvVar shape)."""
+
+    name: Annotated[str, Field(pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", max_length=256)]
+    """Variable name."""
+    value: Annotated[str | None, Field(max_length=8192)] = None
+    """Literal value."""
+    value_from: Annotated[
+        dict[str, Any] | None, Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+    ] = None
+    """A core/v1 EnvVarSource (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef)."""
+
+
+class Engine(_Spec):
+    """The serving engine and how to run it."""
+
+    kind: EngineKind = EngineKind.VLLM
+    """``vllm`` or ``tgi``. Defaults to ``vllm``."""
+    image: Annotated[str | None, Field(max_length=512)] = None
+    """Container image. Defaults to a pinned, tested image per kind (see docs/api.md)."""
+    args: Annotated[list[Annotated[str, Field(max_length=1024)]], Field(max_length=64)] = []
+    """Extra engine arguments, appended after the ones slogate derives."""
+    env: Annotated[list[EnvVar], Field(max_length=64)] = []
+    """Extra environment variables."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    """Port the engine listens on (HTTP API and ``/metrics``). Defaults to ``8000``."""
+    tensor_parallel_size: Annotated[int | None, Field(ge=1, le=64)] = None
+    """Tensor-parallel degree. Defaults to ``resources.gpu.count``; when smaller it must divide it and the
+    remaining factor becomes pipeline parallelism (vLLM only)."""
+
+
+class GPU(_Spec):
+    """GPU needs of one replica (one pod)."""
+
+    model_config = _config(
+        cel(
+            "!has(self.resource) || !self.resource.startsWith('nvidia.com/mig-') || !has(self.count) || self.count == 1",
+            "a MIG slice serves a replica from exactly one slice: count must be 1 with an nvidia.com/mig-* resource",
+            field_path=".count",
+            reason="FieldValueInvalid",
+        ),
+        cel(
+            "!has(self.products) || self.products.all(p, self.products.exists_one(q, q == p))",
+            "products must not repeat a GPU product",
+            field_path=".products",
+            reason="FieldValueDuplicate",
+        ),
+    )
+
+    count: Annotated[int, Field(ge=1, le=16)] = 1
+    """GPUs per replica, all on one node. Defaults to ``1``."""
+    products: Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=16)] = []
+    """Acceptable GPU products as published by GPU Feature Discovery in ``nvidia.com/gpu.product``,
+    preferred first. Empty accepts any product."""
+    min_memory_gi_b: Annotated[int | None, Field(alias="minMemoryGiB", ge=1, le=4096)] = None
+    """Minimum memory per GPU in GiB, matched against ``nvidia.com/gpu.memory`` (MiB)."""
+    resource: Annotated[str, Field(max_length=253, pattern=r"^[a-z0-9.-]+/[a-z0-9.-]+$")] = "nvidia.com/gpu"
+    """Extended resource to request: ``nvidia.com/gpu`` or a MIG profile such as ``nvidia.com/mig-3g.40gb``.
+    Defaults to ``nvidia.com/gpu``."""
+
+
+class TolerationOperator(str, enum.Enum):
+    """core/v1 toleration operator."""
+
+    EXISTS = "Exists"
+    """Tolerates any value of the key."""
+    EQUAL = "Equal"
+    """Tolerates one value."""
+
+
+class TaintEffect(str, enum.Enum):
+    """core/v1 taint effect."""
+
+    NO_SCHEDULE = "NoSchedule"
+    """Pods that do not tolerate it are not scheduled."""
+    PREFER_NO_SCHEDULE = "PreferNoSchedule"
+    """The scheduler avoids the node."""
+    NO_EXECUTE = "NoExecute"
+    """Running pods that do not tolerate it are evicted."""
+
+
+class Toleration(_Spec):
+    """A core/v1 toleration."""
+
+    key: Annotated[str | None, Field(max_length=317)] = None
+    """Taint key; empty with operator Exists matches every taint."""
+    operator: TolerationOperator = TolerationOperator.EQUAL
+    """``Exists`` or ``Equal``. Defaults to ``Equal``."""
+    value: Annotated[str | None, Field(max_length=63)] = None
+    """Taint value for ``Equal``."""
+    effect: TaintEffect | None = None
+    """Effect to match; empty matches all effects."""
+    toleration_seconds: int | None = None
+    """For NoExecute: how long the pod stays bound after the taint appears."""
+
+
+class Resources(_Spec):
+    """Compute for one replica, and where it may run."""
+
+    gpu: GPU | None = None
+    """GPU needs; omit for a CPU-only replica (tests, tiny models)."""
+    cpu: Quantity | None = None
+    """CPU request and limit, e.g. ``8``. Defaults to ``4`` per GPU (``2`` without GPUs)."""
+    memory: Quantity | None = None
+    """Memory request and limit, e.g. ``64Gi``. Defaults to ``32Gi`` per GPU (``8Gi`` without GPUs)."""
+    node_selector: Annotated[dict[str, Annotated[str, Field(max_length=63)]], Field(max_length=32)] = {}
+    """Extra node selector."""
+    tolerations: Annotated[list[Toleration], Field(max_length=32)] = []
+    """Extra tolerations; the ``nvidia.com/gpu`` taint is tolerated automatically when GPUs are requested."""
+
+
+class AutoscalingProvider(str, enum.Enum):
+    """What scales the stable track."""
+
+    KEDA = "keda"
+    """A KEDA ScaledObject with a Prometheus trigger (falls back to HPA when KEDA is not installed)."""
+    HPA = "hpa"
+    """An autoscaling/v2 HorizontalPodAutoscaler on a custom (Pods) metric."""
+
+
+class AutoscalingMetric(str, enum.Enum):
+    """Engine signal the autoscaler tracks, per replica."""
+
+    QUEUE_DEPTH = "queueDepth"
+    """Requests waiting for a batch slot (``vllm:num_requests_waiting``, ``tgi_queue_size``)."""
+    KV_CACHE_USAGE = "kvCacheUsage"
+    """KV-cache utilisation, 0..1 (``vllm:kv_cache_usage_perc``)."""
+    RUNNING_REQUESTS = "runningRequests"
+    """Requests in the running batch (``vllm:num_requests_running``, ``tgi_batch_current_size``)."""
+
+
+class Autoscaling(_Spec):
+    """Horizontal autoscaling of the stable track. When set, ``spec.replicas`` is the initial size only."""
+
+    model_config = _config(
+        cel(
+            "self.maxReplicas >= (has(self.minReplicas) ? self.minReplicas : 1)",
+            "maxReplicas must be greater than or equal to minReplicas",
+            field_path=".maxReplicas",
+            reason="FieldValueInvalid",
+        ),
+        cel(
+            "!has(self.provider) || self.provider != 'hpa' || !has(self.minReplicas) || self.minReplicas >= 1",
+            "an HPA cannot scale to zero: minReplicas must be at least 1 with provider hpa (use keda)",
+            field_path=".minReplicas",
+            reason="FieldValueInvalid",
+        ),
+    )
+
+    provider: AutoscalingProvider = AutoscalingProvider.KEDA
+    """``keda`` or ``hpa``. Defaults to ``keda``; when KEDA is not installed an HPA is created and status says so."""
+    min_replicas: Annotated[int, Field(ge=0, le=1000)] = 1
+    """Lower bound. Defaults to ``1``; ``0`` (scale to zero) needs KEDA."""
+    max_replicas: Annotated[int, Field(ge=1, le=1000)]
+    """Upper bound."""
+    metric: AutoscalingMetric = AutoscalingMetric.QUEUE_DEPTH
+    """``queueDepth``, ``kvCacheUsage`` or ``runningRequests``. Defaults to ``queueDepth``."""
+    target: Quantity = "10"
+    """Target value of the metric per replica (``0.8`` for kvCacheUsage). Defaults to ``10``."""
+
+
+class SLIMetric(str, enum.Enum):
+    """Built-in service level indicators, measured from the engine's own metrics."""
+
+    TTFT = "ttft"
+    """Time to first token (a latency percentile)."""
+    LATENCY = "latency"
+    """End-to-end request latency (a percentile)."""
+    INTER_TOKEN_LATENCY = "interTokenLatency"
+    """Time between output tokens (a percentile)."""
+    ERROR_RATE = "errorRate"
+    """Share of failed requests, in percent."""
+
+
+class Objective(_Spec):
+    """One SLO objective: a built-in SLI with a threshold, or a custom PromQL query with a threshold."""
+
+    model_config = _config(
+        cel(
+            "has(self.metric) != has(self.query)",
+            "an objective sets exactly one of metric (a built-in SLI) or query (custom PromQL)",
+            reason="FieldValueInvalid",
+        ),
+        cel(
+            "!has(self.query) || has(self.name)",
+            "a custom query objective needs a name",
+            field_path=".name",
+            reason="FieldValueRequired",
+        ),
+        cel(
+            "!has(self.metric) || self.metric == 'errorRate' || (has(self.percentile) && has(self.max))",
+            "a latency objective (ttft, latency, interTokenLatency) needs percentile and max",
+            reason="FieldValueRequired",
+        ),
+        cel(
+            "!has(self.metric) || self.metric == 'errorRate' || !has(self.max) || self.max.matches('"
+            + DURATION_CEL
+            + "')",
+            "max of a latency objective is a duration such as 500ms or 4s",
+            field_path=".max",
+            reason="FieldValueInvalid",
+        ),
+        cel(
+            "!has(self.metric) || self.metric != 'errorRate' || (has(self.maxPercent) && !has(self.percentile))",
+            "an errorRate objective takes maxPercent and no percentile",
+            field_path=".maxPercent",
+            reason="FieldValueInvalid",
+        ),
+        cel(
+            "!has(self.maxPercent) || (has(self.metric) && self.metric == 'errorRate')",
+            "maxPercent applies to the errorRate metric only",
+            field_path=".maxPercent",
+            reason="FieldValueForbidden",
+        ),
+        cel(
+            "!has(self.query) || (has(self.max) && self.max.matches('^-?[0-9]+(\\\\.[0-9]+)?$'))",
+            "a custom query objective needs max as a plain number, such as \"0.9\"",
+            field_path=".max",
+            reason="FieldValueInvalid",
+        ),
+        cel(
+            "!has(self.percentile) || (double(self.percentile) > 0.0 && double(self.percentile) < 100.0)",
+            "percentile must lie strictly between 0 and 100",
+            field_path=".percentile",
+            reason="FieldValueInvalid",
+        ),
+    )
+
+    name: DNSLabel | None = None
+    """Objective name, unique within the SLO. Defaults to the metric and percentile, e.g. ``ttft-p95``."""
+    metric: SLIMetric | None = None
+    """A built-in SLI: ``ttft``, ``latency``, ``interTokenLatency`` or ``errorRate``."""
+    percentile: float | None = None
+    """Percentile for latency SLIs, in (0, 100), e.g. ``95`` or ``99.9``."""
+    max: Annotated[str | None, Field(max_length=64)] = None
+    """Threshold: a duration for latency SLIs (``500ms``), a number for custom queries (``"0.9"``)."""
+    max_percent: Annotated[float | None, Field(ge=0, le=100)] = None
+    """Threshold for ``errorRate``, in percent (``1`` = 1% of requests may fail)."""
+    query: Annotated[str | None, Field(max_length=4096)] = None
+    """Custom PromQL returning one number; ``$revision``, ``$namespace`` and ``$window`` are substituted."""
+
+
+class SLO(_Spec):
+    """Service level objectives that gate rollouts and trigger fallback."""
+
+    model_config = _config(
+        cel(
+            "self.objectives.all(o, !has(o.name) || self.objectives.exists_one(p, has(p.name) && p.name == o.name))",
+            "objective names must be unique",
+            field_path=".objectives",
+            reason="FieldValueDuplicate",
+        ),
+    )
+
+    window: Duration = "5m"
+    """Window over which each SLI is computed (``rate(...[window])``). Defaults to ``5m``."""
+    min_requests: Annotated[int, Field(ge=0, le=10_000_000)] = 100
+    """Fewer requests than this in the window make a measurement inconclusive. Defaults to ``100``."""
+    objectives: Annotated[list[Objective], Field(min_length=1, max_length=16)]
+    """The objectives; all must hold."""
+
+
+class Pause(_Spec):
+    """A pause in a rollout."""
+
+    duration: Duration | None = None
+    """How long to wait. Omitted: a manual gate that waits until a person promotes."""
+
+
+class Step(_Spec):
+    """One rollout step: set the candidate's traffic weight, or pause."""
+
+    model_config = _config(
+        cel("has(self.setWeight) != has(self.pause)", "a step sets exactly one of setWeight or pause",
+            reason="FieldValueInvalid"),
+    )
+
+    set_weight: Annotated[int | None, Field(ge=1, le=100)] = None
+    """Percent of traffic to send to the candidate, 1..100."""
+    pause: Pause | None = None
+    """Wait for ``duration``, or for a person when no duration is given."""
+
+
+class Strategy(str, enum.Enum):
+    """How a new revision reaches users."""
+
+    CANARY = "canary"
+    """Shift traffic step by step while analysis runs."""
+    BLUE_GREEN = "blueGreen"
+    """Run the candidate at full size beside stable, analyse it on preview traffic, then switch at once."""
+    SHADOW = "shadow"
+    """Mirror live traffic to the candidate (responses discarded), analyse, then promote."""
+
+
+class OnInconclusive(str, enum.Enum):
+    """What to do when analysis cannot reach a verdict ``inconclusiveLimit`` times in a row."""
+
+    PAUSE = "pause"
+    """Hold the rollout for a person."""
+    ROLLBACK = "rollback"
+    """Treat it as a failure and roll back."""
+
+
+class PrometheusRef(_Spec):
+    """Prometheus to query for this ModelDeployment."""
+
+    url: Annotated[str, Field(max_length=1024, pattern=r"^https?://.+$")]
+    """Base URL, e.g. ``http://prometheus.monitoring:9090``."""
+
+
+class Analysis(_Spec):
+    """How the candidate is judged during a rollout."""
+
+    interval: Duration = "1m"
+    """Time between analysis runs. Defaults to ``1m``."""
+    initial_delay: Duration = "2m"
+    """No verdict before this long after the candidate became Ready (engine warm-up: cold KV cache,
+    CUDA graph capture). Defaults to ``2m``."""
+    failure_limit: Annotated[int, Field(ge=1, le=100)] = 2
+    """Failed runs that trigger a rollback. Defaults to ``2``."""
+    inconclusive_limit: Annotated[int, Field(ge=1, le=100)] = 3
+    """Consecutive inconclusive runs (too little traffic, Prometheus unreachable, no data) that trigger
+    ``onInconclusive``. Defaults to ``3``."""
+    on_inconclusive: OnInconclusive = OnInconclusive.PAUSE
+    """``pause`` or ``rollback``. Defaults to ``pause``."""
+    max_regression_percent: Annotated[float | None, Field(ge=0, le=1000)] = None
+    """When set, a latency objective also fails if the candidate is worse than stable by more than this."""
+    prometheus: PrometheusRef | None = None
+    """Overrides the operator's Prometheus for this ModelDeployment."""
+
+
+class GPUBudget(_Spec):
+    """GPUs a rollout may use beyond what stable uses."""
+
+    max_surge_gp_us: Annotated[int | None, Field(alias="maxSurgeGPUs", ge=0, le=1024)] = None
+    """Extra GPUs the candidate may hold at once. Omitted: limited only by free capacity."""
+
+
+class Router(str, enum.Enum):
+    """How traffic is split between stable and candidate."""
+
+    REPLICAS = "replicas"
+    """One Service spans both tracks; the split follows the replica ratio (works on any cluster)."""
+    GATEWAY_API = "gatewayAPI"
+    """A Gateway API HTTPRoute with weighted backendRefs and RequestMirror filters."""
+
+
+class ParentRef(_Spec):
+    """A Gateway API parentRef (usually a Gateway)."""
+
+    name: DNSSubdomain
+    """Name of the parent."""
+    namespace: DNSLabel | None = None
+    """Namespace of the parent. Defaults to the ModelDeployment's."""
+    section_name: DNSLabel | None = None
+    """Listener name on the Gateway."""
+    group: Annotated[str | None, Field(max_length=253)] = None
+    """API group of the parent. Defaults to ``gateway.networking.k8s.io``."""
+    kind: Annotated[str | None, Field(max_length=63)] = None
+    """Kind of the parent. Defaults to ``Gateway``."""
+
+
+class GatewayAPITraffic(_Spec):
+    """Settings for the ``gatewayAPI`` router."""
+
+    parent_refs: Annotated[list[ParentRef], Field(min_length=1, max_length=8)]
+    """Gateways the HTTPRoute attaches to."""
+    hostnames: Annotated[list[Annotated[str, Field(max_length=253)]], Field(max_length=16)] = []
+    """Hostnames the route answers for."""
+
+
+class Traffic(_Spec):
+    """Traffic routing for rollouts."""
+
+    model_config = _config(
+        cel(
+            "!has(self.router) || self.router != 'gatewayAPI' || has(self.gatewayAPI)",
+            "router gatewayAPI needs gatewayAPI.parentRefs",
+            field_path=".gatewayAPI",
+            reason="FieldValueRequired",
+        ),
+    )
+
+    router: Router = Router.REPLICAS
+    """``replicas`` or ``gatewayAPI``. Defaults to ``replicas``."""
+    gateway_api: Annotated[GatewayAPITraffic | None, Field(alias="gatewayAPI")] = None
+    """HTTPRoute settings for the ``gatewayAPI`` router."""
+
+
+class Rollout(_Spec):
+    """How a new revision is rolled out."""
+
+    model_config = _config(
+        cel(
+            "!has(self.steps) || self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()"
+            " && self.steps.filter(s, has(s.setWeight)).all(s,"
+            " self.steps.exists_one(t, has(t.setWeight) && t.setWeight == s.setWeight))",
+            "setWeight must increase from step to step",
+            field_path=".steps",
+            reason="FieldValueInvalid",
+        ),
+        cel(
+            "!has(self.strategy) || self.strategy != 'shadow'"
+            " || (has(self.traffic) && has(self.traffic.router) && self.traffic.router == 'gatewayAPI')",
+            "strategy shadow mirrors traffic through an HTTPRoute: it requires traffic.router gatewayAPI",
+            field_path=".strategy",
+            reason="FieldValueInvalid",
+        ),
+        cel(
+            "!has(self.strategy) || self.strategy != 'blueGreen' || !has(self.steps)"
+            " || self.steps.all(s, !has(s.setWeight))",
+            "strategy blueGreen switches all traffic at once: its steps can only be pauses",
+            field_path=".steps",
+            reason="FieldValueInvalid",
+        ),
+    )
+
+    strategy: Strategy = Strategy.CANARY
+    """``canary``, ``blueGreen`` or ``shadow``. Defaults to ``canary``."""
+    steps: Annotated[list[Step], Field(max_length=32)] = []
+    """Steps in order. Empty for canary: ``setWeight 10, pause 5m, setWeight 50, pause 5m``."""
+    analysis: Analysis = Analysis()
+    """How the candidate is judged."""
+    gpu_budget: Annotated[GPUBudget, Field(alias="gpuBudget")] = GPUBudget()
+    """GPU headroom a rollout may use."""
+    auto_rollback: bool = True
+    """Roll back on its own when analysis fails. Defaults to ``true``; ``false`` pauses instead."""
+    traffic: Traffic = Traffic()
+    """Traffic routing."""
+
+
+class ServiceRef(_Spec):
+    """A Service serving an OpenAI-compatible API."""
+
+    name: DNSLabel
+    """Service name."""
+    namespace: DNSLabel | None = None
+    """Namespace. Defaults to the ModelDeployment's."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 80
+    """Service port. Defaults to ``80``."""
+
+
+class FallbackTarget(_Spec):
+    """One fallback tier: another ModelDeployment or a Service."""
+
+    model_config = _config(
+        cel(
+            "has(self.modelDeployment) != has(self.service)",
+            "a fallback target sets exactly one of modelDeployment or service",
+            reason="FieldValueInvalid",
+        ),
+    )
+
+    model_deployment: DNSLabel | None = None
+    """Another ModelDeployment in the same namespace; it also answers to this one's served name."""
+    service: ServiceRef | None = None
+    """A Service (for example an external provider behind an ExternalName Service)."""
+
+
+class Fallback(_Spec):
+    """What serves traffic when this model breaches its SLO or cannot run."""
+
+    targets: Annotated[list[FallbackTarget], Field(min_length=1, max_length=4)]
+    """Ordered tiers; the first healthy one takes traffic."""
+    after: Duration = "2m"
+    """How long a breach (or no ready replica) must last before falling back. Defaults to ``2m``."""
+    restore_after: Duration = "10m"
+    """How long the primary must be healthy again before traffic returns (hysteresis). Defaults to ``10m``."""
+
+
+class ModelDeploymentSpec(_Spec):
+    """Desired state of a served model."""
+
+    model_config = _config(
+        cel(
+            "!has(self.engine) || !has(self.engine.tensorParallelSize)"
+            " || (has(self.resources) && has(self.resources.gpu)"
+            " && (has(self.resources.gpu.count) ? self.resources.gpu.count : 1) % self.engine.tensorParallelSize == 0)",
+            "engine.tensorParallelSize must divide resources.gpu.count",
+            field_path=".engine.tensorParallelSize",
+            reason="FieldValueInvalid",
+        ),
+        cel(
+            "!has(self.engine) || !has(self.engine.kind) || self.engine.kind != 'tgi' || !has(self.engine.tensorParallelSize)"
+            " || !has(self.resources) || !has(self.resources.gpu) || !has(self.resources.gpu.count)"
+            " || self.engine.tensorParallelSize == self.resources.gpu.count",
+            "TGI shards over every GPU of the pod: tensorParallelSize must equal resources.gpu.count",
+            field_path=".engine.tensorParallelSize",
+            reason="FieldValueInvalid",
+        ),
+    )
+
+    model: ModelSource
+    """The model to serve."""
+    engine: Engine = Engine()
+    """The serving engine."""
+    resources: Resources = Resources()
+    """Compute per replica."""
+    replicas: Annotated[int, Field(ge=0, le=1000)] = 1
+    """Stable replicas when not autoscaled. Defaults to ``1``."""
+    autoscaling: Autoscaling | None = None
+    """Horizontal autoscaling; omitted means a fixed ``replicas``."""
+    slo: SLO | None = None
+    """Service level objectives. Without them rollouts are not analysed (promotion follows the steps)."""
+    rollout: Rollout = Rollout()
+    """Progressive delivery of new revisions."""
+    fallback: Fallback | None = None
+    """Fallback tiers."""
+
+
+# ------------------------------------------------------------------------------------------- status
+
+
+class ConditionStatus(str, enum.Enum):
+    """metav1.ConditionStatus."""
+
+    TRUE = "True"
+    """The condition holds."""
+    FALSE = "False"
+    """The condition does not hold."""
+    UNKNOWN = "Unknown"
+    """Not known yet."""
+
+
+class Condition(_Status):
+    """metav1.Condition."""
+
+    type: Annotated[str, Field(max_length=316)]
+    """Condition type in CamelCase (``Ready``, ``Available``, ``Progressing``, ``Degraded``, ...)."""
+    status: ConditionStatus
+    """``True``, ``False`` or ``Unknown``."""
+    observed_generation: int | None = None
+    """The ``metadata.generation`` the condition was computed from."""
+    last_transition_time: str
+    """When the status last changed (RFC 3339)."""
+    reason: Annotated[str, Field(max_length=1024)]
+    """Machine-readable CamelCase reason an SRE can grep."""
+    message: Annotated[str, Field(max_length=32768)] = ""
+    """Human-readable detail."""
+
+
+class Phase(str, enum.Enum):
+    """Summary of where a ModelDeployment stands; derived from its conditions."""
+
+    PENDING = "Pending"
+    """Accepted, nothing Ready yet."""
+    PROGRESSING = "Progressing"
+    """A rollout is under way."""
+    PAUSED = "Paused"
+    """A rollout waits for a person."""
+    READY = "Ready"
+    """Stable serves, no rollout."""
+    ROLLED_BACK = "RolledBack"
+    """The last candidate was rolled back; stable serves."""
+    DEGRADED = "Degraded"
+    """Serving, but below its SLO or with too few replicas."""
+    FALLBACK = "Fallback"
+    """Traffic is on a fallback tier."""
+    FAILED = "Failed"
+    """Cannot run (invalid spec, no GPUs anywhere)."""
+
+
+class Verdict(str, enum.Enum):
+    """Outcome of a measurement or an analysis run."""
+
+    PASS = "Pass"
+    """Within the objective."""
+    FAIL = "Fail"
+    """Breaches the objective."""
+    INCONCLUSIVE = "Inconclusive"
+    """No verdict: too little traffic, no data, or Prometheus unreachable. Never a pass."""
+
+
+class ObjectiveResult(_Status):
+    """One objective measured once."""
+
+    name: str
+    """Objective name."""
+    value: str | None = None
+    """Measured value, formatted with its unit (``612ms``, ``0.4%``); empty when there was no data."""
+    threshold: str
+    """The threshold it was compared with."""
+    verdict: Verdict
+    """Pass, Fail or Inconclusive."""
+    message: str = ""
+    """Why, in words (e.g. ``42 requests < minRequests 100``)."""
+
+
+class AnalysisStatus(_Status):
+    """The latest analysis run and the counters the rollout decisions use."""
+
+    time: str
+    """When it ran (RFC 3339)."""
+    revision: str
+    """The revision analysed."""
+    verdict: Verdict
+    """The run's verdict."""
+    results: Annotated[list[ObjectiveResult], Field(max_length=32)] = []
+    """Per objective."""
+    failures: int = 0
+    """Failed runs in this rollout."""
+    consecutive_inconclusive: int = 0
+    """Inconclusive runs in a row."""
+
+
+class HistoryEntry(_Status):
+    """One finished rollout."""
+
+    revision: str
+    """The candidate revision."""
+    outcome: str
+    """``Promoted``, ``RolledBack`` or ``Aborted``."""
+    time: str
+    """When it ended (RFC 3339)."""
+    reason: str = ""
+    """Why, in words."""
+
+
+class FallbackStatus(_Status):
+    """Where traffic goes when the primary cannot serve."""
+
+    active: bool = False
+    """Whether a fallback tier takes traffic."""
+    target: str | None = None
+    """The active tier (``modelDeployment/NAME`` or ``service/NAME``)."""
+    since: str | None = None
+    """When it became active, or when the primary started breaching (RFC 3339)."""
+    reason: str = ""
+    """Why."""
+
+
+class CostStatus(_Status):
+    """Estimated running cost."""
+
+    gpus: int = 0
+    """GPUs held by running pods."""
+    per_hour: str | None = None
+    """Estimated cost per hour, in the price table's currency."""
+    per_million_tokens: str | None = None
+    """Estimated cost per million generated tokens over the SLO window."""
+
+
+class ModelDeploymentStatus(_Status):
+    """Observed state, written only by the operator."""
+
+    observed_generation: int | None = None
+    """The ``metadata.generation`` this status describes."""
+    phase: Phase | None = None
+    """Summary; derived from the conditions."""
+    conditions: Annotated[
+        list[Condition],
+        Field(max_length=32, json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}),
+    ] = []
+    """Standard conditions."""
+    stable_revision: str | None = None
+    """Revision serving users."""
+    canary_revision: str | None = None
+    """Candidate revision during a rollout."""
+    canary_weight: int | None = None
+    """Percent of traffic on the candidate."""
+    current_step: int | None = None
+    """Index of the current rollout step."""
+    step_started_at: str | None = None
+    """When the current step began (RFC 3339); pause durations count from here."""
+    rollout_started_at: str | None = None
+    """When the current rollout began (RFC 3339)."""
+    candidate_ready_at: str | None = None
+    """When the candidate became Ready (RFC 3339); analysis waits ``initialDelay`` from here."""
+    replicas: int | None = None
+    """Pods of all tracks."""
+    ready_replicas: int | None = None
+    """Ready pods of all tracks."""
+    ready: str | None = None
+    """``ready/desired`` for ``kubectl get``."""
+    slo_verdict: Verdict | None = None
+    """Latest SLO verdict for ``kubectl get``."""
+    last_analysis: AnalysisStatus | None = None
+    """The latest analysis run."""
+    rejected_revisions: Annotated[list[str], Field(max_length=64)] = []
+    """Revisions rolled back; not retried until the spec changes again or a person retries."""
+    history: Annotated[list[HistoryEntry], Field(max_length=64)] = []
+    """Finished rollouts, newest last (bounded)."""
+    fallback: FallbackStatus | None = None
+    """Fallback state."""
+    cost: CostStatus | None = None
+    """Cost estimate."""
+    autoscaler: str | None = None
+    """The autoscaler in use (``keda`` or ``hpa``) and why, when it differs from the spec."""
+    message: str | None = None
+    """The most important thing to know now, in one line."""
+
+
+class ObjectMeta(BaseModel):
+    """The parts of metadata that validation looks at; everything else passes through."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")] | None = None
+    """Name, a DNS label; at most 53 characters (a CEL rule) so that ``NAME-REVISION`` children stay within 63."""
+    namespace: str | None = None
+
+
+class ModelDeployment(BaseModel):
+    """A served model, its SLOs, how new versions roll out and what serves when it cannot."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "size(self.metadata.name) <= 53",
+                    "name must be at most 53 characters so that NAME-REVISION children fit in 63",
+                    field_path=".metadata.name",
+                    reason="FieldValueTooLong",
+                ),
+                cel(
+                    "!has(self.spec.fallback) || self.spec.fallback.targets.all(t,"
+                    " !has(t.modelDeployment) || t.modelDeployment != self.metadata.name)",
+                    "a fallback target cannot be the ModelDeployment itself",
+                    field_path=".spec.fallback.targets",
+                    reason="FieldValueInvalid",
+                ),
+            ]
+        },
+    )
+
+    api_version: str = "slogate.io/v1alpha1"
+    kind: str = "ModelDeployment"
+    metadata: ObjectMeta = ObjectMeta()
+    spec: ModelDeploymentSpec
+    status: ModelDeploymentStatus | None = None

@@ -1,0 +1,174 @@
+"""``slogate dev``: up, status, down, and ``sim set|list`` for fault injection."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+
+def _dir(args: argparse.Namespace) -> Path:
+    from slogate.dev.cluster import default_dir
+
+    return Path(args.dir) if args.dir else default_dir()
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from slogate.dev.cluster import ClusterError, LocalCluster
+    from slogate.dev.nodes import PRODUCTS, NodeSet
+
+    nodes = NodeSet(gpu_nodes=args.gpu_nodes)
+    if args.products:
+        nodes = NodeSet(
+            gpu_nodes=args.gpu_nodes,
+            products=tuple(PRODUCTS[p] for p in args.products.split(",")),
+            gpus_per_node=nodes.gpus_per_node,
+        )
+    if args.gpus_per_node:
+        nodes = NodeSet(gpu_nodes=nodes.gpu_nodes, products=nodes.products, gpus_per_node=(args.gpus_per_node,))
+    cluster = LocalCluster(_dir(args), nodes=nodes, optional_crds=not args.no_optional_crds)
+    try:
+        cluster.up()
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"local control plane up in {cluster.state['startup_seconds']}s ({cluster.dir})", file=sys.stderr)
+    sys.stdout.write(cluster.env_file.read_text())
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from slogate.dev.cluster import ClusterError, LocalCluster
+
+    try:
+        cluster = LocalCluster.load(_dir(args))
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    st = cluster.status()
+    for name, info in st["components"].items():
+        print(f"{name:26} pid {info['pid']:<8} {'running' if info['running'] else 'STOPPED'}")
+    print(f"kubeconfig: {st['kubeconfig']}")
+    if all(i["running"] for i in st["components"].values()) and st["components"]:
+        print(cluster.kubectl("get", "nodes", "-L", "nvidia.com/gpu.product,nvidia.com/gpu.count"), end="")
+        return 0
+    return 1
+
+
+def _cmd_down(args: argparse.Namespace) -> int:
+    from slogate.dev.cluster import ClusterError, LocalCluster
+
+    try:
+        cluster = LocalCluster.load(_dir(args))
+    except ClusterError as exc:
+        print(f"nothing to stop: {exc}", file=sys.stderr)
+        return 0
+    left = cluster.down()
+    if left:
+        print(f"error: still running: {', '.join(left)}", file=sys.stderr)
+        return 1
+    print("local control plane stopped", file=sys.stderr)
+    return 0
+
+
+def _sims(directory: Path) -> dict[str, dict[str, Any]]:
+    path = directory / "sims.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _admin(port: int, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{port}/admin/config"
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method="POST" if data else "GET",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def _cmd_sim_set(args: argparse.Namespace) -> int:
+    from slogate.dev.bridge import parse_selector, selector_matches
+
+    directory = _dir(args)
+    change = {k: v for k, v in {
+        "ttft_ms": args.ttft_ms, "itl_ms": args.itl_ms, "error_rate": args.error_rate, "rps": args.rps,
+    }.items() if v is not None}
+    if not change:
+        print("error: nothing to set (use --ttft-ms, --itl-ms, --error-rate or --rps)", file=sys.stderr)
+        return 2
+    if bool(args.pod) == bool(args.selector):
+        print("error: give exactly one of POD or -l SELECTOR", file=sys.stderr)
+        return 2
+    selector = parse_selector(args.selector) if args.selector else {}
+    rule = {"namespace": args.namespace, "pod": args.pod, "selector": selector, "config": change}
+    rules_path = directory / "sim-rules.json"
+    rules = json.loads(rules_path.read_text()) if rules_path.exists() else []
+    rules.append(rule)
+    rules_path.write_text(json.dumps(rules, indent=1))
+    hits = 0
+    for sim in _sims(directory).values():
+        if sim["namespace"] != args.namespace:
+            continue
+        if (args.pod and sim["pod"] == args.pod) or (selector and selector_matches(selector, sim["labels"])):
+            _admin(sim["port"], change)
+            hits += 1
+            print(f"{sim['namespace']}/{sim['pod']}: {change}")
+    if hits == 0:
+        print("no running simulator matched now; the setting applies to matching pods when they start", file=sys.stderr)
+    return 0
+
+
+def _cmd_sim_list(args: argparse.Namespace) -> int:
+    rows = []
+    for sim in _sims(_dir(args)).values():
+        try:
+            cfg = _admin(sim["port"])
+        except OSError as exc:
+            cfg = {"error": str(exc)}
+        rows.append((f"{sim['namespace']}/{sim['pod']}", sim["port"], cfg))
+    print(f"{'POD':50} {'PORT':6} {'MODE':5} {'TTFT':>7} {'ITL':>6} {'ERR':>6} {'RPS':>5}")
+    for name, port, cfg in rows:
+        print(f"{name:50} {port:<6} {cfg.get('mode', '?'):5} {cfg.get('ttft_ms', 0):>5.0f}ms {cfg.get('itl_ms', 0):>4.0f}ms "
+              f"{cfg.get('error_rate', 0):>6.3f} {cfg.get('rps', 0):>5.1f}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``slogate dev ...`` to the main parser."""
+    dev = sub.add_parser("dev", help="the local control plane with GPU-shaped fake nodes, Prometheus and simulators")
+    dev.add_argument("--dir", help="cluster directory (default: $SLOGATE_DEV_DIR or ./.slogate-dev)")
+    dsub = dev.add_subparsers(dest="dev_command", required=True)
+
+    p = dsub.add_parser("up", help="start etcd, API server, controller-manager, scheduler, kwok, Prometheus, bridge")
+    p.add_argument("--dir", dest="dir", default=argparse.SUPPRESS)
+    p.add_argument("--gpu-nodes", type=int, default=3, help="number of GPU nodes (default 3)")
+    p.add_argument("--gpus-per-node", type=int, help="GPUs on every GPU node (default: 4, 2, 1 in turn)")
+    p.add_argument("--products", help="comma-separated GPU products to cycle through")
+    p.add_argument("--no-optional-crds", action="store_true", help="skip Gateway API, KEDA and prometheus-operator CRDs")
+    p.set_defaults(func=_cmd_up)
+
+    p = dsub.add_parser("status", help="show the components and nodes")
+    p.add_argument("--dir", dest="dir", default=argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_status)
+
+    p = dsub.add_parser("down", help="stop every process the cluster started")
+    p.add_argument("--dir", dest="dir", default=argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_down)
+
+    sim = dsub.add_parser("sim", help="inspect and steer the model-server simulators")
+    ssub = sim.add_subparsers(dest="sim_command", required=True)
+    p = ssub.add_parser("set", help="change latency, errors or traffic of simulators (fault injection)")
+    p.add_argument("--dir", dest="dir", default=argparse.SUPPRESS)
+    p.add_argument("pod", nargs="?", help="pod name")
+    p.add_argument("-l", "--selector", help="label selector, e.g. slogate.io/revision=abc123")
+    p.add_argument("-n", "--namespace", default="default")
+    p.add_argument("--ttft-ms", type=float)
+    p.add_argument("--itl-ms", type=float)
+    p.add_argument("--error-rate", type=float)
+    p.add_argument("--rps", type=float)
+    p.set_defaults(func=_cmd_sim_set)
+    p = ssub.add_parser("list", help="list simulators and their settings")
+    p.add_argument("--dir", dest="dir", default=argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_sim_list)

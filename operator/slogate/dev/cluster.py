@@ -1,0 +1,383 @@
+"""Start and stop the local control plane: etcd, kube-apiserver, controller-manager, scheduler,
+kwok, Prometheus and the pod-to-simulator bridge, all on 127.0.0.1 with random free ports.
+
+The API server starts the way controller-runtime's envtest starts it (throw-away CA, service-account
+key pair, service IP range, RBAC on); then the pieces envtest lacks are added: a controller-manager
+(garbage collector, deployments, HPA, service-account tokens), a scheduler and kwok, so pods are
+really scheduled onto GPU-shaped fake nodes and become Ready. Every process runs in its own session
+and is recorded in ``DIR/state.json``, so ``slogate dev down`` from another shell stops exactly
+what ``up`` started. A component that fails to come up raises ``ClusterError`` with its log tail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from slogate.dev import crds, pki
+from slogate.dev.nodes import NodeSet, build_nodes
+from slogate.dev.versions import ensure_binaries
+
+SERVICE_CIDR = "10.0.0.0/24"
+POD_CIDR = "10.244.0.0/16"
+
+
+class ClusterError(RuntimeError):
+    """A component failed to start or to become healthy; the message carries its log tail."""
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as gone
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def find_prometheus() -> str:
+    """The prometheus binary from Debian's package (or PATH)."""
+    for candidate in (shutil.which("prometheus"), "/usr/bin/prometheus"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise ClusterError("prometheus not found: install Debian's package (apt-get install prometheus)")
+
+
+@dataclass
+class LocalCluster:
+    """A local control plane rooted at ``dir``. ``up()`` starts it, ``down()`` stops every process."""
+
+    dir: Path
+    nodes: NodeSet = field(default_factory=NodeSet)
+    optional_crds: bool = True
+    prometheus: bool = True
+    bridge: bool = True
+    state: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ paths and state
+    @property
+    def kubeconfig(self) -> Path:
+        return self.dir / "kubeconfig"
+
+    @property
+    def env_file(self) -> Path:
+        return self.dir / "env"
+
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "state.json"
+
+    @property
+    def logs(self) -> Path:
+        return self.dir / "logs"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.state['ports']['prometheus']}"
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.state['ports']['apiserver']}"
+
+    def _save(self) -> None:
+        self.state_file.write_text(json.dumps(self.state, indent=2))
+
+    @classmethod
+    def load(cls, directory: Path) -> LocalCluster:
+        """Attach to a cluster started earlier (possibly by another process)."""
+        c = cls(Path(directory))
+        if not c.state_file.exists():
+            raise ClusterError(f"no cluster state in {directory} (run `slogate dev up --dir {directory}`)")
+        c.state = json.loads(c.state_file.read_text())
+        return c
+
+    # ------------------------------------------------------------------ processes
+    def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child process
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+            cwd=self.dir,
+        )
+        log.close()
+        self.state.setdefault("processes", {})[name] = proc.pid
+        self._save()
+
+    def _fail(self, name: str, what: str) -> ClusterError:
+        return ClusterError(f"{name} {what}; last lines of {self.logs / (name + '.log')}:\n{_tail(self.logs / (name + '.log'))}")
+
+    def _wait(self, name: str, check: Any, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pid = self.state["processes"][name]
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                raise self._fail(name, "exited during start-up")
+            try:
+                if check():
+                    return
+            except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
+                last = exc
+            time.sleep(0.2)
+        raise self._fail(name, f"did not become healthy within {timeout:.0f}s ({last})")
+
+    def _https_ok(self, url: str, *, client: str | None = "admin") -> bool:
+        p = pki.PKI(self.dir / "pki")
+        ctx = ssl.create_default_context(cafile=str(p.ca_crt))
+        if client:
+            ctx.load_cert_chain(str(p.crt(client)), str(p.key(client)))
+        else:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        with urllib.request.urlopen(url, context=ctx, timeout=2) as r:
+            return r.status == 200
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        """Run the built kubectl against this cluster."""
+        result = subprocess.run(
+            [str(Path(self.state["bin"]) / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input, text=True, capture_output=True, check=False,
+        )
+        if check and result.returncode != 0:
+            raise ClusterError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def apply(self, docs: list[dict[str, Any]]) -> None:
+        """Server-side apply documents with kubectl."""
+        self.kubectl(
+            "apply", "--server-side", "--force-conflicts", "--field-manager=slogate-dev", "-f", "-",
+            input=yaml.safe_dump_all(docs),
+        )
+
+    # ------------------------------------------------------------------ up / down
+    def up(self, *, timeout: float = 120) -> LocalCluster:
+        """Start everything and wait until nodes are Ready; writes ``kubeconfig`` and ``env``."""
+        self.dir = self.dir.resolve()
+        if self.state_file.exists():
+            old = json.loads(self.state_file.read_text())
+            if any(_alive(pid) for pid in old.get("processes", {}).values()):
+                raise ClusterError(f"a cluster is already running in {self.dir} (slogate dev down --dir {self.dir})")
+        for sub in ("etcd", "prometheus-data", "file_sd", "logs"):
+            shutil.rmtree(self.dir / sub, ignore_errors=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        binaries = ensure_binaries()
+        ports = {k: free_port() for k in ("etcd", "etcd_peer", "apiserver", "cm", "scheduler", "kwok", "prometheus")}
+        self.state = {"bin": str(binaries), "ports": ports, "processes": {}, "dir": str(self.dir)}
+        self._save()
+        try:
+            self._up(binaries, ports, timeout)
+        except BaseException:
+            self.down()
+            raise
+        self.state["startup_seconds"] = round(time.monotonic() - started, 1)
+        self._save()
+        return self
+
+    def _up(self, b: Path, ports: dict[str, int], timeout: float) -> None:
+        p = pki.generate(self.dir / "pki")
+        server = f"https://127.0.0.1:{ports['apiserver']}"
+        for user in pki.CLIENTS:
+            path = self.kubeconfig if user == "admin" else self.dir / f"{user}.kubeconfig"
+            path.write_text(yaml.safe_dump(pki.kubeconfig(p, server=server, user=user)))
+            path.chmod(0o600)
+
+        self._start("etcd", [
+            str(b / "etcd"), "--name=slogate", f"--data-dir={self.dir / 'etcd'}",
+            f"--listen-client-urls=http://127.0.0.1:{ports['etcd']}",
+            f"--advertise-client-urls=http://127.0.0.1:{ports['etcd']}",
+            f"--listen-peer-urls=http://127.0.0.1:{ports['etcd_peer']}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{ports['etcd_peer']}",
+            f"--initial-cluster=slogate=http://127.0.0.1:{ports['etcd_peer']}",
+            "--unsafe-no-fsync", "--quota-backend-bytes=2147483648", "--log-level=warn",
+        ])
+        self._wait("etcd", lambda: urllib.request.urlopen(f"http://127.0.0.1:{ports['etcd']}/health", timeout=2).status == 200, 30)
+
+        self._start("kube-apiserver", [
+            str(b / "kube-apiserver"),
+            f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={ports['apiserver']}",
+            f"--cert-dir={self.dir / 'pki'}",
+            f"--tls-cert-file={p.crt('apiserver')}", f"--tls-private-key-file={p.key('apiserver')}",
+            f"--client-ca-file={p.ca_crt}",
+            "--authorization-mode=RBAC", "--anonymous-auth=true",
+            f"--service-account-key-file={p.sa_pub}", f"--service-account-signing-key-file={p.sa_key}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-cluster-ip-range={SERVICE_CIDR}", "--allow-privileged=true",
+            "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,DefaultTolerationSeconds,ResourceQuota,"
+            "PodSecurity",
+            "--endpoint-reconciler-type=none", "--v=1",
+        ])
+        self._wait("kube-apiserver", lambda: self._https_ok(f"{server}/readyz"), 90)
+
+        self._start("kube-controller-manager", [
+            str(b / "kube-controller-manager"),
+            f"--kubeconfig={self.dir / 'controller-manager.kubeconfig'}",
+            f"--authentication-kubeconfig={self.dir / 'controller-manager.kubeconfig'}",
+            f"--authorization-kubeconfig={self.dir / 'controller-manager.kubeconfig'}",
+            "--bind-address=127.0.0.1", f"--secure-port={ports['cm']}",
+            "--leader-elect=false", "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={p.sa_key}", f"--root-ca-file={p.ca_crt}",
+            f"--cluster-signing-cert-file={p.ca_crt}", f"--cluster-signing-key-file={self.dir / 'pki' / 'ca.key'}",
+            "--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller",
+            "--concurrent-gc-syncs=5", "--horizontal-pod-autoscaler-sync-period=5s", "--v=1",
+        ])
+        self._start("kube-scheduler", [
+            str(b / "kube-scheduler"),
+            f"--kubeconfig={self.dir / 'scheduler.kubeconfig'}",
+            f"--authentication-kubeconfig={self.dir / 'scheduler.kubeconfig'}",
+            f"--authorization-kubeconfig={self.dir / 'scheduler.kubeconfig'}",
+            "--bind-address=127.0.0.1", f"--secure-port={ports['scheduler']}", "--leader-elect=false", "--v=1",
+        ])
+        self._start("kwok", [
+            str(b / "kwok"), f"--kubeconfig={self.kubeconfig}",
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            "--manage-nodes-with-label-selector=",
+            "--disregard-status-with-annotation-selector=kwok.x-k8s.io/status=custom",
+            "--disregard-status-with-label-selector=",
+            f"--cidr={POD_CIDR}", "--node-ip=10.1.0.1", "--node-lease-duration-seconds=40",
+            f"--server-address=127.0.0.1:{ports['kwok']}",
+        ])
+        self._wait("kube-controller-manager", lambda: self._https_ok(f"https://127.0.0.1:{ports['cm']}/healthz", client=None), 60)
+        self._wait("kube-scheduler", lambda: self._https_ok(f"https://127.0.0.1:{ports['scheduler']}/healthz", client=None), 60)
+
+        docs = crds.our_crds() + (crds.optional_crds() if self.optional_crds else [])
+        self.apply(docs)
+        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", *[f"crd/{d['metadata']['name']}" for d in docs])
+        self.apply(build_nodes(self.nodes))
+        self._wait("kwok", lambda: self._nodes_ready(), timeout)
+
+        if self.prometheus:
+            self._start_prometheus(ports["prometheus"])
+        if self.bridge:
+            self._start("bridge", [
+                sys.executable, "-m", "slogate.dev.bridge", f"--dir={self.dir}", f"--kubeconfig={self.kubeconfig}",
+            ])
+            self._wait("bridge", lambda: (self.dir / "bridge.ready").exists(), 30)
+
+        env = {"KUBECONFIG": str(self.kubeconfig), "SLOGATE_DEV_DIR": str(self.dir)}
+        if self.prometheus:
+            env["PROMETHEUS_URL"] = self.prometheus_url
+        self.env_file.write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
+
+    def _nodes_ready(self) -> bool:
+        out = json.loads(self.kubectl("get", "nodes", "-o", "json"))
+        items = out["items"]
+        want = len(build_nodes(self.nodes))
+        ready = [
+            n for n in items
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))
+        ]
+        return len(ready) >= want
+
+    def _start_prometheus(self, port: int) -> None:
+        sd = self.dir / "file_sd"
+        sd.mkdir(parents=True, exist_ok=True)
+        (sd / "sims.json").write_text("[]")
+        config = {
+            "global": {"scrape_interval": "2s", "evaluation_interval": "2s", "scrape_timeout": "1s"},
+            "scrape_configs": [
+                {
+                    # Targets and their labels come from the bridge, shaped like a PodMonitor's.
+                    "job_name": "slogate-pods",
+                    "file_sd_configs": [{"files": [str(sd / "*.json")], "refresh_interval": "1s"}],
+                },
+            ],
+        }
+        cfg = self.dir / "prometheus.yml"
+        cfg.write_text(yaml.safe_dump(config))
+        self._start("prometheus", [
+            find_prometheus(), f"--config.file={cfg}", f"--storage.tsdb.path={self.dir / 'prometheus-data'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle", "--log.level=warn",
+            "--storage.tsdb.retention.time=1d",
+        ])
+        self._wait("prometheus", lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2).status == 200, 60)
+
+    def down(self, *, timeout: float = 15) -> list[str]:
+        """Stop every recorded process (newest first), SIGTERM then SIGKILL. Returns names still alive (none)."""
+        procs: dict[str, int] = self.state.get("processes", {})
+        for name, pid in reversed(list(procs.items())):
+            if _alive(pid):
+                try:
+                    os.killpg(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(_alive(pid) for pid in procs.values()):
+            time.sleep(0.1)
+        for pid in procs.values():
+            if _alive(pid):
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        time.sleep(0.2)
+        for pid in procs.values():  # reap our own children so they are not left as zombies
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        left = [name for name, pid in procs.items() if _alive(pid)]
+        self.state["processes"] = {}
+        if self.state_file.parent.exists():
+            self._save()
+        (self.dir / "bridge.ready").unlink(missing_ok=True)
+        return left
+
+    def status(self) -> dict[str, Any]:
+        """Which components run, on which ports."""
+        return {
+            "dir": str(self.dir),
+            "components": {name: {"pid": pid, "running": _alive(pid)} for name, pid in self.state.get("processes", {}).items()},
+            "ports": self.state.get("ports", {}),
+            "kubeconfig": str(self.kubeconfig),
+        }
+
+
+def default_dir() -> Path:
+    """``$SLOGATE_DEV_DIR`` or ``.slogate-dev`` in the current directory."""
+    return Path(os.environ.get("SLOGATE_DEV_DIR") or Path.cwd() / ".slogate-dev")
+
+
+def temporary_cluster(**kwargs: Any) -> LocalCluster:
+    """A cluster in a fresh temporary directory (tests, benchmarks)."""
+    return LocalCluster(Path(tempfile.mkdtemp(prefix="slogate-dev-")), **kwargs)
