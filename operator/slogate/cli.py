@@ -46,7 +46,9 @@ def _iter_sources(paths: list[str]) -> Iterator[tuple[str, str]]:
             continue
         path = Path(raw)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json") and p.is_file())
+            files = sorted(
+                p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json") and p.is_file()
+            )
             for f in files:
                 try:
                     yield str(f), f.read_text()
@@ -83,7 +85,9 @@ def validate_paths(paths: list[str]) -> tuple[list[dict[str, Any]], int]:
                     {
                         "file": name,
                         "document": index,
-                        "name": doc["metadata"].get("name") if isinstance(doc.get("metadata"), dict) else None,
+                        "name": doc["metadata"].get("name")
+                        if isinstance(doc.get("metadata"), dict)
+                        else None,
                         "path": problem.path,
                         "message": problem.message,
                     }
@@ -150,8 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``slogate`` console script."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["sim"] and args_list[1:2] in (["serve"], ["load"]):
+        # The simulator's own parsers own these arguments; hand them over untouched.
+        if args_list[1] == "serve":
+            from slogate.sim.server import main as serve_main
+
+            return serve_main(args_list[2:])
+        from slogate.sim.loadgen import main as load_main
+
+        return load_main(args_list[2:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     return int(args.func(args))
 
 

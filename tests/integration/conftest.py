@@ -31,7 +31,7 @@ def wait_for(fn, *, timeout: float, what: str, interval: float = 0.25):
             value = fn()
             if value:
                 return value
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             last = exc
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
@@ -51,7 +51,7 @@ def cluster() -> Iterator[LocalCluster]:
 
 @pytest.fixture(scope="session")
 def kube(cluster: LocalCluster):
-    from kubernetes import client, config
+    from kubernetes import config
 
     return config.new_client_from_config(config_file=str(cluster.kubeconfig))
 
@@ -66,6 +66,10 @@ def namespace(kube) -> Iterator[str]:
     core = client.CoreV1Api(kube)
     core.create_namespace({"metadata": {"name": name}})
     # Pods need the namespace's default ServiceAccount, which the controller-manager creates.
-    wait_for(lambda: core.read_namespaced_service_account("default", name), timeout=30, what="default ServiceAccount")
+    wait_for(
+        lambda: core.read_namespaced_service_account("default", name),
+        timeout=30,
+        what="default ServiceAccount",
+    )
     yield name
     core.delete_namespace(name)

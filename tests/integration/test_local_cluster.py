@@ -24,7 +24,9 @@ def _pod(name: str, *, gpus: int = 0, resource: str = "nvidia.com/gpu", labels: 
         "kind": "Pod",
         "metadata": {"name": name, "labels": labels or {}},
         "spec": {
-            "containers": [{"name": "engine", "image": "vllm/vllm-openai:v0.33.0", "resources": {"limits": limits}}],
+            "containers": [
+                {"name": "engine", "image": "vllm/vllm-openai:v0.33.0", "resources": {"limits": limits}}
+            ],
             "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
         },
     }
@@ -33,7 +35,12 @@ def _pod(name: str, *, gpus: int = 0, resource: str = "nvidia.com/gpu", labels: 
 def _mdep(name: str, **spec_overrides) -> dict:
     spec = {"model": {"source": "hf://meta-llama/Llama-3.1-8B-Instruct"}, "resources": {"gpu": {"count": 1}}}
     spec.update(spec_overrides)
-    return {"apiVersion": "slogate.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name}, "spec": spec}
+    return {
+        "apiVersion": "slogate.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
 
 
 def test_nodes_are_gpu_shaped(cluster: LocalCluster, kube):
@@ -70,7 +77,9 @@ def test_two_gpu_pod_lands_on_a_big_enough_node_and_becomes_ready(kube, namespac
 def test_mig_pod_lands_on_the_mig_node(kube, namespace):
     core = client.CoreV1Api(kube)
     core.create_namespaced_pod(namespace, _pod("mig", gpus=1, resource="nvidia.com/mig-3g.40gb"))
-    pod = wait_for(lambda: core.read_namespaced_pod("mig", namespace).spec.node_name, timeout=60, what="binding")
+    pod = wait_for(
+        lambda: core.read_namespaced_pod("mig", namespace).spec.node_name, timeout=60, what="binding"
+    )
     assert pod == "mig-0"
 
 
@@ -81,7 +90,12 @@ def test_too_many_gpus_stays_pending_unschedulable(kube, namespace):
     def unschedulable():
         p = core.read_namespaced_pod("greedy", namespace)
         return next(
-            (c for c in (p.status.conditions or []) if c.type == "PodScheduled" and c.reason == "Unschedulable"), None
+            (
+                c
+                for c in (p.status.conditions or [])
+                if c.type == "PodScheduled" and c.reason == "Unschedulable"
+            ),
+            None,
         )
 
     cond = wait_for(unschedulable, timeout=60, what="PodScheduled=False/Unschedulable")
@@ -92,22 +106,53 @@ def test_too_many_gpus_stays_pending_unschedulable(kube, namespace):
 @pytest.mark.parametrize(
     "spec, path, message",
     [
-        ({"autoscaling": {"minReplicas": 4, "maxReplicas": 2}}, "spec.autoscaling.maxReplicas",
-         "maxReplicas must be greater than or equal to minReplicas"),
-        ({"model": {"source": "ftp://example/model"}}, "spec.model.source", "source must be a URI with scheme"),
-        ({"resources": {"gpu": {"count": 2, "resource": "nvidia.com/mig-3g.40gb"}}}, "spec.resources.gpu.count",
-         "a MIG slice serves a replica from exactly one slice"),
+        (
+            {"autoscaling": {"minReplicas": 4, "maxReplicas": 2}},
+            "spec.autoscaling.maxReplicas",
+            "maxReplicas must be greater than or equal to minReplicas",
+        ),
+        (
+            {"model": {"source": "ftp://example/model"}},
+            "spec.model.source",
+            "source must be a URI with scheme",
+        ),
+        (
+            {"resources": {"gpu": {"count": 2, "resource": "nvidia.com/mig-3g.40gb"}}},
+            "spec.resources.gpu.count",
+            "a MIG slice serves a replica from exactly one slice",
+        ),
         ({"rollout": {"strategy": "shadow"}}, "spec.rollout.strategy", "requires traffic.router gatewayAPI"),
-        ({"rollout": {"steps": [{"setWeight": 50}, {"setWeight": 10}]}}, "spec.rollout.steps",
-         "setWeight must increase"),
-        ({"slo": {"objectives": [{"metric": "ttft", "percentile": 100, "max": "1s"}]}},
-         "spec.slo.objectives[0].percentile", "percentile must lie strictly between 0 and 100"),
-        ({"engine": {"tensorParallelSize": 3}, "resources": {"gpu": {"count": 4}}}, "spec.engine.tensorParallelSize",
-         "must divide resources.gpu.count"),
-        ({"fallback": {"targets": [{"modelDeployment": "self-ref"}]}}, "spec.fallback.targets",
-         "cannot be the ModelDeployment itself"),
+        (
+            {"rollout": {"steps": [{"setWeight": 50}, {"setWeight": 10}]}},
+            "spec.rollout.steps",
+            "setWeight must increase",
+        ),
+        (
+            {"slo": {"objectives": [{"metric": "ttft", "percentile": 100, "max": "1s"}]}},
+            "spec.slo.objectives[0].percentile",
+            "percentile must lie strictly between 0 and 100",
+        ),
+        (
+            {"engine": {"tensorParallelSize": 3}, "resources": {"gpu": {"count": 4}}},
+            "spec.engine.tensorParallelSize",
+            "must divide resources.gpu.count",
+        ),
+        (
+            {"fallback": {"targets": [{"modelDeployment": "self-ref"}]}},
+            "spec.fallback.targets",
+            "cannot be the ModelDeployment itself",
+        ),
     ],
-    ids=["max-lt-min", "scheme", "mig-count", "shadow-router", "weights", "percentile", "tp-divides", "fallback-self"],
+    ids=[
+        "max-lt-min",
+        "scheme",
+        "mig-count",
+        "shadow-router",
+        "weights",
+        "percentile",
+        "tp-divides",
+        "fallback-self",
+    ],
 )
 def test_api_server_and_offline_validation_agree(kube, namespace, spec, path, message):
     doc = _mdep("self-ref", **spec)
@@ -129,18 +174,30 @@ def test_valid_modeldeployment_is_accepted_and_printer_columns_exist(cluster: Lo
     header = out.splitlines()[0].split()
     assert header[:8] == ["NAME", "PHASE", "STABLE", "CANARY", "WEIGHT", "READY", "SLO", "AGE"]
     assert "ok" in out
-    assert "modeldeployments.slogate.io" in cluster.kubectl("get", "crd", "-l", "app.kubernetes.io/name=slogate")
+    assert "modeldeployments.slogate.io" in cluster.kubectl(
+        "get", "crd", "-l", "app.kubernetes.io/name=slogate"
+    )
 
 
 def test_deleting_an_owner_garbage_collects_its_children(kube, namespace):
     api = client.CustomObjectsApi(kube)
     core = client.CoreV1Api(kube)
-    owner = api.create_namespaced_custom_object("slogate.io", "v1alpha1", namespace, "modeldeployments", _mdep("owner"))
-    ref = {"apiVersion": "slogate.io/v1alpha1", "kind": "ModelDeployment", "name": "owner",
-           "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+    owner = api.create_namespaced_custom_object(
+        "slogate.io", "v1alpha1", namespace, "modeldeployments", _mdep("owner")
+    )
+    ref = {
+        "apiVersion": "slogate.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "name": "owner",
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "child", "ownerReferences": [ref]}})
-    core.create_namespaced_service(namespace, {"metadata": {"name": "child", "ownerReferences": [ref]},
-                                               "spec": {"ports": [{"port": 80}]}})
+    core.create_namespaced_service(
+        namespace,
+        {"metadata": {"name": "child", "ownerReferences": [ref]}, "spec": {"ports": [{"port": 80}]}},
+    )
     api.delete_namespaced_custom_object("slogate.io", "v1alpha1", namespace, "modeldeployments", "owner")
 
     def gone():
@@ -154,13 +211,22 @@ def test_deleting_an_owner_garbage_collects_its_children(kube, namespace):
 def test_deployment_controller_and_replicasets_work(kube, namespace):
     apps = client.AppsV1Api(kube)
     pod = _pod("x", gpus=1)
-    apps.create_namespaced_deployment(namespace, {
-        "metadata": {"name": "web"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": pod["spec"]}},
-    })
-    wait_for(lambda: (apps.read_namespaced_deployment("web", namespace).status.ready_replicas or 0) == 2,
-             timeout=90, what="deployment to have 2 ready replicas")
+    apps.create_namespaced_deployment(
+        namespace,
+        {
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": pod["spec"]},
+            },
+        },
+    )
+    wait_for(
+        lambda: (apps.read_namespaced_deployment("web", namespace).status.ready_replicas or 0) == 2,
+        timeout=90,
+        what="deployment to have 2 ready replicas",
+    )
 
 
 def test_simulator_is_scraped_with_the_pods_labels(cluster: LocalCluster, kube, namespace):
@@ -171,7 +237,7 @@ def test_simulator_is_scraped_with_the_pods_labels(cluster: LocalCluster, kube, 
     core.create_namespaced_pod(namespace, _pod("llama-sim", gpus=1, labels=labels))
     prom = PrometheusConnect(url=cluster.prometheus_url, disable_ssl=True)
     query = (
-        f'sum by (namespace, pod, slogate_io_revision, slogate_io_track) '
+        f"sum by (namespace, pod, slogate_io_revision, slogate_io_track) "
         f'(vllm:request_success_total{{namespace="{namespace}"}})'
     )
 
@@ -181,8 +247,13 @@ def test_simulator_is_scraped_with_the_pods_labels(cluster: LocalCluster, kube, 
 
     result = wait_for(scraped, timeout=60, what="Prometheus to scrape the pod's simulator")
     metric = result[0]["metric"]
-    assert metric == {"namespace": namespace, "pod": "llama-sim", "slogate_io_revision": "abc123",
-                      "slogate_io_track": "stable"}
+    assert metric == {
+        "namespace": namespace,
+        "pod": "llama-sim",
+        "slogate_io_revision": "abc123",
+        "slogate_io_track": "stable",
+    }
+
     def p95_ttft():
         r = prom.custom_query(
             f'histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket{{namespace="{namespace}"}}[6s])))'
@@ -194,14 +265,32 @@ def test_simulator_is_scraped_with_the_pods_labels(cluster: LocalCluster, kube, 
 
     # Fault injection through the CLI reaches this pod's simulator.
     out = subprocess.run(
-        [sys.executable, "-m", "slogate", "dev", "--dir", str(cluster.dir), "sim", "set", "-n", namespace,
-         "-l", "slogate.io/revision=abc123", "--ttft-ms", "900"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "slogate",
+            "dev",
+            "--dir",
+            str(cluster.dir),
+            "sim",
+            "set",
+            "-n",
+            namespace,
+            "-l",
+            "slogate.io/revision=abc123",
+            "--ttft-ms",
+            "900",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert f"{namespace}/llama-sim" in out.stdout
     listing = subprocess.run(
         [sys.executable, "-m", "slogate", "dev", "--dir", str(cluster.dir), "sim", "list"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     row = next(line for line in listing.splitlines() if f"{namespace}/llama-sim" in line)
     assert "900ms" in row
@@ -216,8 +305,11 @@ def test_simulator_is_scraped_with_the_pods_labels(cluster: LocalCluster, kube, 
 
     # The pod goes, so do its simulator and its target.
     core.delete_namespaced_pod("llama-sim", namespace, grace_period_seconds=0)
-    wait_for(lambda: f"{namespace}/llama-sim" not in json.loads((cluster.dir / "sims.json").read_text()),
-             timeout=60, what="the bridge to drop the simulator")
+    wait_for(
+        lambda: f"{namespace}/llama-sim" not in json.loads((cluster.dir / "sims.json").read_text()),
+        timeout=60,
+        what="the bridge to drop the simulator",
+    )
 
 
 def test_second_cluster_without_optional_crds_runs_beside_and_down_leaves_nothing(cluster: LocalCluster):
@@ -237,7 +329,10 @@ def test_second_cluster_without_optional_crds_runs_beside_and_down_leaves_nothin
     time.sleep(0.5)
     assert [name for name, pid in pids.items() if _alive(pid)] == []
     # The CLI agrees: status on a stopped cluster reports it is not running.
-    res = subprocess.run([sys.executable, "-m", "slogate", "dev", "--dir", str(other.dir), "status"],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "slogate", "dev", "--dir", str(other.dir), "status"],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 1
     assert f"export KUBECONFIG={other.kubeconfig}" in other.env_file.read_text()

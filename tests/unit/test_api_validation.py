@@ -414,8 +414,8 @@ INVALID = [
     ),
     pytest.param(
         setting("metadata.name", "chat-llama-" + "x" * 43),
-        "metadata.name",
-        "name must be at most 53 characters so that NAME-REVISION children fit in 63",
+        "<root>",
+        "metadata.name must be at most 53 characters so that NAME-REVISION children fit in 63",
         id="name-54-chars",
     ),
     # --- pydantic: structure, types, enums, bounds, patterns
@@ -623,7 +623,7 @@ def test_a_document_with_several_mistakes_reports_all_of_them_sorted_by_path() -
     problems = validate_document(doc)
     got = [(p.path, p.message) for p in problems]
     expected = [
-        ("metadata.name", "NAME-REVISION"),
+        ("<root>", "NAME-REVISION"),
         ("spec.engine.threads", "unknown field"),
         (SRC, "scheme hf://"),
         ("spec.replicas", "greater than or equal to 0"),

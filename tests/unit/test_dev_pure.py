@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from slogate.dev.bridge import parse_selector, sanitize_label, selector_matches, sim_config_for, target_labels, wants_simulator
+from slogate.dev.bridge import (
+    parse_selector,
+    sanitize_label,
+    selector_matches,
+    sim_config_for,
+    target_labels,
+    wants_simulator,
+)
 from slogate.dev.nodes import A100, H100, NodeSet, build_nodes
 
 
@@ -27,7 +34,9 @@ def test_default_nodes_look_like_gpu_feature_discovery():
 
 
 def test_node_set_is_configurable():
-    nodes = build_nodes(NodeSet(gpu_nodes=4, products=(A100,), gpus_per_node=(8,), mig_node=False, cpu_node=False))
+    nodes = build_nodes(
+        NodeSet(gpu_nodes=4, products=(A100,), gpus_per_node=(8,), mig_node=False, cpu_node=False)
+    )
     assert [n["metadata"]["name"] for n in nodes] == ["gpu-0", "gpu-1", "gpu-2", "gpu-3"]
     assert {n["status"]["capacity"]["nvidia.com/gpu"] for n in nodes} == {"8"}
     assert {n["metadata"]["labels"]["nvidia.com/gpu.product"] for n in nodes} == {A100.name}
@@ -35,10 +44,21 @@ def test_node_set_is_configurable():
 
 def _pod(**over):
     pod = {
-        "metadata": {"name": "llama-abc-1", "namespace": "ml", "uid": "u1",
-                     "labels": {"slogate.io/deployment": "llama", "slogate.io/revision": "abc", "app": "x"}},
-        "spec": {"containers": [{"name": "engine", "image": "vllm/vllm-openai:v0.33.0",
-                                 "args": ["--model", "m", "--served-model-name", "chat", "chat-alias", "--port", "8000"]}]},
+        "metadata": {
+            "name": "llama-abc-1",
+            "namespace": "ml",
+            "uid": "u1",
+            "labels": {"slogate.io/deployment": "llama", "slogate.io/revision": "abc", "app": "x"},
+        },
+        "spec": {
+            "containers": [
+                {
+                    "name": "engine",
+                    "image": "vllm/vllm-openai:v0.33.0",
+                    "args": ["--model", "m", "--served-model-name", "chat", "chat-alias", "--port", "8000"],
+                }
+            ]
+        },
         "status": {"phase": "Running", "podIP": "10.244.0.3"},
     }
     for k, v in over.items():
@@ -63,8 +83,12 @@ def test_wants_simulator(pod, wanted):
 
 def test_labels_follow_podmonitor_pod_target_labels():
     assert target_labels(_pod()) == {
-        "slogate_io_deployment": "llama", "slogate_io_revision": "abc", "app": "x",
-        "namespace": "ml", "pod": "llama-abc-1", "container": "engine",
+        "slogate_io_deployment": "llama",
+        "slogate_io_revision": "abc",
+        "app": "x",
+        "namespace": "ml",
+        "pod": "llama-abc-1",
+        "container": "engine",
     }
     assert sanitize_label("app.kubernetes.io/name") == "app_kubernetes_io_name"
 
@@ -72,13 +96,27 @@ def test_labels_follow_podmonitor_pod_target_labels():
 def test_sim_config_from_engine_annotation_and_rules():
     cfg = sim_config_for(_pod(), [])
     assert cfg["mode"] == "vllm" and cfg["model"] == "chat" and cfg["aliases"] == ["chat-alias"]
-    tgi = _pod(spec={"containers": [{"name": "engine", "image": "ghcr.io/huggingface/text-generation-inference:3.3.6",
-                                     "args": ["--model-id", "mistral"]}]})
+    tgi = _pod(
+        spec={
+            "containers": [
+                {
+                    "name": "engine",
+                    "image": "ghcr.io/huggingface/text-generation-inference:3.3.6",
+                    "args": ["--model-id", "mistral"],
+                }
+            ]
+        }
+    )
     assert sim_config_for(tgi, [])["mode"] == "tgi"
     annotated = _pod(metadata={"annotations": {"sim.slogate.io/config": json.dumps({"ttft_ms": 50})}})
     assert sim_config_for(annotated, [])["ttft_ms"] == 50
     rules = [
-        {"namespace": "ml", "pod": None, "selector": {"slogate.io/revision": "abc"}, "config": {"ttft_ms": 900}},
+        {
+            "namespace": "ml",
+            "pod": None,
+            "selector": {"slogate.io/revision": "abc"},
+            "config": {"ttft_ms": 900},
+        },
         {"namespace": "other", "pod": None, "selector": {}, "config": {"error_rate": 1.0}},
         {"namespace": "ml", "pod": "someone-else", "selector": {}, "config": {"rps": 0}},
     ]

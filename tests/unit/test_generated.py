@@ -19,7 +19,9 @@ def test_committed_crd_is_not_stale():
 
 def test_committed_api_docs_are_not_stale():
     intro = (ROOT / "docs" / "api.intro.md").read_text()
-    assert (ROOT / "docs" / "api.md").read_text() == render_api_md(intro), "docs/api.md is stale: run `make docs`"
+    assert (ROOT / "docs" / "api.md").read_text() == render_api_md(intro), (
+        "docs/api.md is stale: run `make docs`"
+    )
 
 
 def _walk(node, path="$"):
@@ -52,12 +54,18 @@ def test_schema_is_structural():
 
 def test_every_cel_rule_has_a_message_and_a_known_reason():
     schema = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    rules = [r for _, n in _walk(schema) if isinstance(n, dict) for r in n.get("x-kubernetes-validations", [])]
+    rules = [
+        r for _, n in _walk(schema) if isinstance(n, dict) for r in n.get("x-kubernetes-validations", [])
+    ]
     assert len(rules) >= 20
     for r in rules:
         assert r["message"] and r["rule"]
         assert r.get("reason", "FieldValueInvalid") in {
-            "FieldValueInvalid", "FieldValueRequired", "FieldValueForbidden", "FieldValueDuplicate", "FieldValueTooLong"
+            "FieldValueInvalid",
+            "FieldValueRequired",
+            "FieldValueForbidden",
+            "FieldValueDuplicate",
+            "FieldValueTooLong",
         }
 
 

@@ -28,8 +28,14 @@ def test_parse_duration_rejects(text):
 
 @pytest.mark.parametrize(
     "text, value",
-    [("8", Decimal(8)), ("500m", Decimal("0.5")), ("64Gi", Decimal(64 * 2**30)), ("1k", Decimal(1000)),
-     ("0.5", Decimal("0.5")), ("2M", Decimal(2_000_000))],
+    [
+        ("8", Decimal(8)),
+        ("500m", Decimal("0.5")),
+        ("64Gi", Decimal(64 * 2**30)),
+        ("1k", Decimal(1000)),
+        ("0.5", Decimal("0.5")),
+        ("2M", Decimal(2_000_000)),
+    ],
 )
 def test_parse_quantity(text, value):
     assert parse_quantity(text) == value
@@ -41,13 +47,17 @@ def test_parse_quantity_rejects(text):
         parse_quantity(text)
 
 
-@pytest.mark.parametrize("seconds, text", [(90, "1m30s"), (0.25, "250ms"), (3600, "1h"), (0, "0s"), (3661, "1h1m1s")])
+@pytest.mark.parametrize(
+    "seconds, text", [(90, "1m30s"), (0.25, "250ms"), (3600, "1h"), (0, "0s"), (3661, "1h1m1s")]
+)
 def test_format_duration_round_trips(seconds, text):
     assert format_duration(timedelta(seconds=seconds)) == text
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("module", [slogate.api.types, slogate.dev.nodes, slogate.dev.bridge], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module", [slogate.api.types, slogate.dev.nodes, slogate.dev.bridge], ids=lambda m: m.__name__
+)
 def test_doctests(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0

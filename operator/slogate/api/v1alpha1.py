@@ -20,7 +20,9 @@ from slogate.api.types import DNSLabel, DNSSubdomain, Duration, Quantity
 DURATION_CEL = "^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$"
 
 
-def cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> dict[str, str]:
+def cel(
+    rule: str, message: str, *, field_path: str | None = None, reason: str | None = None
+) -> dict[str, str]:
     """One ``x-kubernetes-validations`` entry. ``field_path`` points the error at a child field."""
     out = {"rule": rule, "message": message}
     if field_path:
@@ -90,7 +92,7 @@ class ModelSource(_Spec):
     ``AWS_ACCESS_KEY_ID``)."""
 
 
-class EngineKind(str, enum.Enum):
+class EngineKind(enum.StrEnum):
     """The serving engine."""
 
     VLLM = "vllm"
@@ -160,7 +162,7 @@ class GPU(_Spec):
     Defaults to ``nvidia.com/gpu``."""
 
 
-class TolerationOperator(str, enum.Enum):
+class TolerationOperator(enum.StrEnum):
     """core/v1 toleration operator."""
 
     EXISTS = "Exists"
@@ -169,7 +171,7 @@ class TolerationOperator(str, enum.Enum):
     """Tolerates one value."""
 
 
-class TaintEffect(str, enum.Enum):
+class TaintEffect(enum.StrEnum):
     """core/v1 taint effect."""
 
     NO_SCHEDULE = "NoSchedule"
@@ -210,7 +212,7 @@ class Resources(_Spec):
     """Extra tolerations; the ``nvidia.com/gpu`` taint is tolerated automatically when GPUs are requested."""
 
 
-class AutoscalingProvider(str, enum.Enum):
+class AutoscalingProvider(enum.StrEnum):
     """What scales the stable track."""
 
     KEDA = "keda"
@@ -219,7 +221,7 @@ class AutoscalingProvider(str, enum.Enum):
     """An autoscaling/v2 HorizontalPodAutoscaler on a custom (Pods) metric."""
 
 
-class AutoscalingMetric(str, enum.Enum):
+class AutoscalingMetric(enum.StrEnum):
     """Engine signal the autoscaler tracks, per replica."""
 
     QUEUE_DEPTH = "queueDepth"
@@ -260,7 +262,7 @@ class Autoscaling(_Spec):
     """Target value of the metric per replica (``0.8`` for kvCacheUsage). Defaults to ``10``."""
 
 
-class SLIMetric(str, enum.Enum):
+class SLIMetric(enum.StrEnum):
     """Built-in service level indicators, measured from the engine's own metrics."""
 
     TTFT = "ttft"
@@ -315,7 +317,7 @@ class Objective(_Spec):
         ),
         cel(
             "!has(self.query) || (has(self.max) && self.max.matches('^-?[0-9]+(\\\\.[0-9]+)?$'))",
-            "a custom query objective needs max as a plain number, such as \"0.9\"",
+            'a custom query objective needs max as a plain number, such as "0.9"',
             field_path=".max",
             reason="FieldValueInvalid",
         ),
@@ -372,8 +374,11 @@ class Step(_Spec):
     """One rollout step: set the candidate's traffic weight, or pause."""
 
     model_config = _config(
-        cel("has(self.setWeight) != has(self.pause)", "a step sets exactly one of setWeight or pause",
-            reason="FieldValueInvalid"),
+        cel(
+            "has(self.setWeight) != has(self.pause)",
+            "a step sets exactly one of setWeight or pause",
+            reason="FieldValueInvalid",
+        ),
     )
 
     set_weight: Annotated[int | None, Field(ge=1, le=100)] = None
@@ -382,7 +387,7 @@ class Step(_Spec):
     """Wait for ``duration``, or for a person when no duration is given."""
 
 
-class Strategy(str, enum.Enum):
+class Strategy(enum.StrEnum):
     """How a new revision reaches users."""
 
     CANARY = "canary"
@@ -393,7 +398,7 @@ class Strategy(str, enum.Enum):
     """Mirror live traffic to the candidate (responses discarded), analyse, then promote."""
 
 
-class OnInconclusive(str, enum.Enum):
+class OnInconclusive(enum.StrEnum):
     """What to do when analysis cannot reach a verdict ``inconclusiveLimit`` times in a row."""
 
     PAUSE = "pause"
@@ -437,7 +442,7 @@ class GPUBudget(_Spec):
     """Extra GPUs the candidate may hold at once. Omitted: limited only by free capacity."""
 
 
-class Router(str, enum.Enum):
+class Router(enum.StrEnum):
     """How traffic is split between stable and candidate."""
 
     REPLICAS = "replicas"
@@ -612,7 +617,7 @@ class ModelDeploymentSpec(_Spec):
 # ------------------------------------------------------------------------------------------- status
 
 
-class ConditionStatus(str, enum.Enum):
+class ConditionStatus(enum.StrEnum):
     """metav1.ConditionStatus."""
 
     TRUE = "True"
@@ -640,7 +645,7 @@ class Condition(_Status):
     """Human-readable detail."""
 
 
-class Phase(str, enum.Enum):
+class Phase(enum.StrEnum):
     """Summary of where a ModelDeployment stands; derived from its conditions."""
 
     PENDING = "Pending"
@@ -661,7 +666,7 @@ class Phase(str, enum.Enum):
     """Cannot run (invalid spec, no GPUs anywhere)."""
 
 
-class Verdict(str, enum.Enum):
+class Verdict(enum.StrEnum):
     """Outcome of a measurement or an analysis run."""
 
     PASS = "Pass"
@@ -750,7 +755,10 @@ class ModelDeploymentStatus(_Status):
     """Summary; derived from the conditions."""
     conditions: Annotated[
         list[Condition],
-        Field(max_length=32, json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}),
+        Field(
+            max_length=32,
+            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+        ),
     ] = []
     """Standard conditions."""
     stable_revision: str | None = None
@@ -813,9 +821,8 @@ class ModelDeployment(BaseModel):
             "x-kubernetes-validations": [
                 cel(
                     "size(self.metadata.name) <= 53",
-                    "name must be at most 53 characters so that NAME-REVISION children fit in 63",
-                    field_path=".metadata.name",
-                    reason="FieldValueTooLong",
+                    "metadata.name must be at most 53 characters so that NAME-REVISION children fit in 63",
+                    reason="FieldValueInvalid",
                 ),
                 cel(
                     "!has(self.spec.fallback) || self.spec.fallback.targets.all(t,"

@@ -65,8 +65,12 @@ def _pydantic_message(err: dict[str, Any]) -> str:
         return "unknown field"
     if kind == "string_pattern_mismatch" and ctx.get("pattern") in _FRIENDLY_PATTERNS:
         return f"{_FRIENDLY_PATTERNS[ctx['pattern']]} (got {err['input']!r})"
-    if kind == "string_type" and isinstance(err.get("input"), (int, float)) and not isinstance(err["input"], bool):
-        return f"must be a string: quote the value, e.g. \"{err['input']}\""
+    if (
+        kind == "string_type"
+        and isinstance(err.get("input"), (int, float))
+        and not isinstance(err["input"], bool)
+    ):
+        return f'must be a string: quote the value, e.g. "{err["input"]}"'
     if kind in ("enum", "literal_error"):
         return f"{err['msg']} (got {err['input']!r})"
     return str(err["msg"])
@@ -80,7 +84,7 @@ def _is_sorted(values: celtypes.ListType) -> celtypes.BoolType:
 _CEL_FUNCTIONS = {"isSorted": _is_sorted}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _program(rule: str) -> celpy.Runner:
     env = celpy.Environment()
     return env.program(env.compile(rule), functions=_CEL_FUNCTIONS)
@@ -105,7 +109,7 @@ def _cel_problems(schema: dict[str, Any], value: Any, path: str) -> list[Problem
     for rule in schema.get("x-kubernetes-validations", []):
         try:
             result = _program(rule["rule"]).evaluate({"self": celpy.json_to_cel(value)})
-        except Exception:  # noqa: BLE001 - a value of the wrong type; pydantic reports that
+        except Exception:
             continue
         if isinstance(result, celpy.CELEvalError) or result is False or result == celtypes.BoolType(False):
             if isinstance(result, celpy.CELEvalError):

@@ -136,8 +136,12 @@ class Bridge:
 
     async def sync(self) -> None:
         pods = await asyncio.to_thread(self._list_pods)
-        wanted = {f"{p['metadata']['namespace']}/{p['metadata']['name']}": p for p in pods if wants_simulator(p)}
-        for key in [k for k in self.sims if k not in wanted or wanted[k]["metadata"]["uid"] != self.sims[k][2]]:
+        wanted = {
+            f"{p['metadata']['namespace']}/{p['metadata']['name']}": p for p in pods if wants_simulator(p)
+        }
+        for key in [
+            k for k in self.sims if k not in wanted or wanted[k]["metadata"]["uid"] != self.sims[k][2]
+        ]:
             sim, _, _ = self.sims.pop(key)
             await sim.stop()
             log.info("stopped simulator for %s", key)
@@ -183,7 +187,7 @@ class Bridge:
             try:
                 await self.sync()
                 ready.touch()
-            except Exception:  # noqa: BLE001 - the API server may be restarting; try again
+            except Exception:
                 log.exception("sync failed")
             try:
                 await asyncio.wait_for(self.stopping.wait(), timeout=interval)

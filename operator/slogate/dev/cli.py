@@ -28,7 +28,9 @@ def _cmd_up(args: argparse.Namespace) -> int:
             gpus_per_node=nodes.gpus_per_node,
         )
     if args.gpus_per_node:
-        nodes = NodeSet(gpu_nodes=nodes.gpu_nodes, products=nodes.products, gpus_per_node=(args.gpus_per_node,))
+        nodes = NodeSet(
+            gpu_nodes=nodes.gpu_nodes, products=nodes.products, gpus_per_node=(args.gpus_per_node,)
+        )
     cluster = LocalCluster(_dir(args), nodes=nodes, optional_crds=not args.no_optional_crds)
     try:
         cluster.up()
@@ -82,8 +84,9 @@ def _sims(directory: Path) -> dict[str, dict[str, Any]]:
 def _admin(port: int, body: dict[str, Any] | None = None) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}/admin/config"
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method="POST" if data else "GET",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=data, method="POST" if data else "GET", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=5) as r:
         return json.loads(r.read())
 
@@ -92,9 +95,16 @@ def _cmd_sim_set(args: argparse.Namespace) -> int:
     from slogate.dev.bridge import parse_selector, selector_matches
 
     directory = _dir(args)
-    change = {k: v for k, v in {
-        "ttft_ms": args.ttft_ms, "itl_ms": args.itl_ms, "error_rate": args.error_rate, "rps": args.rps,
-    }.items() if v is not None}
+    change = {
+        k: v
+        for k, v in {
+            "ttft_ms": args.ttft_ms,
+            "itl_ms": args.itl_ms,
+            "error_rate": args.error_rate,
+            "rps": args.rps,
+        }.items()
+        if v is not None
+    }
     if not change:
         print("error: nothing to set (use --ttft-ms, --itl-ms, --error-rate or --rps)", file=sys.stderr)
         return 2
@@ -116,7 +126,10 @@ def _cmd_sim_set(args: argparse.Namespace) -> int:
             hits += 1
             print(f"{sim['namespace']}/{sim['pod']}: {change}")
     if hits == 0:
-        print("no running simulator matched now; the setting applies to matching pods when they start", file=sys.stderr)
+        print(
+            "no running simulator matched now; the setting applies to matching pods when they start",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -130,23 +143,31 @@ def _cmd_sim_list(args: argparse.Namespace) -> int:
         rows.append((f"{sim['namespace']}/{sim['pod']}", sim["port"], cfg))
     print(f"{'POD':50} {'PORT':6} {'MODE':5} {'TTFT':>7} {'ITL':>6} {'ERR':>6} {'RPS':>5}")
     for name, port, cfg in rows:
-        print(f"{name:50} {port:<6} {cfg.get('mode', '?'):5} {cfg.get('ttft_ms', 0):>5.0f}ms {cfg.get('itl_ms', 0):>4.0f}ms "
-              f"{cfg.get('error_rate', 0):>6.3f} {cfg.get('rps', 0):>5.1f}")
+        print(
+            f"{name:50} {port:<6} {cfg.get('mode', '?'):5} {cfg.get('ttft_ms', 0):>5.0f}ms {cfg.get('itl_ms', 0):>4.0f}ms "
+            f"{cfg.get('error_rate', 0):>6.3f} {cfg.get('rps', 0):>5.1f}"
+        )
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``slogate dev ...`` to the main parser."""
-    dev = sub.add_parser("dev", help="the local control plane with GPU-shaped fake nodes, Prometheus and simulators")
+    dev = sub.add_parser(
+        "dev", help="the local control plane with GPU-shaped fake nodes, Prometheus and simulators"
+    )
     dev.add_argument("--dir", help="cluster directory (default: $SLOGATE_DEV_DIR or ./.slogate-dev)")
     dsub = dev.add_subparsers(dest="dev_command", required=True)
 
-    p = dsub.add_parser("up", help="start etcd, API server, controller-manager, scheduler, kwok, Prometheus, bridge")
+    p = dsub.add_parser(
+        "up", help="start etcd, API server, controller-manager, scheduler, kwok, Prometheus, bridge"
+    )
     p.add_argument("--dir", dest="dir", default=argparse.SUPPRESS)
     p.add_argument("--gpu-nodes", type=int, default=3, help="number of GPU nodes (default 3)")
     p.add_argument("--gpus-per-node", type=int, help="GPUs on every GPU node (default: 4, 2, 1 in turn)")
     p.add_argument("--products", help="comma-separated GPU products to cycle through")
-    p.add_argument("--no-optional-crds", action="store_true", help="skip Gateway API, KEDA and prometheus-operator CRDs")
+    p.add_argument(
+        "--no-optional-crds", action="store_true", help="skip Gateway API, KEDA and prometheus-operator CRDs"
+    )
     p.set_defaults(func=_cmd_up)
 
     p = dsub.add_parser("status", help="show the components and nodes")

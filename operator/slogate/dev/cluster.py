@@ -127,7 +127,7 @@ class LocalCluster:
     # ------------------------------------------------------------------ processes
     def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
-        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child process
+        log = open(self.logs / f"{name}.log", "ab")
         proc = subprocess.Popen(
             argv,
             stdout=log,
@@ -142,7 +142,9 @@ class LocalCluster:
         self._save()
 
     def _fail(self, name: str, what: str) -> ClusterError:
-        return ClusterError(f"{name} {what}; last lines of {self.logs / (name + '.log')}:\n{_tail(self.logs / (name + '.log'))}")
+        return ClusterError(
+            f"{name} {what}; last lines of {self.logs / (name + '.log')}:\n{_tail(self.logs / (name + '.log'))}"
+        )
 
     def _wait(self, name: str, check: Any, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -154,7 +156,7 @@ class LocalCluster:
             try:
                 if check():
                     return
-            except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
+            except Exception as exc:
                 last = exc
             time.sleep(0.2)
         raise self._fail(name, f"did not become healthy within {timeout:.0f}s ({last})")
@@ -174,7 +176,10 @@ class LocalCluster:
         """Run the built kubectl against this cluster."""
         result = subprocess.run(
             [str(Path(self.state["bin"]) / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
-            input=input, text=True, capture_output=True, check=False,
+            input=input,
+            text=True,
+            capture_output=True,
+            check=False,
         )
         if check and result.returncode != 0:
             raise ClusterError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
@@ -183,7 +188,12 @@ class LocalCluster:
     def apply(self, docs: list[dict[str, Any]]) -> None:
         """Server-side apply documents with kubectl."""
         self.kubectl(
-            "apply", "--server-side", "--force-conflicts", "--field-manager=slogate-dev", "-f", "-",
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=slogate-dev",
+            "-f",
+            "-",
             input=yaml.safe_dump_all(docs),
         )
 
@@ -194,13 +204,18 @@ class LocalCluster:
         if self.state_file.exists():
             old = json.loads(self.state_file.read_text())
             if any(_alive(pid) for pid in old.get("processes", {}).values()):
-                raise ClusterError(f"a cluster is already running in {self.dir} (slogate dev down --dir {self.dir})")
+                raise ClusterError(
+                    f"a cluster is already running in {self.dir} (slogate dev down --dir {self.dir})"
+                )
         for sub in ("etcd", "prometheus-data", "file_sd", "logs"):
             shutil.rmtree(self.dir / sub, ignore_errors=True)
         self.dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         binaries = ensure_binaries()
-        ports = {k: free_port() for k in ("etcd", "etcd_peer", "apiserver", "cm", "scheduler", "kwok", "prometheus")}
+        ports = {
+            k: free_port()
+            for k in ("etcd", "etcd_peer", "apiserver", "cm", "scheduler", "kwok", "prometheus")
+        }
         self.state = {"bin": str(binaries), "ports": ports, "processes": {}, "dir": str(self.dir)}
         self._save()
         try:
@@ -220,78 +235,143 @@ class LocalCluster:
             path.write_text(yaml.safe_dump(pki.kubeconfig(p, server=server, user=user)))
             path.chmod(0o600)
 
-        self._start("etcd", [
-            str(b / "etcd"), "--name=slogate", f"--data-dir={self.dir / 'etcd'}",
-            f"--listen-client-urls=http://127.0.0.1:{ports['etcd']}",
-            f"--advertise-client-urls=http://127.0.0.1:{ports['etcd']}",
-            f"--listen-peer-urls=http://127.0.0.1:{ports['etcd_peer']}",
-            f"--initial-advertise-peer-urls=http://127.0.0.1:{ports['etcd_peer']}",
-            f"--initial-cluster=slogate=http://127.0.0.1:{ports['etcd_peer']}",
-            "--unsafe-no-fsync", "--quota-backend-bytes=2147483648", "--log-level=warn",
-        ])
-        self._wait("etcd", lambda: urllib.request.urlopen(f"http://127.0.0.1:{ports['etcd']}/health", timeout=2).status == 200, 30)
+        self._start(
+            "etcd",
+            [
+                str(b / "etcd"),
+                "--name=slogate",
+                f"--data-dir={self.dir / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{ports['etcd']}",
+                f"--advertise-client-urls=http://127.0.0.1:{ports['etcd']}",
+                f"--listen-peer-urls=http://127.0.0.1:{ports['etcd_peer']}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{ports['etcd_peer']}",
+                f"--initial-cluster=slogate=http://127.0.0.1:{ports['etcd_peer']}",
+                "--unsafe-no-fsync",
+                "--quota-backend-bytes=2147483648",
+                "--log-level=warn",
+            ],
+        )
+        self._wait(
+            "etcd",
+            lambda: (
+                urllib.request.urlopen(f"http://127.0.0.1:{ports['etcd']}/health", timeout=2).status == 200
+            ),
+            30,
+        )
 
-        self._start("kube-apiserver", [
-            str(b / "kube-apiserver"),
-            f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={ports['apiserver']}",
-            f"--cert-dir={self.dir / 'pki'}",
-            f"--tls-cert-file={p.crt('apiserver')}", f"--tls-private-key-file={p.key('apiserver')}",
-            f"--client-ca-file={p.ca_crt}",
-            "--authorization-mode=RBAC", "--anonymous-auth=true",
-            f"--service-account-key-file={p.sa_pub}", f"--service-account-signing-key-file={p.sa_key}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-cluster-ip-range={SERVICE_CIDR}", "--allow-privileged=true",
-            "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,DefaultTolerationSeconds,ResourceQuota,"
-            "PodSecurity",
-            "--endpoint-reconciler-type=none", "--v=1",
-        ])
+        self._start(
+            "kube-apiserver",
+            [
+                str(b / "kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={ports['apiserver']}",
+                f"--cert-dir={self.dir / 'pki'}",
+                f"--tls-cert-file={p.crt('apiserver')}",
+                f"--tls-private-key-file={p.key('apiserver')}",
+                f"--client-ca-file={p.ca_crt}",
+                "--authorization-mode=RBAC",
+                "--anonymous-auth=true",
+                f"--service-account-key-file={p.sa_pub}",
+                f"--service-account-signing-key-file={p.sa_key}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--allow-privileged=true",
+                "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,DefaultTolerationSeconds,ResourceQuota,"
+                "PodSecurity",
+                "--endpoint-reconciler-type=none",
+                "--v=1",
+            ],
+        )
         self._wait("kube-apiserver", lambda: self._https_ok(f"{server}/readyz"), 90)
 
-        self._start("kube-controller-manager", [
-            str(b / "kube-controller-manager"),
-            f"--kubeconfig={self.dir / 'controller-manager.kubeconfig'}",
-            f"--authentication-kubeconfig={self.dir / 'controller-manager.kubeconfig'}",
-            f"--authorization-kubeconfig={self.dir / 'controller-manager.kubeconfig'}",
-            "--bind-address=127.0.0.1", f"--secure-port={ports['cm']}",
-            "--leader-elect=false", "--use-service-account-credentials=true",
-            f"--service-account-private-key-file={p.sa_key}", f"--root-ca-file={p.ca_crt}",
-            f"--cluster-signing-cert-file={p.ca_crt}", f"--cluster-signing-key-file={self.dir / 'pki' / 'ca.key'}",
-            "--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller",
-            "--concurrent-gc-syncs=5", "--horizontal-pod-autoscaler-sync-period=5s", "--v=1",
-        ])
-        self._start("kube-scheduler", [
-            str(b / "kube-scheduler"),
-            f"--kubeconfig={self.dir / 'scheduler.kubeconfig'}",
-            f"--authentication-kubeconfig={self.dir / 'scheduler.kubeconfig'}",
-            f"--authorization-kubeconfig={self.dir / 'scheduler.kubeconfig'}",
-            "--bind-address=127.0.0.1", f"--secure-port={ports['scheduler']}", "--leader-elect=false", "--v=1",
-        ])
-        self._start("kwok", [
-            str(b / "kwok"), f"--kubeconfig={self.kubeconfig}",
-            "--manage-all-nodes=false",
-            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            "--manage-nodes-with-label-selector=",
-            "--disregard-status-with-annotation-selector=kwok.x-k8s.io/status=custom",
-            "--disregard-status-with-label-selector=",
-            f"--cidr={POD_CIDR}", "--node-ip=10.1.0.1", "--node-lease-duration-seconds=40",
-            f"--server-address=127.0.0.1:{ports['kwok']}",
-        ])
-        self._wait("kube-controller-manager", lambda: self._https_ok(f"https://127.0.0.1:{ports['cm']}/healthz", client=None), 60)
-        self._wait("kube-scheduler", lambda: self._https_ok(f"https://127.0.0.1:{ports['scheduler']}/healthz", client=None), 60)
+        self._start(
+            "kube-controller-manager",
+            [
+                str(b / "kube-controller-manager"),
+                f"--kubeconfig={self.dir / 'controller-manager.kubeconfig'}",
+                f"--authentication-kubeconfig={self.dir / 'controller-manager.kubeconfig'}",
+                f"--authorization-kubeconfig={self.dir / 'controller-manager.kubeconfig'}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports['cm']}",
+                "--leader-elect=false",
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={p.sa_key}",
+                f"--root-ca-file={p.ca_crt}",
+                f"--cluster-signing-cert-file={p.ca_crt}",
+                f"--cluster-signing-key-file={self.dir / 'pki' / 'ca.key'}",
+                "--controllers=*,-node-ipam-controller",
+                "--concurrent-gc-syncs=5",
+                "--horizontal-pod-autoscaler-sync-period=5s",
+                "--v=1",
+            ],
+        )
+        self._start(
+            "kube-scheduler",
+            [
+                str(b / "kube-scheduler"),
+                f"--kubeconfig={self.dir / 'scheduler.kubeconfig'}",
+                f"--authentication-kubeconfig={self.dir / 'scheduler.kubeconfig'}",
+                f"--authorization-kubeconfig={self.dir / 'scheduler.kubeconfig'}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports['scheduler']}",
+                "--leader-elect=false",
+                "--v=1",
+            ],
+        )
+        kwok_config = self.dir / "kwok.yaml"
+        kwok_config.write_text(crds.kwok_config())
+        self._start(
+            "kwok",
+            [
+                str(b / "kwok"),
+                f"--kubeconfig={self.kubeconfig}",
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                "--manage-nodes-with-label-selector=",
+                f"--config={kwok_config}",
+                f"--cidr={POD_CIDR}",
+                "--node-ip=10.1.0.1",
+                "--node-lease-duration-seconds=40",
+                f"--server-address=127.0.0.1:{ports['kwok']}",
+            ],
+        )
+        self._wait(
+            "kube-controller-manager",
+            lambda: self._https_ok(f"https://127.0.0.1:{ports['cm']}/healthz", client=None),
+            60,
+        )
+        self._wait(
+            "kube-scheduler",
+            lambda: self._https_ok(f"https://127.0.0.1:{ports['scheduler']}/healthz", client=None),
+            60,
+        )
 
         docs = crds.our_crds() + (crds.optional_crds() if self.optional_crds else [])
         self.apply(docs)
-        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", *[f"crd/{d['metadata']['name']}" for d in docs])
+        self.kubectl(
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            *[f"crd/{d['metadata']['name']}" for d in docs],
+        )
         self.apply(build_nodes(self.nodes))
         self._wait("kwok", lambda: self._nodes_ready(), timeout)
 
         if self.prometheus:
             self._start_prometheus(ports["prometheus"])
         if self.bridge:
-            self._start("bridge", [
-                sys.executable, "-m", "slogate.dev.bridge", f"--dir={self.dir}", f"--kubeconfig={self.kubeconfig}",
-            ])
+            self._start(
+                "bridge",
+                [
+                    sys.executable,
+                    "-m",
+                    "slogate.dev.bridge",
+                    f"--dir={self.dir}",
+                    f"--kubeconfig={self.kubeconfig}",
+                ],
+            )
             self._wait("bridge", lambda: (self.dir / "bridge.ready").exists(), 30)
 
         env = {"KUBECONFIG": str(self.kubeconfig), "SLOGATE_DEV_DIR": str(self.dir)}
@@ -304,10 +384,20 @@ class LocalCluster:
         items = out["items"]
         want = len(build_nodes(self.nodes))
         ready = [
-            n for n in items
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))
+            n
+            for n in items
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in n.get("status", {}).get("conditions", [])
+            )
         ]
-        return len(ready) >= want
+        # The node-lifecycle controller lifts the not-ready taint that admission puts on new nodes.
+        tainted = [
+            n
+            for n in ready
+            if any(t["key"] == "node.kubernetes.io/not-ready" for t in n.get("spec", {}).get("taints") or [])
+        ]
+        return len(ready) >= want and not tainted
 
     def _start_prometheus(self, port: int) -> None:
         sd = self.dir / "file_sd"
@@ -325,17 +415,28 @@ class LocalCluster:
         }
         cfg = self.dir / "prometheus.yml"
         cfg.write_text(yaml.safe_dump(config))
-        self._start("prometheus", [
-            find_prometheus(), f"--config.file={cfg}", f"--storage.tsdb.path={self.dir / 'prometheus-data'}",
-            f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle", "--log.level=warn",
-            "--storage.tsdb.retention.time=1d",
-        ])
-        self._wait("prometheus", lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2).status == 200, 60)
+        self._start(
+            "prometheus",
+            [
+                find_prometheus(),
+                f"--config.file={cfg}",
+                f"--storage.tsdb.path={self.dir / 'prometheus-data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--web.enable-lifecycle",
+                "--log.level=warn",
+                "--storage.tsdb.retention.time=1d",
+            ],
+        )
+        self._wait(
+            "prometheus",
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2).status == 200,
+            60,
+        )
 
     def down(self, *, timeout: float = 15) -> list[str]:
         """Stop every recorded process (newest first), SIGTERM then SIGKILL. Returns names still alive (none)."""
         procs: dict[str, int] = self.state.get("processes", {})
-        for name, pid in reversed(list(procs.items())):
+        for _name, pid in reversed(list(procs.items())):
             if _alive(pid):
                 try:
                     os.killpg(pid, signal.SIGTERM)
@@ -367,7 +468,10 @@ class LocalCluster:
         """Which components run, on which ports."""
         return {
             "dir": str(self.dir),
-            "components": {name: {"pid": pid, "running": _alive(pid)} for name, pid in self.state.get("processes", {}).items()},
+            "components": {
+                name: {"pid": pid, "running": _alive(pid)}
+                for name, pid in self.state.get("processes", {}).items()
+            },
             "ports": self.state.get("ports", {}),
             "kubeconfig": str(self.kubeconfig),
         }

@@ -7,8 +7,6 @@ PrometheusRule. Their YAML ships inside each module's zip on the Go module proxy
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import yaml
 
 from slogate.dev.versions import REPO, go_module_dir, versions
@@ -25,7 +23,10 @@ OPTIONAL = {
     ),
     "KEDA_VERSION": (
         "github.com/kedacore/keda/v2",
-        ["config/crd/bases/keda.sh_scaledobjects.yaml", "config/crd/bases/keda.sh_triggerauthentications.yaml"],
+        [
+            "config/crd/bases/keda.sh_scaledobjects.yaml",
+            "config/crd/bases/keda.sh_triggerauthentications.yaml",
+        ],
     ),
     "PROMETHEUS_OPERATOR_VERSION": (
         "github.com/prometheus-operator/prometheus-operator",
@@ -56,6 +57,16 @@ def optional_crds() -> list[dict]:
     return docs
 
 
-def kwok_stages() -> Path:
-    """The directory of kwok's own 'fast' node and pod stages."""
-    return go_module_dir("sigs.k8s.io/kwok", versions()["KWOK_VERSION"]) / "kustomize" / "stage"
+KWOK_STAGES = [
+    "node/fast/node-initialize.yaml",
+    "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "pod/fast/pod-ready.yaml",
+    "pod/fast/pod-complete.yaml",
+    "pod/fast/pod-delete.yaml",
+]
+
+
+def kwok_config() -> str:
+    """kwok's own 'fast' node and pod stages (from its Go module), as one multi-document config."""
+    root = go_module_dir("sigs.k8s.io/kwok", versions()["KWOK_VERSION"]) / "kustomize" / "stage"
+    return "\n---\n".join((root / rel).read_text() for rel in KWOK_STAGES)

@@ -38,10 +38,14 @@ class NodeSet:
     gpus_per_node: tuple[int, ...] = (4, 2, 1)
     mig_node: bool = True
     cpu_node: bool = True
-    mig_resources: dict[str, int] = field(default_factory=lambda: {"nvidia.com/mig-3g.40gb": 2, "nvidia.com/mig-1g.10gb": 3})
+    mig_resources: dict[str, int] = field(
+        default_factory=lambda: {"nvidia.com/mig-3g.40gb": 2, "nvidia.com/mig-1g.10gb": 3}
+    )
 
 
-def _node(name: str, *, labels: dict[str, str], capacity: dict[str, str], taints: list[dict[str, str]]) -> dict[str, Any]:
+def _node(
+    name: str, *, labels: dict[str, str], capacity: dict[str, str], taints: list[dict[str, str]]
+) -> dict[str, Any]:
     base = {"cpu": "64", "memory": "512Gi", "pods": "110", "ephemeral-storage": "1Ti"}
     cap = {**base, **capacity}
     return {

@@ -92,7 +92,9 @@ def generate(directory: Path, *, service_ip: str = "10.0.0.1") -> PKI:
     pki.ca_crt.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     (directory / "ca.key").write_bytes(_pem_key(ca_key))
 
-    def issue(name: str, subject: x509.Name, usage: x509.ObjectIdentifier, sans: list[x509.GeneralName]) -> None:
+    def issue(
+        name: str, subject: x509.Name, usage: x509.ObjectIdentifier, sans: list[x509.GeneralName]
+    ) -> None:
         key = _key()
         builder = (
             x509.CertificateBuilder()
@@ -124,7 +126,9 @@ def generate(directory: Path, *, service_ip: str = "10.0.0.1") -> PKI:
     sa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pki.sa_key.write_bytes(_pem_key(sa))
     pki.sa_pub.write_bytes(
-        sa.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        sa.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
     )
     return pki
 
@@ -141,7 +145,12 @@ def kubeconfig(pki: PKI, *, server: str, user: str, embed: bool = False) -> dict
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "slogate-local", "cluster": {"server": server, **ref("certificate-authority", pki.ca_crt)}}],
+        "clusters": [
+            {
+                "name": "slogate-local",
+                "cluster": {"server": server, **ref("certificate-authority", pki.ca_crt)},
+            }
+        ],
         "users": [
             {
                 "name": user,

@@ -41,7 +41,11 @@ def go_module_dir(module: str, version: str) -> Path:
     env = {**os.environ, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
     result = subprocess.run(
         ["go", "mod", "download", "-json", f"{module}@{version}"],
-        check=False, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cache_dir_ready(),
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cache_dir_ready(),
     )
     info = json.loads(result.stdout or "{}")
     if result.returncode != 0 or "Dir" not in info:

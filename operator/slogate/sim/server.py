@@ -639,7 +639,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--mode", choices=("vllm", "tgi"), default=defaults.mode)
     p.add_argument("--model", default=defaults.model, help="served model name")
     p.add_argument("--alias", action="append", default=[], help="extra served name (repeatable)")
-    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 inside a container)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--ttft-ms", type=float, default=defaults.ttft_ms)
     p.add_argument("--itl-ms", type=float, default=defaults.itl_ms)
