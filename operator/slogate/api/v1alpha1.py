@@ -594,6 +594,13 @@ class ModelDeploymentSpec(_Spec):
             field_path=".engine.tensorParallelSize",
             reason="FieldValueInvalid",
         ),
+        cel(
+            "!has(self.autoscaling) || !has(self.autoscaling.metric) || self.autoscaling.metric != 'kvCacheUsage'"
+            " || !has(self.engine) || !has(self.engine.kind) || self.engine.kind != 'tgi'",
+            "TGI exports no KV-cache usage metric: use queueDepth or runningRequests with engine tgi",
+            field_path=".autoscaling.metric",
+            reason="FieldValueInvalid",
+        ),
     )
 
     model: ModelSource
