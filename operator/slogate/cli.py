@@ -112,6 +112,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_INVALID if report else EXIT_OK
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from slogate.controller.run import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; subcommands register themselves here."""
     from slogate import __version__
@@ -136,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("-o", "--output", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("run", help="run the operator (kopf) against the current cluster")
+    from slogate.controller.run import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(func=_cmd_run)
 
     try:
         from slogate.dev.cli import register as register_dev

@@ -259,6 +259,24 @@ class LocalCluster:
             30,
         )
 
+        # Audit every write at Metadata level: tests count the operator's writes from here.
+        audit_policy = self.dir / "audit-policy.yaml"
+        audit_policy.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "audit.k8s.io/v1",
+                    "kind": "Policy",
+                    "omitStages": ["RequestReceived", "ResponseStarted"],
+                    "rules": [
+                        {
+                            "level": "Metadata",
+                            "verbs": ["create", "update", "patch", "delete", "deletecollection"],
+                        },
+                        {"level": "None"},
+                    ],
+                }
+            )
+        )
         self._start(
             "kube-apiserver",
             [
@@ -281,6 +299,10 @@ class LocalCluster:
                 "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,DefaultTolerationSeconds,ResourceQuota,"
                 "PodSecurity",
                 "--endpoint-reconciler-type=none",
+                f"--audit-policy-file={audit_policy}",
+                f"--audit-log-path={self.logs / 'audit.log'}",
+                "--audit-log-format=json",
+                "--audit-log-maxsize=200",
                 "--v=1",
             ],
         )
@@ -463,6 +485,28 @@ class LocalCluster:
             self._save()
         (self.dir / "bridge.ready").unlink(missing_ok=True)
         return left
+
+    def audit_writes(self, user: str, *, since: float | None = None) -> list[dict[str, Any]]:
+        """Write requests by ``user`` recorded in the audit log (ResponseComplete), optionally since a Unix time."""
+        path = self.logs / "audit.log"
+        out = []
+        if not path.exists():
+            return out
+        for line in path.read_text().splitlines():
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            if ev.get("stage") != "ResponseComplete" or ev.get("user", {}).get("username") != user:
+                continue
+            if since is not None:
+                from datetime import datetime
+
+                ts = datetime.fromisoformat(ev["requestReceivedTimestamp"].replace("Z", "+00:00")).timestamp()
+                if ts < since:
+                    continue
+            out.append(ev)
+        return out
 
     def status(self) -> dict[str, Any]:
         """Which components run, on which ports."""

@@ -62,6 +62,8 @@ class PKI:
 
 CLIENTS = {
     "admin": ("slogate-admin", "system:masters"),
+    # The operator under test gets its own identity so the audit log can count its writes apart.
+    "operator": ("slogate-operator", "system:masters"),
     "controller-manager": ("system:kube-controller-manager", None),
     "scheduler": ("system:kube-scheduler", None),
 }

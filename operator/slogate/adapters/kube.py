@@ -1,0 +1,251 @@
+"""The Kubernetes adapter: server-side apply with one field manager, reads, deletes, status patches.
+
+Synchronous (the official client); the controller calls it through ``asyncio.to_thread``. Every
+write is counted in ``slogate_api_writes_total``. ``ApiException`` maps to ``TransientError``
+(409, 429, 5xx) or ``PermanentError`` (400, 403, 422) carrying the server's message.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from slogate import constants as C
+from slogate.core.naming import Capabilities
+from slogate.errors import PermanentError, TransientError
+from slogate.telemetry import API_WRITES
+
+PLURALS = {
+    "Deployment": "deployments",
+    "Service": "services",
+    "PodDisruptionBudget": "poddisruptionbudgets",
+    "HorizontalPodAutoscaler": "horizontalpodautoscalers",
+    "ScaledObject": "scaledobjects",
+    "PodMonitor": "podmonitors",
+    "HTTPRoute": "httproutes",
+    "ConfigMap": "configmaps",
+    "Pod": "pods",
+    "Node": "nodes",
+    "PrometheusRule": "prometheusrules",
+    C.KIND: C.PLURAL,
+}
+CLUSTER_SCOPED = {"Node"}
+
+
+def _path(
+    api_version: str, kind: str, namespace: str | None, name: str | None = None, sub: str | None = None
+) -> str:
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    plural = PLURALS[kind]
+    path = (
+        base + (f"/namespaces/{namespace}" if namespace and kind not in CLUSTER_SCOPED else "") + f"/{plural}"
+    )
+    if name:
+        path += f"/{name}"
+    if sub:
+        path += f"/{sub}"
+    return path
+
+
+def map_api_error(exc: ApiException, what: str) -> Exception:
+    """An ``ApiException`` as a slogate error. Pure."""
+    try:
+        message = json.loads(exc.body or "{}").get("message") or exc.reason
+    except (ValueError, AttributeError):
+        message = exc.reason
+    status = exc.status or 0
+    if status in (409, 429) or status >= 500 or status == 0:
+        retry = 1.0
+        if exc.headers and exc.headers.get("Retry-After"):
+            try:
+                retry = float(exc.headers["Retry-After"])
+            except ValueError:
+                pass
+        return TransientError(f"{what}: {status} {message}", delay=retry)
+    return PermanentError(f"{what}: {status} {message}")
+
+
+class Kube:
+    """Thin access to the API server for one operator process."""
+
+    def __init__(self, api_client: client.ApiClient, *, discovery_ttl: float = 60.0) -> None:
+        self.api = api_client
+        self._caps: tuple[float, Capabilities] | None = None
+        self._ttl = discovery_ttl
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------------- raw calls
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        """One raw request; raises ``ApiException`` on a non-2xx answer."""
+        method_, url, headers, _, _ = self.api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=query or [],
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            auth_settings=["BearerToken"],
+        )
+        # The client serialises dicts for JSON content types; an apply patch is sent as text (JSON is YAML).
+        payload = json.dumps(body) if body is not None and "yaml" in content_type else body
+        resp = self.api.call_api(method_, url, header_params=headers, body=payload)
+        resp.read()
+        if not 200 <= resp.status < 300:
+            raise ApiException(http_resp=resp)
+        raw = resp.data
+        return json.loads(raw) if raw else None
+
+    def _write(self, verb: str, kind: str, method: str, path: str, **kw: Any) -> Any:
+        API_WRITES.labels(verb=verb, kind=kind).inc()
+        try:
+            return self._call(method, path, **kw)
+        except ApiException as exc:
+            raise map_api_error(exc, f"{verb} {kind} {path}") from exc
+
+    # ----------------------------------------------------------------- reads
+    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        try:
+            return self._call("GET", _path(api_version, kind, namespace, name))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise map_api_error(exc, f"get {kind} {namespace}/{name}") from exc
+
+    def list(
+        self, api_version: str, kind: str, namespace: str | None, *, selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Objects of a kind in a namespace (all namespaces when None), optionally by label selector."""
+        query = [("labelSelector", selector)] if selector else []
+        try:
+            result = self._call("GET", _path(api_version, kind, namespace), query=query)
+        except ApiException as exc:
+            if exc.status == 404:  # the API is not served (an optional CRD)
+                return []
+            raise map_api_error(exc, f"list {kind}") from exc
+        items = result.get("items", [])
+        for item in items:  # lists omit kind/apiVersion on items
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return items
+
+    def capabilities(self) -> Capabilities:
+        """Optional APIs, from discovery, cached for ``discovery_ttl`` seconds."""
+        with self._lock:
+            if self._caps and time.monotonic() - self._caps[0] < self._ttl:
+                return self._caps[1]
+
+        def served(group_version: str, plural: str) -> bool:
+            try:
+                res = self._call("GET", f"/apis/{group_version}")
+            except ApiException as exc:
+                if exc.status == 404:
+                    return False
+                raise map_api_error(exc, f"discovery {group_version}") from exc
+            return any(r.get("name") == plural for r in res.get("resources", []))
+
+        caps = Capabilities(
+            keda=served("keda.sh/v1alpha1", "scaledobjects"),
+            prometheus_operator=served("monitoring.coreos.com/v1", "podmonitors"),
+            gateway_api=served("gateway.networking.k8s.io/v1", "httproutes"),
+        )
+        with self._lock:
+            self._caps = (time.monotonic(), caps)
+        return caps
+
+    # ----------------------------------------------------------------- writes
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply with the operator's field manager, forcing conflicts (we own our fields)."""
+        meta = obj["metadata"]
+        path = _path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+        return self._write(
+            "apply",
+            obj["kind"],
+            "PATCH",
+            path,
+            body=obj,
+            query=[("fieldManager", C.FIELD_MANAGER), ("force", "true")],
+            content_type="application/apply-patch+yaml",
+        )
+
+    def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> None:
+        """Delete (background propagation); a missing object is fine."""
+        try:
+            self._write(
+                "delete",
+                kind,
+                "DELETE",
+                _path(api_version, kind, namespace, name),
+                body={"propagationPolicy": "Background"},
+            )
+        except PermanentError as exc:
+            if " 404 " not in str(exc):
+                raise
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch the ModelDeployment's status subresource."""
+        return self._write(
+            "patch",
+            C.KIND,
+            "PATCH",
+            _path(C.API_VERSION, C.KIND, namespace, name, "status"),
+            body={"status": status},
+            content_type="application/merge-patch+json",
+        )
+
+    def scale(self, namespace: str, deployment: str, replicas: int) -> None:
+        """Set a Deployment's replicas through its scale subresource (older revisions are only scaled)."""
+        self._write(
+            "patch",
+            "Deployment",
+            "PATCH",
+            _path("apps/v1", "Deployment", namespace, deployment, "scale"),
+            body={"spec": {"replicas": replicas}},
+            content_type="application/merge-patch+json",
+        )
+
+
+def event_body(obj: dict[str, Any], *, type: str, reason: str, message: str, now: str) -> dict[str, Any]:
+    """A core/v1 Event about ``obj`` from the slogate component. Pure."""
+    meta = obj["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta.get("namespace") or "default"},
+        "involvedObject": {
+            "apiVersion": obj.get("apiVersion", C.API_VERSION),
+            "kind": obj.get("kind", C.KIND),
+            "name": meta["name"],
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+        },
+        "type": type,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": "slogate"},
+        "reportingComponent": "slogate.io/operator",
+        "reportingInstance": "slogate",
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+
+
+def post_event(kube: Kube, obj: dict[str, Any], *, type: str, reason: str, message: str, now: str) -> None:
+    """Post an Event; failures are logged by the caller, never fatal (an Event is a courtesy)."""
+    body = event_body(obj, type=type, reason=reason, message=message, now=now)
+    kube._write(
+        "create", "Event", "POST", f"/api/v1/namespaces/{body['metadata']['namespace']}/events", body=body
+    )

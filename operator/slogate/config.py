@@ -1,0 +1,60 @@
+"""Operator configuration: flags override environment variables override defaults.
+
+Every setting has a docstring; ``slogate run --help`` and the Helm chart's values use the same names.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class OperatorConfig(BaseModel):
+    """How ``slogate run`` behaves."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, frozen=True)
+
+    namespaces: list[str] = []
+    """Namespaces to watch; empty means cluster-wide."""
+    peering: str | None = None
+    """kopf peering name for high availability (one active instance); None runs standalone."""
+    priority: int = 0
+    """Peering priority of this instance (the highest is active)."""
+    prometheus_url: str = "http://prometheus-operated.monitoring:9090"
+    """Prometheus the operator queries and that KEDA triggers point at (``SLOGATE_PROMETHEUS_URL``)."""
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    """Port of the operator's own /metrics (0 disables)."""
+    health_port: Annotated[int, Field(ge=0, le=65535)] = 8081
+    """Port of the liveness/readiness endpoint /healthz (0 disables)."""
+    bind_address: str = "0.0.0.0"
+    """Address the metrics and health endpoints bind to."""
+    resync_seconds: Annotated[float, Field(gt=0)] = 30.0
+    """Every ModelDeployment is reconciled at least this often (level-triggered safety net)."""
+    workers: Annotated[int, Field(ge=1, le=64)] = 4
+    """Concurrent reconciles (different objects; one object is never reconciled twice at once)."""
+    log_format: str = "text"
+    """``text`` or ``json``."""
+    log_level: str = "INFO"
+    """Python log level."""
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> OperatorConfig:
+        """Read ``SLOGATE_*`` environment variables, then apply non-None overrides."""
+        env = os.environ
+        values: dict[str, object] = {}
+        if env.get("SLOGATE_NAMESPACES"):
+            values["namespaces"] = [n.strip() for n in env["SLOGATE_NAMESPACES"].split(",") if n.strip()]
+        for key in ("peering", "prometheus_url", "bind_address", "log_format", "log_level"):
+            if env.get(f"SLOGATE_{key.upper()}"):
+                values[key] = env[f"SLOGATE_{key.upper()}"]
+        if env.get("PROMETHEUS_URL") and "prometheus_url" not in values:
+            values["prometheus_url"] = env["PROMETHEUS_URL"]
+        for key in ("priority", "metrics_port", "health_port", "workers"):
+            if env.get(f"SLOGATE_{key.upper()}"):
+                values[key] = int(env[f"SLOGATE_{key.upper()}"])
+        if env.get("SLOGATE_RESYNC_SECONDS"):
+            values["resync_seconds"] = float(env["SLOGATE_RESYNC_SECONDS"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)

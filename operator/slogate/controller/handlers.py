@@ -1,0 +1,161 @@
+"""kopf handlers: thin, level-triggered glue around ``Reconciler``.
+
+Watch events (of ModelDeployments and of the Deployments and Pods they own) only enqueue the
+owning ModelDeployment; workers reconcile it from fresh reads; a resync loop re-enqueues every
+ModelDeployment periodically. Event handlers and an in-memory index persist nothing, so the operator
+writes no progress annotations and puts no finalizer on objects: deleting a ModelDeployment while
+the operator is down still works (the garbage collector removes the children).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from slogate import constants as C
+from slogate.config import OperatorConfig
+from slogate.controller.queue import WorkQueue
+from slogate.controller.reconcile import Reconciler
+from slogate.errors import PermanentError, TransientError
+from slogate.telemetry import MODEL_DEPLOYMENTS
+
+log = logging.getLogger("slogate.handlers")
+
+
+class Runtime:
+    """State shared by the handlers of one operator process."""
+
+    def __init__(self) -> None:
+        self.config: OperatorConfig | None = None
+        self.reconciler: Reconciler | None = None
+        self.queue: WorkQueue | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self.known: dict[tuple[str, str], str] = {}
+
+
+RUNTIME = Runtime()
+
+
+def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
+    """kopf settings, each chosen deliberately."""
+    # Silent frozen watches are a known kopf failure mode: have the server end every watch after
+    # 5 minutes and give up on a silent connection after 6, so kopf re-lists and re-watches.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 360
+    settings.watching.connect_timeout = 30
+    # kopf's own progress and diff-base storage (unused by our event handlers, but never under
+    # kopf's default kopf.zalando.org prefix on our objects) and finalizer name live under ours.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=C.ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=C.ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{C.GROUP}/finalizer"
+    # kopf would turn its own log lines into Kubernetes Events; we post our own, deliberate Events,
+    # so only kopf's warnings and errors become Events.
+    settings.posting.level = logging.WARNING
+    # Workers per watched object stream; our own queue bounds concurrent reconciles (config.workers).
+    settings.batching.worker_limit = 64
+    # At start-up with thousands of objects the API server may answer 429: back off increasingly
+    # instead of hammering it (kopf retries API errors with these delays, then keeps the last).
+    settings.networking.error_backoffs = [1, 2, 5, 10, 20, 30]
+    settings.networking.request_timeout = 60
+    # One active operator at a time: kopf peering when a peering name is configured.
+    if config.peering:
+        settings.peering.name = config.peering
+        settings.peering.priority = config.priority
+        settings.peering.mandatory = True
+    else:
+        settings.peering.standalone = True
+
+
+def _enqueue(namespace: str | None, name: str | None) -> None:
+    if RUNTIME.queue is not None and namespace and name:
+        RUNTIME.queue.add((namespace, name))
+
+
+@kopf.on.startup()
+async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    assert RUNTIME.config is not None and RUNTIME.reconciler is not None
+    configure(settings, RUNTIME.config)
+    RUNTIME.queue = WorkQueue()
+    for i in range(RUNTIME.config.workers):
+        RUNTIME.tasks.append(asyncio.create_task(_worker(i), name=f"slogate-worker-{i}"))
+    RUNTIME.tasks.append(asyncio.create_task(_resync(), name="slogate-resync"))
+    log.info("slogate operator started: %s", RUNTIME.config.model_dump(exclude={"log_level"}))
+
+
+@kopf.on.cleanup()
+async def _cleanup(**_: Any) -> None:
+    for task in RUNTIME.tasks:
+        task.cancel()
+    await asyncio.gather(*RUNTIME.tasks, return_exceptions=True)
+    RUNTIME.tasks.clear()
+
+
+@kopf.on.event(C.GROUP, C.VERSION, C.PLURAL)
+async def _on_modeldeployment(
+    event: dict[str, Any], namespace: str | None, name: str | None, **_: Any
+) -> None:
+    if event.get("type") == "DELETED":
+        RUNTIME.known.pop((namespace or "", name or ""), None)
+        return
+    body = event.get("object") or {}
+    RUNTIME.known[(namespace or "", name or "")] = (body.get("status") or {}).get("phase") or "Pending"
+    _enqueue(namespace, name)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={C.LABEL_MANAGED_BY: "slogate"})
+async def _on_deployment(labels: dict[str, str], namespace: str | None, **_: Any) -> None:
+    _enqueue(namespace, labels.get(C.LABEL_DEPLOYMENT))
+
+
+@kopf.on.event("", "v1", "pods", labels={C.LABEL_DEPLOYMENT: kopf.PRESENT})
+async def _on_pod(labels: dict[str, str], namespace: str | None, **_: Any) -> None:
+    _enqueue(namespace, labels.get(C.LABEL_DEPLOYMENT))
+
+
+async def _worker(index: int) -> None:
+    assert RUNTIME.queue is not None and RUNTIME.reconciler is not None
+    queue = RUNTIME.queue
+    while True:
+        key = await queue.get()
+        namespace, name = key  # type: ignore[misc]
+        try:
+            result = await asyncio.to_thread(RUNTIME.reconciler.reconcile, namespace, name)
+            if result.requeue_after:
+                queue.add_after(key, result.requeue_after)
+        except TransientError as exc:
+            log.warning("reconcile %s/%s: %s (retry in %.0fs)", namespace, name, exc, exc.delay)
+            queue.add_after(key, max(exc.delay, 1.0))
+        except PermanentError as exc:
+            log.error("reconcile %s/%s: %s", namespace, name, exc)
+            queue.add_after(key, 30.0)
+        except Exception:
+            log.exception("reconcile %s/%s failed", namespace, name)
+            queue.add_after(key, 10.0)
+        finally:
+            queue.done(key)
+
+
+async def _resync() -> None:
+    assert RUNTIME.config is not None
+    while True:
+        await asyncio.sleep(RUNTIME.config.resync_seconds)
+        phases: dict[str, int] = {}
+        for (namespace, name), phase in list(RUNTIME.known.items()):
+            _enqueue(namespace, name)
+            phases[phase] = phases.get(phase, 0) + 1
+        for phase in (
+            "Pending",
+            "Progressing",
+            "Paused",
+            "Ready",
+            "RolledBack",
+            "Degraded",
+            "Fallback",
+            "Failed",
+        ):
+            MODEL_DEPLOYMENTS.labels(phase=phase).set(phases.get(phase, 0))

@@ -1,0 +1,96 @@
+"""``slogate run``: configure logging, the Kubernetes client and kopf, then run until SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+
+from slogate.config import OperatorConfig
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        dest="namespaces",
+        help="watch this namespace (repeatable); default: cluster-wide",
+    )
+    p.add_argument("--peering", help="kopf peering name for HA (one active instance); default: standalone")
+    p.add_argument("--priority", type=int, help="peering priority of this instance")
+    p.add_argument("--prometheus-url", help="Prometheus for analysis and KEDA triggers (env PROMETHEUS_URL)")
+    p.add_argument("--metrics-port", type=int, help="operator /metrics port (0 disables; default 8080)")
+    p.add_argument(
+        "--health-port", type=int, help="liveness/readiness /healthz port (0 disables; default 8081)"
+    )
+    p.add_argument("--bind-address", help="address for the metrics and health endpoints")
+    p.add_argument("--resync-seconds", type=float, help="reconcile every object at least this often")
+    p.add_argument("--workers", type=int, help="concurrent reconciles")
+    p.add_argument("--log-format", choices=["text", "json"], help="log format")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
+
+
+def config_from_args(args: argparse.Namespace) -> OperatorConfig:
+    return OperatorConfig.from_env(
+        namespaces=args.namespaces,
+        peering=args.peering,
+        priority=args.priority,
+        prometheus_url=args.prometheus_url,
+        metrics_port=args.metrics_port,
+        health_port=args.health_port,
+        bind_address=args.bind_address,
+        resync_seconds=args.resync_seconds,
+        workers=args.workers,
+        log_format=args.log_format,
+    )
+
+
+def _api_client(kubeconfig: str | None):  # noqa: ANN202 - kubernetes.client.ApiClient
+    from kubernetes import client, config
+
+    if kubeconfig:
+        return config.new_client_from_config(config_file=kubeconfig)
+    try:
+        config.load_incluster_config()
+        return client.ApiClient()
+    except config.ConfigException:
+        return config.new_client_from_config()
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.kubeconfig:
+        # Before importing the Kubernetes client: it reads KUBECONFIG at import time, and kopf's own
+        # login (login_via_client) uses the client's default location.
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    import kopf
+    from prometheus_client import start_http_server
+
+    from slogate.adapters.kube import Kube
+    from slogate.controller import handlers
+    from slogate.controller.reconcile import Reconciler
+    from slogate.telemetry import REGISTRY
+
+    cfg = config_from_args(args)
+    kopf.configure(
+        verbose=cfg.log_level == "DEBUG",
+        log_format=kopf.LogFormat.JSON if cfg.log_format == "json" else kopf.LogFormat.FULL,
+    )
+    logging.getLogger().setLevel(cfg.log_level)
+    handlers.RUNTIME.config = cfg
+    handlers.RUNTIME.reconciler = Reconciler(Kube(_api_client(args.kubeconfig)), cfg)
+    if cfg.metrics_port:
+        start_http_server(cfg.metrics_port, addr=cfg.bind_address, registry=REGISTRY)
+    liveness = f"http://{cfg.bind_address}:{cfg.health_port}/healthz" if cfg.health_port else None
+    asyncio.run(
+        kopf.operator(
+            standalone=cfg.peering is None,
+            peering_name=cfg.peering,
+            priority=cfg.priority,
+            clusterwide=not cfg.namespaces,
+            namespaces=cfg.namespaces,
+            liveness_endpoint=liveness,
+        )
+    )
+    return 0

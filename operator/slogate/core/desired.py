@@ -1,0 +1,822 @@
+"""Every child object a ModelDeployment spec implies, as plain dicts. Pure.
+
+Owns the translation of a spec into Kubernetes objects: the Deployment of the spec's revision,
+the Services, the PodDisruptionBudget, the autoscaler (KEDA ScaledObject or HPA) and the
+PodMonitor. Nothing here talks to the API server: ``controller.reconcile`` calls
+``build_desired`` and server-side-applies what it returns. Every builder is deterministic (same
+input, equal dicts) and writes no field the API server would rewrite, so the controller can
+compare desired with live objects and write nothing when nothing changed. Defaults documented
+in ``api.v1alpha1`` are applied here, never written back into ``spec``. See docs/desired-state.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from slogate import constants as C
+from slogate.api.types import parse_quantity
+from slogate.api.v1alpha1 import (
+    Autoscaling,
+    AutoscalingProvider,
+    EngineKind,
+    ModelDeploymentSpec,
+    Toleration,
+)
+from slogate.core.engine_metrics import autoscaling_series, selector
+from slogate.core.naming import (
+    Capabilities,
+    Owner,
+    Track,
+    common_labels,
+    deployment_name,
+    pod_labels,
+    revision_of,
+    root_service_name,
+    selector_labels,
+    track_service_name,
+)
+
+DEFAULT_IMAGES: dict[EngineKind, str] = {
+    EngineKind.VLLM: "vllm/vllm-openai:v0.33.0",
+    EngineKind.TGI: "ghcr.io/huggingface/text-generation-inference:3.3.6",
+}
+"""Pinned, tested image per engine kind (``engine.image`` overrides)."""
+
+CONTAINER_NAME = "engine"
+PORT_NAME = "http"
+MODEL_MOUNT = "/mnt/models"
+"""Where ``pvc://`` and ``oci://`` weights are mounted (read-only)."""
+VLLM_CACHE_MOUNT = "/model-cache"
+"""vLLM's Hugging Face cache (``HF_HOME``): an emptyDir, so downloads survive container restarts."""
+TGI_CACHE_MOUNT = "/data"
+"""TGI's conventional cache directory (``HUGGINGFACE_HUB_CACHE``), also an emptyDir."""
+HOME_DIR = "/tmp"
+"""``HOME`` for a non-root user in images built for root; ``/tmp`` is a writable emptyDir."""
+SHM_SIZE = "8Gi"
+"""Size limit of the in-memory ``/dev/shm`` for multi-GPU pods (NCCL's shared-memory transport).
+It is a cap, not a reservation, but what is used counts against the container's memory limit."""
+GPU_MEMORY_UTILIZATION = "0.90"
+CPU_PER_GPU = 4
+MEMORY_GI_PER_GPU = 32
+CPU_WITHOUT_GPU = "2"
+MEMORY_WITHOUT_GPU = "8Gi"
+PROGRESS_DEADLINE_SECONDS = 2400
+"""40 minutes: the startup probe's 30 minutes plus scheduling and pulling a ~10 GB engine image."""
+TERMINATION_GRACE_SECONDS = 120
+"""Time to finish in-flight generations after SIGTERM (long completions stream for minutes)."""
+PRE_STOP_SLEEP_SECONDS = 10
+"""Keep serving while the endpoint removal reaches every kube-proxy/gateway before SIGTERM."""
+SCALE_DOWN_STABILIZATION_SECONDS = 300
+"""Scale down only after 5 minutes of lower demand: a replica takes minutes to load a model."""
+MEMORY_REPORT_FACTOR = Decimal("0.9")
+"""``minMemoryGiB`` is matched with 10% allowance; see ``min_memory_mib_exclusive``."""
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """Everything a spec implies, for ``controller.reconcile`` to apply."""
+
+    objects: list[dict[str, Any]]
+    """Every child to server-side-apply, each owned by the ModelDeployment and labelled."""
+    autoscaler: str | None
+    """``keda``, ``hpa`` or ``None`` (fixed replicas). The controller deletes the other kind."""
+    notes: list[str] = field(default_factory=list)
+    """Plain-words notes for status: fallbacks taken and settings ignored."""
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    """Where the engine reads the weights from, derived from ``model.source``."""
+
+    scheme: str
+    """``hf``, ``s3``, ``gs``, ``pvc`` or ``oci``."""
+    model: str
+    """What the engine's ``--model``/``--model-id`` receives."""
+    volume: dict[str, Any] | None
+    """The pod volume holding the weights (``pvc``, ``oci``), mounted read-only at ``/mnt/models``."""
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+def _metadata(*, name: str, namespace: str, labels: dict[str, str], owner: Owner) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": dict(sorted(labels.items())),
+        "ownerReferences": [owner.reference()],
+    }
+
+
+def _is_mig(resource: str) -> bool:
+    return resource.startswith("nvidia.com/mig-")
+
+
+def _plain_number(quantity: str) -> str:
+    """A quantity as a plain decimal number, for consumers that parse floats (KEDA thresholds).
+
+    >>> _plain_number("500m"), _plain_number("10"), _plain_number("1k"), _plain_number("0.80")
+    ('0.5', '10', '1000', '0.8')
+    """
+    return format(parse_quantity(quantity).normalize(), "f")
+
+
+def model_location(source: str) -> ModelLocation:
+    """Map ``model.source`` to the engine's model argument and a volume. Pure.
+
+    Consumed by ``engine_args`` and ``build_deployment``.
+
+    >>> model_location("hf://meta-llama/Llama-3.1-8B").model
+    'meta-llama/Llama-3.1-8B'
+    >>> model_location("pvc://models/llama/8b").model
+    '/mnt/models/llama/8b'
+    """
+    scheme, _, rest = source.partition("://")
+    if scheme == "hf":
+        return ModelLocation(scheme, rest, None)
+    if scheme in ("s3", "gs"):
+        return ModelLocation(scheme, source, None)
+    if scheme == "pvc":
+        claim, _, path = rest.partition("/")
+        volume = {"name": "model", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
+        return ModelLocation(scheme, f"{MODEL_MOUNT}/{path}" if path else MODEL_MOUNT, volume)
+    if scheme == "oci":
+        volume = {"name": "model", "image": {"reference": rest, "pullPolicy": "IfNotPresent"}}
+        return ModelLocation(scheme, MODEL_MOUNT, volume)
+    raise ValueError(f"model.source {source!r}: use hf://, s3://, gs://, pvc:// or oci://")
+
+
+def parallelism(spec: ModelDeploymentSpec) -> tuple[int, int]:
+    """``(tensor, pipeline)`` parallel degrees of one replica. Pure; consumed by ``engine_args``.
+
+    Tensor parallelism defaults to the GPU count; a smaller ``tensorParallelSize`` must divide it
+    and the quotient becomes pipeline parallelism (vLLM only). CPU-only replicas run ``(1, 1)``.
+    """
+    count = spec.resources.gpu.count if spec.resources.gpu else 1
+    tp = spec.engine.tensor_parallel_size or count
+    if count % tp:
+        raise ValueError(f"engine.tensorParallelSize {tp} must divide resources.gpu.count {count}")
+    if spec.engine.kind == EngineKind.TGI and tp != count:
+        raise ValueError(
+            f"TGI shards over every GPU of the pod: engine.tensorParallelSize {tp} must equal "
+            f"resources.gpu.count {count}"
+        )
+    return tp, count // tp
+
+
+def min_memory_mib_exclusive(min_memory_gib: int) -> int:
+    """The value for ``nvidia.com/gpu.memory Gt X`` that accepts a GPU marketed with ``minMemoryGiB``.
+
+    Pure; consumed by ``build_deployment``. GPU Feature Discovery publishes the memory the driver
+    reports, in MiB, which is less than the marketed size: an "80 GB" H100 reports 81559 MiB
+    (< 80 x 1024 = 81920) and a "24 GB" L4 reports 23034 MiB (< 24576). A literal
+    ``Gt 81919`` would reject the very GPUs the user meant, so 10% is allowed:
+    ``X = floor(minMemoryGiB x 1024 x 0.9) - 1`` (``Gt`` is strict, hence the -1).
+
+    >>> min_memory_mib_exclusive(80), min_memory_mib_exclusive(24)
+    (73727, 22117)
+    """
+    return int(Decimal(min_memory_gib * 1024) * MEMORY_REPORT_FACTOR) - 1
+
+
+# --------------------------------------------------------------------------------------- container
+
+
+def engine_args(*, name: str, spec: ModelDeploymentSpec, aliases: Sequence[str] = ()) -> list[str]:
+    """The engine's command-line arguments. Pure; consumed by ``engine_container``.
+
+    vLLM: ``--model M --served-model-name SERVED [ALIASES...] --tensor-parallel-size TP
+    [--pipeline-parallel-size PP] --port PORT --gpu-memory-utilization 0.90 [--revision R]
+    [--load-format runai_streamer]`` then ``engine.args``. ``aliases`` are extra served names (the
+    fallback feature passes a primary's served name so this model answers for it).
+
+    TGI: ``--model-id M [--revision R] --num-shard COUNT --port PORT`` then ``engine.args``. TGI
+    serves one model and ignores the OpenAI ``model`` field, so it needs no served name or aliases.
+
+    ``engine.args`` come last, so a user's ``--gpu-memory-utilization 0.95`` wins (both engines'
+    parsers keep the last occurrence).
+    """
+    location = model_location(spec.model.source)
+    revision = spec.model.revision if location.scheme == "hf" else None
+    tp, pp = parallelism(spec)
+    port = str(spec.engine.port)
+    if spec.engine.kind == EngineKind.TGI:
+        count = spec.resources.gpu.count if spec.resources.gpu else 1
+        args = ["--model-id", location.model]
+        if revision:
+            args += ["--revision", revision]
+        args += ["--num-shard", str(count), "--port", port]
+        return args + list(spec.engine.args)
+    args = ["--model", location.model, "--served-model-name", spec.model.served_name or name, *aliases]
+    args += ["--tensor-parallel-size", str(tp)]
+    if pp > 1:
+        args += ["--pipeline-parallel-size", str(pp)]
+    args += ["--port", port, "--gpu-memory-utilization", GPU_MEMORY_UTILIZATION]
+    if revision:
+        args += ["--revision", revision]
+    if location.scheme in ("s3", "gs"):
+        args += ["--load-format", "runai_streamer"]
+    return args + list(spec.engine.args)
+
+
+def _env(spec: ModelDeploymentSpec) -> list[dict[str, Any]]:
+    """Derived variables first (sorted), then ``engine.env``; a user variable replaces a derived one
+    of the same name (server-side apply rejects duplicate keys in ``env``)."""
+    derived = {"HOME": HOME_DIR}
+    if spec.engine.kind == EngineKind.TGI:
+        derived["HUGGINGFACE_HUB_CACHE"] = TGI_CACHE_MOUNT
+    else:
+        derived["HF_HOME"] = VLLM_CACHE_MOUNT
+    user = {e.name for e in spec.engine.env}
+    out: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(derived.items()) if k not in user]
+    for e in spec.engine.env:
+        item: dict[str, Any] = {"name": e.name}
+        if e.value:  # the API server drops an empty value, so never write one
+            item["value"] = e.value
+        if e.value_from is not None:
+            item["valueFrom"] = e.value_from
+        out.append(item)
+    return out
+
+
+def _resources(spec: ModelDeploymentSpec) -> dict[str, Any]:
+    gpu = spec.resources.gpu
+    if gpu:
+        cpu = spec.resources.cpu or str(CPU_PER_GPU * gpu.count)
+        memory = spec.resources.memory or f"{MEMORY_GI_PER_GPU * gpu.count}Gi"
+    else:
+        cpu = spec.resources.cpu or CPU_WITHOUT_GPU
+        memory = spec.resources.memory or MEMORY_WITHOUT_GPU
+    amounts = {"cpu": cpu, "memory": memory}
+    if gpu:
+        amounts[gpu.resource] = str(gpu.count)
+    amounts = dict(sorted(amounts.items()))
+    return {"limits": dict(amounts), "requests": dict(amounts)}
+
+
+def _probe(*, period: int, failures: int, timeout: int | None = None) -> dict[str, Any]:
+    probe: dict[str, Any] = {
+        "httpGet": {"path": "/health", "port": PORT_NAME},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+    }
+    if timeout is not None:
+        probe["timeoutSeconds"] = timeout
+    return probe
+
+
+def _cache_mount(kind: EngineKind) -> str:
+    return TGI_CACHE_MOUNT if kind == EngineKind.TGI else VLLM_CACHE_MOUNT
+
+
+def _multi_gpu(spec: ModelDeploymentSpec) -> bool:
+    return bool(spec.resources.gpu and spec.resources.gpu.count > 1)
+
+
+def engine_container(*, name: str, spec: ModelDeploymentSpec, aliases: Sequence[str] = ()) -> dict[str, Any]:
+    """The ``engine`` container. Pure; consumed by ``build_deployment``.
+
+    Probes fit models that load for minutes: the startup probe allows 30 minutes (180 x 10 s)
+    before liveness starts; readiness (every 5 s) takes a busy pod out of the Service quickly;
+    liveness restarts a hung engine after a minute (4 x 15 s, 5 s timeout, since ``/health`` can
+    be slow while the GPU is saturated). The root filesystem stays writable: both engines and
+    their libraries write caches under paths baked into the images (Triton and torch.compile
+    kernels, outlines grammars, ``__pycache__``) that cannot all be redirected to volumes.
+    """
+    location = model_location(spec.model.source)
+    mounts = [
+        {"name": "model-cache", "mountPath": _cache_mount(spec.engine.kind)},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    if _multi_gpu(spec):
+        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+    if location.volume is not None:
+        mounts.append({"name": "model", "mountPath": MODEL_MOUNT, "readOnly": True})
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": spec.engine.image or DEFAULT_IMAGES[spec.engine.kind],
+        "args": engine_args(name=name, spec=spec, aliases=aliases),
+        "ports": [{"name": PORT_NAME, "containerPort": spec.engine.port}],
+        "env": _env(spec),
+    }
+    if spec.model.credentials_secret:
+        container["envFrom"] = [{"secretRef": {"name": spec.model.credentials_secret}}]
+    container |= {
+        "resources": _resources(spec),
+        "volumeMounts": sorted(mounts, key=lambda m: m["mountPath"]),
+        "startupProbe": _probe(period=10, failures=180),
+        "readinessProbe": _probe(period=5, failures=3, timeout=5),
+        "livenessProbe": _probe(period=15, failures=4, timeout=5),
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": False,
+        },
+    }
+    return container
+
+
+# ------------------------------------------------------------------------------------------ pod
+
+
+def _toleration(t: Toleration) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if t.key is not None:
+        out["key"] = t.key
+    out["operator"] = str(t.operator)
+    if t.value is not None:
+        out["value"] = t.value
+    if t.effect is not None:
+        out["effect"] = str(t.effect)
+    if t.toleration_seconds is not None:
+        out["tolerationSeconds"] = t.toleration_seconds
+    return out
+
+
+def _tolerations(spec: ModelDeploymentSpec) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if spec.resources.gpu:
+        out.append({"key": C.GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"})
+    for t in spec.resources.tolerations:
+        item = _toleration(t)
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def _affinity(spec: ModelDeploymentSpec) -> dict[str, Any] | None:
+    """Node affinity from ``resources.gpu``.
+
+    Required: ``nvidia.com/gpu.product In products`` and ``nvidia.com/gpu.memory Gt X`` in one
+    term (both must hold). Preferred: one term per product, weights 100, 90, 80, ... (at least 1)
+    in declared order. A MIG resource gets neither: only nodes carved into that profile advertise
+    it, so the resource already places the pod, and the product and memory labels describe the
+    whole card, not the slice (a memory rule would wrongly admit a 10 GB slice of an 80 GB card).
+    """
+    gpu = spec.resources.gpu
+    if gpu is None or _is_mig(gpu.resource):
+        return None
+    required: list[dict[str, Any]] = []
+    if gpu.products:
+        required.append({"key": C.GPU_LABEL_PRODUCT, "operator": "In", "values": list(gpu.products)})
+    if gpu.min_memory_gi_b is not None:
+        required.append(
+            {
+                "key": C.GPU_LABEL_MEMORY,
+                "operator": "Gt",
+                "values": [str(min_memory_mib_exclusive(gpu.min_memory_gi_b))],
+            }
+        )
+    node_affinity: dict[str, Any] = {}
+    if required:
+        node_affinity["requiredDuringSchedulingIgnoredDuringExecution"] = {
+            "nodeSelectorTerms": [{"matchExpressions": required}]
+        }
+    if gpu.products:
+        node_affinity["preferredDuringSchedulingIgnoredDuringExecution"] = [
+            {
+                "weight": max(1, 100 - 10 * i),
+                "preference": {
+                    "matchExpressions": [{"key": C.GPU_LABEL_PRODUCT, "operator": "In", "values": [p]}]
+                },
+            }
+            for i, p in enumerate(gpu.products)
+        ]
+    return {"nodeAffinity": node_affinity} if node_affinity else None
+
+
+def _volumes(spec: ModelDeploymentSpec) -> list[dict[str, Any]]:
+    volumes: list[dict[str, Any]] = [
+        {"name": "model-cache", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    if _multi_gpu(spec):
+        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}})
+    location = model_location(spec.model.source)
+    if location.volume is not None:
+        volumes.append(location.volume)
+    return sorted(volumes, key=lambda v: v["name"])
+
+
+def pod_spec(*, name: str, spec: ModelDeploymentSpec, aliases: Sequence[str] = ()) -> dict[str, Any]:
+    """The pod spec of one revision. Pure; consumed by ``build_deployment``.
+
+    The security context meets the *restricted* Pod Security Standard (non-root uid/gid 1000,
+    RuntimeDefault seccomp, no privilege escalation, all capabilities dropped). Service links are
+    off: Kubernetes would otherwise inject ``<SERVICE>_PORT=tcp://...`` variables, and a Service
+    named ``vllm`` sets ``VLLM_PORT``, which vLLM reads as its own setting and fails on. The engine
+    needs no Kubernetes API access, so no service-account token is mounted.
+    """
+    pod: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "runAsGroup": 1000,
+            "fsGroup": 1000,
+            "fsGroupChangePolicy": "OnRootMismatch",
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [engine_container(name=name, spec=spec, aliases=aliases)],
+        "volumes": _volumes(spec),
+    }
+    affinity = _affinity(spec)
+    if affinity:
+        pod["affinity"] = affinity
+    tolerations = _tolerations(spec)
+    if tolerations:
+        pod["tolerations"] = tolerations
+    if spec.resources.node_selector:
+        pod["nodeSelector"] = dict(sorted(spec.resources.node_selector.items()))
+    return pod
+
+
+# ------------------------------------------------------------------------------------------ objects
+
+
+def build_deployment(
+    *,
+    name: str,
+    namespace: str,
+    spec: ModelDeploymentSpec,
+    owner: Owner,
+    revision: str,
+    track: Track,
+    replicas: int | None,
+    aliases: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The Deployment ``NAME-REVISION`` of one track. Pure; consumed by ``build_desired``.
+
+    ``replicas=None`` omits ``spec.replicas`` so that the autoscaler, not this operator's field
+    manager, owns it. The selector (immutable) holds only deployment and revision; the track is a
+    label on the Deployment and its pods. Rolling updates surge one pod and never take one away
+    first (a replacement needs minutes to load the model and a GPU to load it on).
+    """
+    pod_meta = {
+        "labels": dict(sorted(pod_labels(name, revision, track).items())),
+        "annotations": {
+            "prometheus.io/path": "/metrics",
+            "prometheus.io/port": str(spec.engine.port),
+            "prometheus.io/scrape": "true",
+        },
+    }
+    body: dict[str, Any] = {}
+    if replicas is not None:
+        body["replicas"] = replicas
+    body |= {
+        "revisionHistoryLimit": 2,
+        "progressDeadlineSeconds": PROGRESS_DEADLINE_SECONDS,
+        "selector": {"matchLabels": {C.LABEL_DEPLOYMENT: name, C.LABEL_REVISION: revision}},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        "template": {"metadata": pod_meta, "spec": pod_spec(name=name, spec=spec, aliases=aliases)},
+    }
+    labels = {**common_labels(name), C.LABEL_REVISION: revision, C.LABEL_TRACK: track}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(
+            name=deployment_name(name, revision), namespace=namespace, labels=labels, owner=owner
+        ),
+        "spec": body,
+    }
+
+
+def _service(
+    *, name: str, namespace: str, owner: Owner, svc_name: str, sel: dict[str, str]
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(name=svc_name, namespace=namespace, labels=common_labels(name), owner=owner),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": dict(sorted(sel.items())),
+            "ports": [{"name": PORT_NAME, "port": 80, "targetPort": PORT_NAME}],
+        },
+    }
+
+
+def build_root_service(*, name: str, namespace: str, owner: Owner) -> dict[str, Any]:
+    """Service ``NAME`` over every track's pods. Pure; consumed by ``build_desired``.
+
+    With the ``replicas`` router the canary's share of traffic is its share of ready pods.
+    """
+    return _service(
+        name=name,
+        namespace=namespace,
+        owner=owner,
+        svc_name=root_service_name(name),
+        sel=selector_labels(name),
+    )
+
+
+def build_track_service(
+    *, name: str, namespace: str, owner: Owner, track: Track, revision: str
+) -> dict[str, Any]:
+    """Service ``NAME-stable`` or ``NAME-canary`` over one revision's pods. Pure; consumed by
+    ``build_desired`` (and by HTTPRoute backends and analysis that must reach one track)."""
+    sel = {**selector_labels(name), C.LABEL_REVISION: revision}
+    return _service(
+        name=name, namespace=namespace, owner=owner, svc_name=track_service_name(name, track), sel=sel
+    )
+
+
+def build_pdb(*, name: str, namespace: str, owner: Owner) -> dict[str, Any]:
+    """PodDisruptionBudget ``NAME``: one pod of the ModelDeployment may be evicted at a time. Pure;
+    consumed by ``build_desired``.
+
+    ``maxUnavailable`` rather than ``minAvailable`` so a single-replica model never blocks a node
+    drain; ``AlwaysAllow`` lets a drain evict pods that are not ready anyway (a crash-looping
+    engine must not hold a node hostage).
+    """
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(name=name, namespace=namespace, labels=common_labels(name), owner=owner),
+        "spec": {
+            "maxUnavailable": 1,
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+            "selector": {"matchLabels": selector_labels(name)},
+        },
+    }
+
+
+def _series(kind: EngineKind, autoscaling: Autoscaling) -> str:
+    series = autoscaling_series(kind, autoscaling.metric)
+    if series is None:
+        raise ValueError(f"engine {kind} exports no {autoscaling.metric} metric to autoscale on")
+    return series
+
+
+def _scale_target(name: str, revision: str) -> dict[str, str]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment_name(name, revision)}
+
+
+def _scale_down_behavior() -> dict[str, Any]:
+    return {"scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_STABILIZATION_SECONDS}}
+
+
+def build_scaled_object(
+    *,
+    name: str,
+    namespace: str,
+    owner: Owner,
+    autoscaling: Autoscaling,
+    engine: EngineKind,
+    stable_revision: str,
+    prometheus_url: str,
+) -> dict[str, Any]:
+    """KEDA ScaledObject ``NAME`` scaling the stable Deployment. Pure; consumed by ``build_desired``.
+
+    The Prometheus trigger's query sums the engine gauge over the stable revision's pods; KEDA
+    divides it by ``threshold`` (the per-replica target), which is the replica count an HPA on the
+    per-pod average would pick. The threshold is written as a plain number because KEDA parses a
+    float (a quantity such as ``500m`` would not parse).
+    """
+    query = f"sum({_series(engine, autoscaling)}{selector(namespace, name, stable_revision)})"
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": _metadata(name=name, namespace=namespace, labels=common_labels(name), owner=owner),
+        "spec": {
+            "scaleTargetRef": _scale_target(name, stable_revision),
+            "minReplicaCount": autoscaling.min_replicas,
+            "maxReplicaCount": autoscaling.max_replicas,
+            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": _scale_down_behavior()}},
+            "triggers": [
+                {
+                    "type": "prometheus",
+                    "metadata": {
+                        "serverAddress": prometheus_url,
+                        "query": query,
+                        "threshold": _plain_number(autoscaling.target),
+                    },
+                }
+            ],
+        },
+    }
+
+
+def hpa_metric_name(engine: EngineKind, autoscaling: Autoscaling) -> str:
+    """The custom metric an HPA asks for: the engine series with ``:`` replaced by ``_``, as
+    prometheus-adapter exposes it (``vllm:num_requests_waiting`` → ``vllm_num_requests_waiting``).
+    Pure; consumed by ``build_hpa`` and the fallback note."""
+    return _series(engine, autoscaling).replace(":", "_")
+
+
+def build_hpa(
+    *,
+    name: str,
+    namespace: str,
+    owner: Owner,
+    autoscaling: Autoscaling,
+    engine: EngineKind,
+    stable_revision: str,
+) -> dict[str, Any]:
+    """autoscaling/v2 HorizontalPodAutoscaler ``NAME`` on the stable Deployment. Pure; consumed by
+    ``build_desired``.
+
+    A ``Pods`` metric averaged over the target's pods (needs prometheus-adapter serving the
+    custom metrics API). An HPA cannot scale to zero, so ``minReplicas`` is at least 1.
+    ``averageValue`` is the target exactly as written; the API server stores quantities in
+    canonical form (``0.8`` reads back as ``800m``), so compare quantities by value.
+    """
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(name=name, namespace=namespace, labels=common_labels(name), owner=owner),
+        "spec": {
+            "scaleTargetRef": _scale_target(name, stable_revision),
+            "minReplicas": max(1, autoscaling.min_replicas),
+            "maxReplicas": autoscaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Pods",
+                    "pods": {
+                        "metric": {"name": hpa_metric_name(engine, autoscaling)},
+                        "target": {"type": "AverageValue", "averageValue": autoscaling.target},
+                    },
+                }
+            ],
+            "behavior": _scale_down_behavior(),
+        },
+    }
+
+
+def build_pod_monitor(*, name: str, namespace: str, owner: Owner) -> dict[str, Any]:
+    """prometheus-operator PodMonitor ``NAME`` scraping ``/metrics`` on the API port every 15 s.
+    Pure; consumed by ``build_desired`` when ``monitoring.coreos.com/v1`` is served.
+
+    ``podTargetLabels`` copy the slogate pod labels onto every series (sanitised to
+    ``slogate_io_deployment``, ``slogate_io_revision``, ``slogate_io_track``), which is what
+    ``engine_metrics.selector`` and SLO analysis select on.
+    """
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": _metadata(name=name, namespace=namespace, labels=common_labels(name), owner=owner),
+        "spec": {
+            "selector": {"matchLabels": selector_labels(name)},
+            "podMetricsEndpoints": [{"port": PORT_NAME, "path": "/metrics", "interval": "15s"}],
+            "podTargetLabels": [C.LABEL_DEPLOYMENT, C.LABEL_REVISION, C.LABEL_TRACK],
+        },
+    }
+
+
+# ------------------------------------------------------------------------------------------ all
+
+
+def _autoscaler(
+    *,
+    name: str,
+    namespace: str,
+    spec: ModelDeploymentSpec,
+    owner: Owner,
+    caps: Capabilities,
+    stable_revision: str,
+    prometheus_url: str,
+) -> tuple[str | None, dict[str, Any] | None, list[str]]:
+    a = spec.autoscaling
+    if a is None:
+        return None, None, []
+    kind = spec.engine.kind
+    notes: list[str] = []
+    if a.provider == AutoscalingProvider.KEDA and caps.keda:
+        if a.min_replicas == 0:
+            notes.append(
+                "autoscaling.minReplicas 0: the engine's own metrics disappear with its last pod, "
+                "so once at zero nothing in them can scale it up again; scale from zero needs a "
+                "request signal from outside the pods"
+            )
+        obj = build_scaled_object(
+            name=name,
+            namespace=namespace,
+            owner=owner,
+            autoscaling=a,
+            engine=kind,
+            stable_revision=stable_revision,
+            prometheus_url=prometheus_url,
+        )
+        return "keda", obj, notes
+    if a.provider == AutoscalingProvider.KEDA:
+        notes.append(
+            "autoscaling.provider keda asked but KEDA is not installed: using an HPA on the custom "
+            f"metric {hpa_metric_name(kind, a)} (needs prometheus-adapter)"
+        )
+    if a.min_replicas == 0:
+        notes.append("autoscaling.minReplicas 0 needs KEDA: the HPA uses minReplicas 1")
+    obj = build_hpa(
+        name=name,
+        namespace=namespace,
+        owner=owner,
+        autoscaling=a,
+        engine=kind,
+        stable_revision=stable_revision,
+    )
+    return "hpa", obj, notes
+
+
+def _spec_notes(spec: ModelDeploymentSpec) -> list[str]:
+    notes: list[str] = []
+    scheme = model_location(spec.model.source).scheme
+    if spec.model.revision and scheme != "hf":
+        notes.append(f"model.revision applies to hf:// sources only: ignored for {scheme}://")
+    if spec.engine.kind == EngineKind.TGI and scheme in ("s3", "gs"):
+        notes.append(
+            f"engine tgi cannot read {scheme}:// itself (it loads from the Hugging Face Hub or a "
+            "local directory): use a pvc:// or oci:// source"
+        )
+    gpu = spec.resources.gpu
+    if gpu and _is_mig(gpu.resource) and (gpu.products or gpu.min_memory_gi_b is not None):
+        notes.append(
+            f"resources.gpu.products and minMemoryGiB are ignored with {gpu.resource}: "
+            "the MIG profile fixes the slice"
+        )
+    return notes
+
+
+def build_desired(
+    *,
+    name: str,
+    namespace: str,
+    spec: ModelDeploymentSpec,
+    owner: Owner,
+    caps: Capabilities,
+    stable_revision: str,
+    canary_revision: str | None = None,
+    canary_replicas: int = 0,
+    prometheus_url: str,
+    aliases: Sequence[str] = (),
+) -> DesiredState:
+    """Every child object of one ModelDeployment. Pure; consumed by ``controller.reconcile``,
+    which server-side-applies ``objects`` and puts ``notes`` into status.
+
+    Only the Deployment of the spec's own revision (``revision_of(spec)``) is built: as the
+    stable track with ``spec.replicas`` (omitted when autoscaled) when it is ``stable_revision``,
+    as the canary track with ``canary_replicas`` when it is ``canary_revision``, and not at all
+    otherwise (a rejected revision; a note says so). Deployments of other revisions are the
+    controller's to scale and delete. Services ``NAME`` and ``NAME-stable`` always exist,
+    ``NAME-canary`` only with a canary revision. The autoscaler always targets the stable
+    Deployment; the PodMonitor is built only when prometheus-operator is installed.
+    """
+    revision = revision_of(spec)
+    objects: list[dict[str, Any]] = []
+    notes = _spec_notes(spec)
+    track: Track | None = None
+    replicas: int | None = None
+    if revision == stable_revision:
+        track, replicas = "stable", (None if spec.autoscaling else spec.replicas)
+    elif revision == canary_revision:
+        track, replicas = "canary", canary_replicas
+    else:
+        notes.append(
+            f"revision {revision} is neither stable ({stable_revision}) nor the canary "
+            f"({canary_revision or 'none'}): its Deployment is not built"
+        )
+    if track is not None:
+        objects.append(
+            build_deployment(
+                name=name,
+                namespace=namespace,
+                spec=spec,
+                owner=owner,
+                revision=revision,
+                track=track,
+                replicas=replicas,
+                aliases=aliases,
+            )
+        )
+    objects.append(build_root_service(name=name, namespace=namespace, owner=owner))
+    objects.append(
+        build_track_service(
+            name=name, namespace=namespace, owner=owner, track="stable", revision=stable_revision
+        )
+    )
+    if canary_revision is not None:
+        objects.append(
+            build_track_service(
+                name=name, namespace=namespace, owner=owner, track="canary", revision=canary_revision
+            )
+        )
+    objects.append(build_pdb(name=name, namespace=namespace, owner=owner))
+    autoscaler, scaler, scaler_notes = _autoscaler(
+        name=name,
+        namespace=namespace,
+        spec=spec,
+        owner=owner,
+        caps=caps,
+        stable_revision=stable_revision,
+        prometheus_url=prometheus_url,
+    )
+    notes += scaler_notes
+    if scaler is not None:
+        objects.append(scaler)
+    if caps.prometheus_operator:
+        objects.append(build_pod_monitor(name=name, namespace=namespace, owner=owner))
+    return DesiredState(objects=objects, autoscaler=autoscaler, notes=notes)

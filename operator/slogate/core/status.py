@@ -1,0 +1,300 @@
+"""The ModelDeployment's status and the Events worth telling, from what was observed. Pure.
+
+``compute_status`` takes the previous status and everything observed in one reconcile and returns
+the new status plus the Events for what changed; ``status_patch`` turns old and new into the
+smallest merge patch, empty when nothing changed (argo-rollouts' persistRolloutStatus is the model:
+one status write per reconcile, and none when it would not change anything).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from slogate.core.conditions import phase_from, set_condition
+from slogate.core.preflight import Preflight, crashloop_message, unschedulable_message
+from slogate.core.revisions import RevisionPlan
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """A Kubernetes Event to post on the ModelDeployment."""
+
+    type: str
+    """``Normal`` or ``Warning``."""
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class DeploymentObs:
+    """What one revision's Deployment reports."""
+
+    revision: str
+    name: str
+    desired: int
+    replicas: int
+    ready: int
+    available: int
+    up_to_date: bool
+
+    @classmethod
+    def from_object(cls, obj: dict[str, Any], revision: str) -> DeploymentObs:
+        """Read a Deployment dict. Pure."""
+        spec = obj.get("spec") or {}
+        st = obj.get("status") or {}
+        gen = (obj.get("metadata") or {}).get("generation")
+        return cls(
+            revision=revision,
+            name=obj["metadata"]["name"],
+            desired=int(spec.get("replicas", 1)),
+            replicas=int(st.get("replicas") or 0),
+            ready=int(st.get("readyReplicas") or 0),
+            available=int(st.get("availableReplicas") or 0),
+            up_to_date=st.get("observedGeneration") == gen,
+        )
+
+    @property
+    def fully_ready(self) -> bool:
+        """Every desired replica Ready and the Deployment controller caught up."""
+        return self.up_to_date and self.desired > 0 and self.ready >= self.desired
+
+
+def _cond(old: list[dict[str, Any]], **kwargs: Any) -> list[dict[str, Any]]:
+    new, _ = set_condition(old, **kwargs)
+    return new
+
+
+def compute_status(
+    *,
+    generation: int,
+    plan: RevisionPlan,
+    deployments: dict[str, DeploymentObs],
+    pods: list[dict[str, Any]],
+    preflight: Preflight | None,
+    autoscaler: str | None,
+    notes: list[str],
+    old: dict[str, Any],
+    now: datetime,
+) -> tuple[dict[str, Any], list[EventSpec]]:
+    """The new status (camelCase dict) and the Events for what changed. Pure; consumed by
+    ``controller.reconcile``, which writes ``status_patch(old, new)`` and posts the Events."""
+    events: list[EventSpec] = []
+    conditions = list(old.get("conditions") or [])
+    gen = {"observed_generation": generation, "now": now}
+    stable = deployments.get(plan.stable)
+    candidate = deployments.get(plan.candidate) if plan.candidate else None
+    desired = stable.desired if stable else 0
+    ready = stable.ready if stable else 0
+    total_replicas = sum(d.replicas for d in deployments.values())
+    total_ready = sum(d.ready for d in deployments.values())
+
+    if ready > 0:
+        conditions = _cond(
+            conditions,
+            type="Available",
+            status="True",
+            reason="MinimumReplicasAvailable",
+            message=f"{ready} of {desired} replicas of revision {plan.stable} are Ready",
+            **gen,
+        )
+    else:
+        conditions = _cond(
+            conditions,
+            type="Available",
+            status="False",
+            reason="NoReplicasReady",
+            message=f"no replica of revision {plan.stable} is Ready",
+            **gen,
+        )
+    if stable and stable.fully_ready and candidate is None:
+        conditions = _cond(
+            conditions,
+            type="Ready",
+            status="True",
+            reason="AllReplicasReady",
+            message=f"revision {plan.stable} serves with {ready}/{desired} replicas Ready",
+            **gen,
+        )
+    else:
+        why = (
+            f"revision {plan.candidate} is coming up beside {plan.stable}"
+            if candidate or plan.candidate
+            else f"{ready} of {desired} replicas of revision {plan.stable} are Ready"
+        )
+        conditions = _cond(
+            conditions,
+            type="Ready",
+            status="False",
+            reason="RevisionProgressing" if plan.candidate else "MinimumReplicasUnavailable",
+            message=why,
+            **gen,
+        )
+    if plan.candidate:
+        cready = candidate.ready if candidate else 0
+        cdesired = candidate.desired if candidate else 0
+        conditions = _cond(
+            conditions,
+            type="Progressing",
+            status="True",
+            reason="RevisionProgressing",
+            message=f"revision {plan.candidate}: {cready}/{cdesired} replicas Ready; "
+            f"revision {plan.stable} keeps serving until then",
+            **gen,
+        )
+    else:
+        conditions = _cond(
+            conditions,
+            type="Progressing",
+            status="True",
+            reason="NewRevisionAvailable",
+            message=f"revision {plan.stable} is the serving revision",
+            **gen,
+        )
+
+    unschedulable = unschedulable_message(pods)
+    crashloop = crashloop_message(pods)
+    if crashloop:
+        conditions = _cond(
+            conditions, type="Degraded", status="True", reason="EngineCrashLooping", message=crashloop, **gen
+        )
+    elif unschedulable:
+        conditions = _cond(
+            conditions,
+            type="Degraded",
+            status="True",
+            reason="PodsUnschedulable",
+            message=unschedulable,
+            **gen,
+        )
+    elif (
+        stable
+        and stable.ready < stable.desired
+        and stable.up_to_date
+        and plan.candidate is None
+        and ready > 0
+    ):
+        conditions = _cond(
+            conditions,
+            type="Degraded",
+            status="True",
+            reason="MinimumReplicasUnavailable",
+            message=f"{ready} of {desired} replicas Ready",
+            **gen,
+        )
+    else:
+        conditions = _cond(
+            conditions, type="Degraded", status="False", reason="AsExpected", message="", **gen
+        )
+
+    if preflight is not None:
+        if preflight.ok:
+            conditions = _cond(
+                conditions,
+                type="InsufficientGPU",
+                status="False",
+                reason="GPUAvailable",
+                message=preflight.message or "enough GPUs are free",
+                **gen,
+            )
+        else:
+            conditions = _cond(
+                conditions,
+                type="InsufficientGPU",
+                status="True",
+                reason=preflight.reason,
+                message=preflight.message,
+                **gen,
+            )
+
+    rollout_phase = "Progressing" if plan.candidate else None
+    phase = phase_from(conditions, rollout_phase=rollout_phase)
+    message = None
+    for ctype in ("InsufficientGPU", "Degraded"):
+        c = next((c for c in conditions if c["type"] == ctype and c["status"] == "True"), None)
+        if c:
+            message = c["message"]
+            break
+    if message is None:
+        message = next(
+            c["message"] for c in conditions if c["type"] == ("Progressing" if plan.candidate else "Ready")
+        )
+
+    new: dict[str, Any] = {
+        **{k: v for k, v in old.items() if k not in ("conditions",)},
+        "observedGeneration": generation,
+        "phase": phase,
+        "conditions": conditions,
+        "stableRevision": plan.stable,
+        "canaryRevision": plan.candidate,
+        "replicas": total_replicas,
+        "readyReplicas": total_ready,
+        "ready": f"{total_ready}/{desired + (candidate.desired if candidate else 0)}",
+        "autoscaler": autoscaler if not notes else f"{autoscaler}: {' '.join(notes)}",
+        "message": message,
+    }
+
+    # Events for transitions only: a steady state posts nothing.
+    old_conds = {c["type"]: c for c in old.get("conditions") or []}
+
+    def flipped(ctype: str, status: str = "True") -> dict[str, Any] | None:
+        c = next((c for c in conditions if c["type"] == ctype), None)
+        before = old_conds.get(ctype)
+        if (
+            c
+            and c["status"] == status
+            and (before is None or before["status"] != status or before["reason"] != c["reason"])
+        ):
+            return c
+        return None
+
+    if plan.promoted:
+        events.append(EventSpec("Normal", "Promoted", f"revision {plan.stable} is now stable"))
+    if plan.candidate and old.get("canaryRevision") != plan.candidate:
+        events.append(
+            EventSpec(
+                "Normal",
+                "RevisionStarted",
+                f"revision {plan.candidate} starts beside stable revision {plan.stable}",
+            )
+        )
+    if c := flipped("InsufficientGPU"):
+        events.append(EventSpec("Warning", c["reason"], c["message"]))
+    if c := flipped("Degraded"):
+        events.append(EventSpec("Warning", c["reason"], c["message"]))
+    if c := flipped("Ready"):
+        events.append(EventSpec("Normal", "Ready", c["message"]))
+    if (
+        stable
+        and old.get("stableRevision") == plan.stable
+        and old.get("replicas") not in (None, total_replicas)
+        and plan.candidate is None
+    ):
+        events.append(
+            EventSpec(
+                "Normal",
+                "Scaled",
+                f"revision {plan.stable} scaled {old.get('replicas')} → {total_replicas} replicas",
+            )
+        )
+    if notes and old.get("autoscaler") != new["autoscaler"]:
+        events.append(EventSpec("Warning", "AutoscalerFallback", " ".join(notes)))
+    return new, events
+
+
+def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The merge patch taking ``old`` to ``new`` at the top level; empty when nothing changed. Pure.
+
+    >>> status_patch({"phase": "Ready", "x": 1}, {"phase": "Ready", "x": 2})
+    {'x': 2}
+    >>> status_patch({"a": 1}, {"a": None})
+    {'a': None}
+    >>> status_patch({"a": 1}, {"a": 1})
+    {}
+    """
+    patch: dict[str, Any] = {}
+    for key in set(old) | set(new):
+        if old.get(key) != new.get(key):
+            patch[key] = new.get(key)
+    return {k: patch[k] for k in sorted(patch)}
