@@ -149,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(p)
     p.set_defaults(func=_cmd_run)
 
+    from slogate.commands import register as register_commands
+
+    register_commands(sub)
+
     try:
         from slogate.dev.cli import register as register_dev
     except ImportError:  # pragma: no cover - dev tooling is optional at import time

@@ -204,6 +204,17 @@ class Kube:
             content_type="application/merge-patch+json",
         )
 
+    def patch_metadata(self, namespace: str, name: str, metadata: dict[str, Any]) -> None:
+        """Merge-patch the ModelDeployment's metadata (to clear a consumed command annotation)."""
+        self._write(
+            "patch",
+            C.KIND,
+            "PATCH",
+            _path(C.API_VERSION, C.KIND, namespace, name),
+            body={"metadata": metadata},
+            content_type="application/merge-patch+json",
+        )
+
     def scale(self, namespace: str, deployment: str, replicas: int) -> None:
         """Set a Deployment's replicas through its scale subresource (older revisions are only scaled)."""
         self._write(

@@ -740,6 +740,10 @@ class FallbackStatus(_Status):
     """When it became active, or when the primary started breaching (RFC 3339)."""
     reason: str = ""
     """Why."""
+    unhealthy_since: str | None = None
+    """When the primary started breaching or lost its last ready replica (RFC 3339)."""
+    healthy_since: str | None = None
+    """While fallback is active: when the primary became healthy again (RFC 3339)."""
 
 
 class CostStatus(_Status):
@@ -751,6 +755,21 @@ class CostStatus(_Status):
     """Estimated cost per hour, in the price table's currency."""
     per_million_tokens: str | None = None
     """Estimated cost per million generated tokens over the SLO window."""
+
+
+class RolloutStatus(_Status):
+    """Rollout bookkeeping that must survive an operator restart."""
+
+    paused_reason: str | None = None
+    """Why the rollout waits (a manual gate, a person, inconclusive analysis), and what to run next."""
+    outcome: str | None = None
+    """``RolledBack`` or ``Aborted`` when the last rollout ended that way."""
+    outcome_message: str | None = None
+    """Why it ended that way: the objective, value and threshold that failed."""
+    promoting: bool | None = None
+    """The candidate is being scaled to full size to become stable."""
+    last_command_id: str | None = None
+    """Id of the last person's command applied (commands are applied once)."""
 
 
 class ModelDeploymentStatus(_Status):
@@ -792,6 +811,8 @@ class ModelDeploymentStatus(_Status):
     """Latest SLO verdict for ``kubectl get``."""
     last_analysis: AnalysisStatus | None = None
     """The latest analysis run."""
+    rollout: RolloutStatus | None = None
+    """Rollout bookkeeping."""
     rejected_revisions: Annotated[list[str], Field(max_length=64)] = []
     """Revisions rolled back; not retried until the spec changes again or a person retries."""
     history: Annotated[list[HistoryEntry], Field(max_length=64)] = []

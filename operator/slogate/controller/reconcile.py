@@ -18,19 +18,35 @@ from pydantic import ValidationError
 
 from slogate import constants as C
 from slogate.adapters.kube import Kube, post_event
-from slogate.api.v1alpha1 import ModelDeploymentSpec
+from slogate.adapters.prometheus import PrometheusSource
+from slogate.api.types import parse_duration
+from slogate.api.v1alpha1 import ModelDeploymentSpec, Router, Strategy, Verdict
 from slogate.config import OperatorConfig
+from slogate.core.analysis import MetricsSource, run_analysis
 from slogate.core.compare import is_subset
-from slogate.core.conditions import set_condition
+from slogate.core.conditions import phase_from, set_condition
 from slogate.core.desired import build_desired
-from slogate.core.naming import Owner, revision_of
+from slogate.core.fallback import FallbackDecision, TierHealth, decide_fallback, find_target, target_id
+from slogate.core.naming import Owner, deployment_name, revision_of
 from slogate.core.preflight import Preflight, node_info_from, preflight, shape_of
-from slogate.core.revisions import plan_revisions
-from slogate.core.status import DeploymentObs, EventSpec, compute_status, status_patch
+from slogate.core.rollout import (
+    COMMANDS,
+    Analysis,
+    Command,
+    Decision,
+    Observed,
+    RolloutState,
+    analysis_due,
+    plan,
+)
+from slogate.core.status import DeploymentObs, EventSpec, RevisionPlan, compute_status, status_patch
+from slogate.core.traffic import backend_of_target, build_httproute, replicas_for_weight, root_selector
 from slogate.errors import PermanentError
 from slogate.telemetry import MANAGED_OBJECTS, RECONCILE_ERRORS, RECONCILE_SECONDS, RECONCILES
 
 log = logging.getLogger("slogate.reconcile")
+
+ANNOTATION_COMMAND = f"{C.GROUP}/command"
 
 CHILD_KINDS = (
     ("apps/v1", "Deployment"),
@@ -66,6 +82,9 @@ class Reconciler:
         self.kube = kube
         self.config = config
         self.clock = clock
+        self._sources: dict[str, MetricsSource] = {}
+        self._managed: dict[tuple[str, str], dict[str, int]] = {}
+        self._stable_checks: dict[tuple[str, str], tuple[str | None, datetime, Verdict, str]] = {}
 
     # ------------------------------------------------------------------ entry point
     def reconcile(self, namespace: str, name: str) -> Result:
@@ -105,75 +124,348 @@ class Reconciler:
             if d["metadata"].get("labels", {}).get(C.LABEL_REVISION)
         }
         current = revision_of(spec)
-        stable = old_status.get("stableRevision")
-        if stable not in existing:
-            stable = None  # never deployed, or its Deployment was removed: deploy the spec directly
-        candidate_obs = DeploymentObs.from_object(existing[current], current) if current in existing else None
-        plan = plan_revisions(
+        state = RolloutState.from_status(old_status)
+        stable_size = self._stable_size(spec, existing, state.stable)
+        cand = DeploymentObs.from_object(existing[current], current) if current in existing else None
+        observed_rollout = Observed(
             current=current,
-            stable=stable,
-            candidate=old_status.get("canaryRevision"),
-            candidate_ready=bool(candidate_obs and candidate_obs.fully_ready and current != stable),
-            existing=tuple(sorted(existing)),
+            stable_exists=state.stable in existing,
+            candidate_ready=bool(
+                cand and cand.up_to_date and cand.desired > 0 and cand.ready >= cand.desired
+            ),
+            candidate_full=bool(
+                cand and cand.up_to_date and cand.desired >= stable_size and cand.ready >= stable_size
+            ),
         )
-
-        pods = self.kube.list("v1", "Pod", namespace, selector=f"{C.LABEL_DEPLOYMENT}={name}")
-        pods = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-        check = self._preflight(spec, plan, existing, pods)
-
+        command = self._command(body)
         prometheus_url = (
             spec.rollout.analysis.prometheus.url
             if spec.rollout.analysis.prometheus
             else self.config.prometheus_url
         )
-        stable_desired = spec.replicas
-        if spec.autoscaling and stable in existing:
-            stable_desired = int(
-                (existing[stable].get("spec") or {}).get("replicas") or spec.autoscaling.min_replicas
+        analysis = None
+        if state.canary == current and analysis_due(spec, state, now):
+            verdict, results = run_analysis(
+                self.metrics(prometheus_url),
+                spec=spec,
+                namespace=namespace,
+                name=name,
+                revision=current,
+                stable_revision=state.stable,
             )
+            analysis = Analysis(verdict, tuple(results))
+        decision = plan(
+            spec=spec, state=state, observed=observed_rollout, analysis=analysis, command=command, now=now
+        )
+        st = decision.state
+
+        gpus = spec.resources.gpu.count if spec.resources.gpu else 0
+        notes: list[str] = []
+        if decision.candidate_scaled_down or st.canary is None:
+            canary_replicas = 0
+        elif decision.candidate_full_size:
+            canary_replicas = stable_size
+        else:
+            split = replicas_for_weight(
+                stable_replicas=stable_size,
+                weight=decision.canary_weight,
+                gpus_per_replica=gpus,
+                max_surge_gpus=spec.rollout.gpu_budget.max_surge_gp_us,
+            )
+            canary_replicas = split.canary
+            if split.capped_by_budget:
+                notes.append(split.message)
+
+        pods = self.kube.list("v1", "Pod", namespace, selector=f"{C.LABEL_DEPLOYMENT}={name}")
+        pods = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        check = self._preflight(spec, existing, pods, canary_replicas if st.canary == current else None)
+
+        fallback = self._fallback(spec, namespace, name, st, existing, old_status, prometheus_url, now)
         desired = build_desired(
             name=name,
             namespace=namespace,
             spec=spec,
             owner=owner,
             caps=caps,
-            stable_revision=plan.stable,
-            canary_revision=plan.candidate,
-            canary_replicas=max(stable_desired, 1) if plan.candidate else 0,
+            stable_revision=st.stable or current,
+            canary_revision=st.canary,
+            canary_replicas=canary_replicas,
             prometheus_url=prometheus_url,
+            aliases=self._aliases(namespace, name),
         )
-        objects = desired.objects
+        objects = list(desired.objects)
+        self._route(objects, spec, name, namespace, owner, caps, st, decision, notes, fallback)
         if check is not None and not check.fits_at_all:
             # The shape can never be scheduled: create no pods, say why in status instead.
-            objects = [o for o in objects if not (o["kind"] == "Deployment")]
+            objects = [o for o in objects if o["kind"] != "Deployment"]
         for obj in objects:
             self._preserve_track(obj, existing)
+        if spec.autoscaling and st.stable == current and state.stable != current and current in existing:
+            # Promotion under an autoscaler: hand spec.replicas over before our apply stops setting it,
+            # so the promoted revision keeps its size instead of falling back to the default of 1.
+            live = int((existing[current].get("spec") or {}).get("replicas") or 1)
+            self.kube.scale(namespace, deployment_name(name, current), live)
+            result.writes += 1
         result.writes += self._apply(objects, children, body)
-        result.writes += self._prune(objects, children, plan.retire, namespace)
+        result.writes += self._prune(objects, children, decision.retire, namespace)
 
         # Observe again only what we need for status: Deployments after apply.
         observed = {}
         for d in self.kube.list("apps/v1", "Deployment", namespace, selector=f"{C.LABEL_DEPLOYMENT}={name}"):
             rev = d["metadata"].get("labels", {}).get(C.LABEL_REVISION)
-            if rev in (plan.stable, plan.candidate):
+            if rev in (st.stable, st.canary):
                 observed[rev] = DeploymentObs.from_object(d, rev)
-
+        plan_view = RevisionPlan(
+            stable=st.stable or current, candidate=st.canary if st.canary and not st.outcome else None
+        )
+        rollout_events = [EventSpec(*e) for e in decision.events]
         new_status, events = compute_status(
             generation=generation,
-            plan=plan,
+            plan=plan_view,
             deployments=observed,
             pods=pods,
             preflight=check,
             autoscaler=desired.autoscaler,
-            notes=desired.notes,
+            notes=[*desired.notes, *notes],
             old=old_status,
             now=now,
+            rollout_phase=decision.rollout_phase,
+            rolled_back=st.outcome_message if st.outcome else None,
         )
-        result.writes += self._write_status(body, old_status, new_status, events, now)
-        MANAGED_OBJECTS.labels(kind="ModelDeployment").set(1)
-        if plan.candidate or new_status.get("phase") not in ("Ready",):
-            result.requeue_after = 2.0
+        new_status.update(st.to_status())
+        if fallback is not None:
+            rollout_events.extend(self._fallback_status(new_status, fallback, generation, now, decision))
+        self._count_managed(namespace, name, objects)
+        new_status["sloVerdict"] = st.last_verdict or old_status.get("sloVerdict")
+        result.writes += self._write_status(body, old_status, new_status, rollout_events + events, now)
+        if command is not None:
+            result.writes += self._clear_command(body)
+        requeue = decision.requeue_after
+        if new_status.get("phase") not in ("Ready", "RolledBack", "Failed"):
+            requeue = min(requeue, 2.0) if st.canary is None else requeue
+        result.requeue_after = requeue
         return result
+
+    # ------------------------------------------------------------------ fallback
+    def _aliases(self, namespace: str, name: str) -> list[str]:
+        """Served names of the ModelDeployments that name this one as a fallback tier: its engine answers
+        to them too, so their clients need no change when traffic falls back here."""
+        aliases: set[str] = set()
+        for md in self.kube.list(C.API_VERSION, C.KIND, namespace):
+            fb = (md.get("spec") or {}).get("fallback") or {}
+            if any(t.get("modelDeployment") == name for t in fb.get("targets") or []):
+                model = (md.get("spec") or {}).get("model") or {}
+                aliases.add(model.get("servedName") or md["metadata"]["name"])
+        return sorted(aliases)
+
+    def _fallback(
+        self,
+        spec: ModelDeploymentSpec,
+        namespace: str,
+        name: str,
+        st: RolloutState,
+        existing: dict[str, dict[str, Any]],
+        old_status: dict[str, Any],
+        prometheus_url: str,
+        now: datetime,
+    ) -> FallbackDecision | None:
+        previous = old_status.get("fallback")
+        if spec.fallback is None and not (previous or {}).get("active"):
+            return None
+        stable = DeploymentObs.from_object(existing[st.stable], st.stable) if st.stable in existing else None
+        healthy, reason = True, ""
+        if stable is None or stable.ready == 0:
+            healthy, reason = False, f"no ready replica of revision {st.stable}"
+        elif spec.slo and spec.fallback:
+            verdict, why = self._stable_slo(spec, namespace, name, st.stable, prometheus_url, now)
+            if verdict == Verdict.FAIL:
+                healthy, reason = False, f"revision {st.stable} breaches its SLO: {why}"
+        tiers = []
+        for target in spec.fallback.targets if spec.fallback else []:
+            tid = target_id(target)
+            if target.model_deployment:
+                md = self.kube.get(C.API_VERSION, C.KIND, namespace, target.model_deployment)
+                ready = int(((md or {}).get("status") or {}).get("readyReplicas") or 0)
+                tiers.append(
+                    TierHealth(
+                        tid,
+                        md is not None and ready > 0,
+                        "" if ready else f"ModelDeployment {target.model_deployment} has no ready replica",
+                    )
+                )
+            else:
+                assert target.service is not None
+                svc = self.kube.get(
+                    "v1", "Service", target.service.namespace or namespace, target.service.name
+                )
+                tiers.append(
+                    TierHealth(
+                        tid, svc is not None, "" if svc else f"Service {target.service.name} not found"
+                    )
+                )
+        return decide_fallback(
+            fallback=spec.fallback,
+            previous=previous,
+            primary_healthy=healthy,
+            primary_reason=reason,
+            tiers=tiers,
+            now=now,
+        )
+
+    def _stable_slo(
+        self,
+        spec: ModelDeploymentSpec,
+        namespace: str,
+        name: str,
+        revision: str | None,
+        url: str,
+        now: datetime,
+    ) -> tuple[Verdict, str]:
+        """The stable revision's SLO verdict, measured at most once per analysis interval (a rate limit
+        only: losing it on restart just measures again)."""
+        key = (namespace, name)
+        interval = parse_duration(spec.rollout.analysis.interval)
+        cached = self._stable_checks.get(key)
+        if cached and cached[0] == revision and now - cached[1] < interval:
+            return cached[2], cached[3]
+        verdict, results = run_analysis(
+            self.metrics(url),
+            spec=spec,
+            namespace=namespace,
+            name=name,
+            revision=revision or "",
+            stable_revision=None,
+        )
+        why = "; ".join(r.message for r in results if r.verdict == Verdict.FAIL)
+        self._stable_checks[key] = (revision, now, verdict, why)
+        return verdict, why
+
+    def _fallback_status(
+        self,
+        new_status: dict[str, Any],
+        fb: FallbackDecision,
+        generation: int,
+        now: datetime,
+        decision: Decision,
+    ) -> list[EventSpec]:
+        new_status["fallback"] = {k: v for k, v in fb.as_status().items() if v is not None}
+        conditions, _ = set_condition(
+            new_status["conditions"],
+            type="FallbackActive",
+            status="True" if fb.active else "False",
+            reason="FallbackActive" if fb.active else "PrimaryServing",
+            message=fb.message or ("traffic is on " + str(fb.target) if fb.active else "the primary serves"),
+            observed_generation=generation,
+            now=now,
+        )
+        new_status["conditions"] = conditions
+        new_status["phase"] = phase_from(conditions, rollout_phase=decision.rollout_phase)
+        if fb.active:
+            new_status["message"] = fb.message
+        return [EventSpec(*fb.event)] if fb.event else []
+
+    # ------------------------------------------------------------------ helpers
+    def _count_managed(self, namespace: str, name: str, objects: list[dict[str, Any]]) -> None:
+        counts: dict[str, int] = {}
+        for obj in objects:
+            counts[obj["kind"]] = counts.get(obj["kind"], 0) + 1
+        self._managed[(namespace, name)] = counts
+        totals: dict[str, int] = {}
+        for per in self._managed.values():
+            for kind, n in per.items():
+                totals[kind] = totals.get(kind, 0) + n
+        for kind, n in totals.items():
+            MANAGED_OBJECTS.labels(kind=kind).set(n)
+
+    def metrics(self, url: str) -> MetricsSource:
+        """The metrics source for a Prometheus URL (one client per URL)."""
+        source = self._sources.get(url)
+        if source is None:
+            source = self._sources[url] = PrometheusSource(url)
+        return source
+
+    def _stable_size(
+        self, spec: ModelDeploymentSpec, existing: dict[str, dict[str, Any]], stable: str | None
+    ) -> int:
+        """How many replicas stable runs: the spec's, or what the autoscaler set."""
+        if spec.autoscaling:
+            if stable in existing:
+                return max(int((existing[stable].get("spec") or {}).get("replicas") or 1), 1)
+            return max(spec.autoscaling.min_replicas, 1)
+        return spec.replicas
+
+    def _command(self, body: dict[str, Any]) -> Command | None:
+        """A person's command from the ``slogate.io/command`` annotation: ``VERB`` or ``VERB:ID``."""
+        raw = (body["metadata"].get("annotations") or {}).get(ANNOTATION_COMMAND)
+        if not raw:
+            return None
+        verb, _, cid = raw.partition(":")
+        if verb not in COMMANDS:
+            log.warning("ignoring unknown command %r on %s", raw, body["metadata"]["name"])
+            return None
+        return Command(verb=verb, id=cid or verb)
+
+    def _clear_command(self, body: dict[str, Any]) -> int:
+        """Remove the command annotation once its effect is in status (a metadata patch, never spec)."""
+        meta = body["metadata"]
+        self.kube.patch_metadata(meta["namespace"], meta["name"], {"annotations": {ANNOTATION_COMMAND: None}})
+        return 1
+
+    def _route(
+        self,
+        objects: list[dict[str, Any]],
+        spec: ModelDeploymentSpec,
+        name: str,
+        namespace: str,
+        owner: Owner,
+        caps: Any,
+        st: RolloutState,
+        decision: Decision,
+        notes: list[str],
+        fallback: FallbackDecision | None = None,
+    ) -> None:
+        """Traffic: the root Service's selector, and the HTTPRoute for the gatewayAPI router."""
+        gateway = spec.rollout.traffic.router == Router.GATEWAY_API
+        tier = find_target(spec.fallback, fallback.target) if fallback and fallback.active else None
+        if tier is not None and not gateway:
+            for obj in objects:
+                if obj["kind"] == "Service" and obj["metadata"]["name"] == name:
+                    if tier.model_deployment:
+                        # The fallback's pods answer to our served name too (aliases), so clients need no change.
+                        obj["spec"]["selector"] = root_selector(
+                            name=name, fallback_model_deployment=tier.model_deployment
+                        )
+                    else:
+                        notes.append(
+                            "a service fallback tier needs the gatewayAPI router; the replicas router "
+                            "can only fall back to another ModelDeployment"
+                        )
+            return
+        stable_only = gateway or spec.rollout.strategy in (Strategy.BLUE_GREEN, Strategy.SHADOW)
+        for obj in objects:
+            if obj["kind"] == "Service" and obj["metadata"]["name"] == name and stable_only and st.stable:
+                # Weighted routes, previews and mirrors need the stable endpoint to be stable only.
+                obj["spec"]["selector"] = {C.LABEL_DEPLOYMENT: name, C.LABEL_REVISION: st.stable}
+        if not gateway:
+            return
+        if not caps.gateway_api:
+            notes.append(
+                "router gatewayAPI asked but Gateway API is not installed: traffic follows the replica ratio"
+            )
+            return
+        assert spec.rollout.traffic.gateway_api is not None
+        objects.append(
+            build_httproute(
+                name=name,
+                namespace=namespace,
+                owner=owner,
+                traffic=spec.rollout.traffic.gateway_api,
+                canary_weight=decision.canary_weight,
+                canary=st.canary is not None and not decision.candidate_scaled_down,
+                mirror=decision.mirror,
+                fallback_backend=backend_of_target(tier) if tier is not None else None,
+            )
+        )
 
     # ------------------------------------------------------------------ steps
     def _parse_spec(
@@ -221,17 +513,20 @@ class Reconciler:
     def _preflight(
         self,
         spec: ModelDeploymentSpec,
-        plan: Any,
         existing: dict[str, dict[str, Any]],
         pods: list[dict[str, Any]],
+        candidate_replicas: int | None,
     ) -> Any:
+        """GPU preflight for the pods of the spec's revision that still need a node."""
         shape = shape_of(spec)
         if shape is None:
             return None
         current = revision_of(spec)
         deployment = existing.get(current)
         wanted = spec.replicas if not spec.autoscaling else spec.autoscaling.min_replicas
-        if deployment is not None:
+        if candidate_replicas is not None:
+            wanted = candidate_replicas
+        elif deployment is not None:
             wanted = int((deployment.get("spec") or {}).get("replicas") or wanted)
         mine = [p for p in pods if p["metadata"].get("labels", {}).get(C.LABEL_REVISION) == current]
         bound = [p for p in mine if (p.get("spec") or {}).get("nodeName")]

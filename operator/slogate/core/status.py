@@ -14,7 +14,18 @@ from typing import Any
 
 from slogate.core.conditions import phase_from, set_condition
 from slogate.core.preflight import Preflight, crashloop_message, unschedulable_message
-from slogate.core.revisions import RevisionPlan
+
+
+@dataclass(frozen=True)
+class RevisionPlan:
+    """Which revisions serve, as ``compute_status`` needs to know."""
+
+    stable: str
+    """Revision that serves users."""
+    candidate: str | None = None
+    """Revision rolling out beside stable, if any."""
+    promoted: bool = False
+    """The candidate became stable in this pass (kept for callers that decide promotion themselves)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,8 @@ def compute_status(
     notes: list[str],
     old: dict[str, Any],
     now: datetime,
+    rollout_phase: str | None = "derive",
+    rolled_back: str | None = None,
 ) -> tuple[dict[str, Any], list[EventSpec]]:
     """The new status (camelCase dict) and the Events for what changed. Pure; consumed by
     ``controller.reconcile``, which writes ``status_patch(old, new)`` and posts the Events."""
@@ -155,7 +168,11 @@ def compute_status(
 
     unschedulable = unschedulable_message(pods)
     crashloop = crashloop_message(pods)
-    if crashloop:
+    if rolled_back:
+        conditions = _cond(
+            conditions, type="Degraded", status="True", reason="RolledBack", message=rolled_back, **gen
+        )
+    elif crashloop:
         conditions = _cond(
             conditions, type="Degraded", status="True", reason="EngineCrashLooping", message=crashloop, **gen
         )
@@ -208,7 +225,8 @@ def compute_status(
                 **gen,
             )
 
-    rollout_phase = "Progressing" if plan.candidate else None
+    if rollout_phase == "derive":
+        rollout_phase = "Progressing" if plan.candidate else None
     phase = phase_from(conditions, rollout_phase=rollout_phase)
     message = None
     for ctype in ("InsufficientGPU", "Degraded"):
@@ -249,19 +267,9 @@ def compute_status(
             return c
         return None
 
-    if plan.promoted:
-        events.append(EventSpec("Normal", "Promoted", f"revision {plan.stable} is now stable"))
-    if plan.candidate and old.get("canaryRevision") != plan.candidate:
-        events.append(
-            EventSpec(
-                "Normal",
-                "RevisionStarted",
-                f"revision {plan.candidate} starts beside stable revision {plan.stable}",
-            )
-        )
     if c := flipped("InsufficientGPU"):
         events.append(EventSpec("Warning", c["reason"], c["message"]))
-    if c := flipped("Degraded"):
+    if (c := flipped("Degraded")) and c["reason"] != "RolledBack":  # the rollout posts its own RolledBack
         events.append(EventSpec("Warning", c["reason"], c["message"]))
     if c := flipped("Ready"):
         events.append(EventSpec("Normal", "Ready", c["message"]))
@@ -284,17 +292,27 @@ def compute_status(
 
 
 def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """The merge patch taking ``old`` to ``new`` at the top level; empty when nothing changed. Pure.
+    """The JSON merge patch (RFC 7386) taking ``old`` to ``new``; empty when nothing changed. Pure.
+
+    Nested objects are patched key by key, and a key that disappeared becomes ``null`` — a merge
+    patch merges objects, so sending a whole sub-object would keep keys it no longer has.
 
     >>> status_patch({"phase": "Ready", "x": 1}, {"phase": "Ready", "x": 2})
     {'x': 2}
     >>> status_patch({"a": 1}, {"a": None})
     {'a': None}
+    >>> status_patch({"r": {"paused": "gate", "id": "1"}}, {"r": {"id": "2"}})
+    {'r': {'id': '2', 'paused': None}}
     >>> status_patch({"a": 1}, {"a": 1})
     {}
     """
     patch: dict[str, Any] = {}
-    for key in set(old) | set(new):
-        if old.get(key) != new.get(key):
-            patch[key] = new.get(key)
-    return {k: patch[k] for k in sorted(patch)}
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key), new.get(key)
+        if before == after:
+            continue
+        if isinstance(before, dict) and isinstance(after, dict):
+            patch[key] = status_patch(before, after)
+        else:
+            patch[key] = after
+    return patch

@@ -424,7 +424,8 @@ class LocalCluster:
     def _start_prometheus(self, port: int) -> None:
         sd = self.dir / "file_sd"
         sd.mkdir(parents=True, exist_ok=True)
-        (sd / "sims.json").write_text("[]")
+        if not (sd / "sims.json").exists():
+            (sd / "sims.json").write_text("[]")
         config = {
             "global": {"scrape_interval": "2s", "evaluation_interval": "2s", "scrape_timeout": "1s"},
             "scrape_configs": [
@@ -485,6 +486,23 @@ class LocalCluster:
             self._save()
         (self.dir / "bridge.ready").unlink(missing_ok=True)
         return left
+
+    def stop_component(self, name: str) -> None:
+        """Stop one component (fault injection: e.g. a Prometheus outage)."""
+        pid = self.state["processes"].get(name)
+        if pid and _alive(pid):
+            os.killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+    def start_prometheus_again(self) -> None:
+        """Restart a stopped Prometheus on its port (its data directory survives)."""
+        self._start_prometheus(self.state["ports"]["prometheus"])
 
     def audit_writes(self, user: str, *, since: float | None = None) -> list[dict[str, Any]]:
         """Write requests by ``user`` recorded in the audit log (ResponseComplete), optionally since a Unix time."""

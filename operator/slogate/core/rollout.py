@@ -1,0 +1,593 @@
+"""The rollout state machine: given the state in ``status``, what runs, the latest analysis, commands
+from people and the time, decide what happens next. Pure.
+
+Everything that must survive an operator restart is in ``RolloutState``, which the controller
+stores in ``status`` and reads back, so an operator killed at any instant resumes exactly where it
+was: a step is advanced only in the same status write that records it, analysis runs are counted
+in status, a rollback records the rejected revision, and a person's command is applied once
+(its id is remembered). ``plan`` is consumed by ``controller.reconcile``, which applies the
+decision (replica counts, traffic, deletions), writes the new state and posts the events.
+
+Strategies:
+- ``canary``: follow ``steps`` (default: setWeight 10, pause 5m, setWeight 50, pause 5m); a
+  ``setWeight`` step is left once the candidate is Ready at that weight *and* (when SLOs are declared)
+  an analysis run after the weight was set passed; a timed pause waits its duration; a pause with no
+  duration is a manual gate. After the last step the candidate is scaled to full size and promoted.
+- ``blueGreen``: the candidate runs at full size beside stable with no user traffic (preview through
+  ``NAME-canary``), is analysed, waits at its pause steps, then takes all traffic at once.
+- ``shadow``: like canary, but while the weight is 0 the candidate receives mirrored traffic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from slogate.api.types import parse_duration
+from slogate.api.v1alpha1 import ModelDeploymentSpec, ObjectiveResult, Step, Strategy, Verdict
+
+DEFAULT_CANARY_STEPS = (
+    Step(set_weight=10),
+    Step(pause={"duration": "5m"}),  # type: ignore[arg-type]
+    Step(set_weight=50),
+    Step(pause={"duration": "5m"}),  # type: ignore[arg-type]
+)
+HISTORY_LIMIT = 10
+REJECTED_LIMIT = 20
+
+COMMANDS = ("promote", "promote-full", "pause", "resume", "abort", "retry")
+
+
+def iso(t: datetime) -> str:
+    """RFC 3339, UTC, second precision."""
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    """The rollout's persistent state (mirrors fields of ``status``)."""
+
+    stable: str | None = None
+    canary: str | None = None
+    weight: int = 0
+    step: int = 0
+    step_started_at: str | None = None
+    rollout_started_at: str | None = None
+    candidate_ready_at: str | None = None
+    last_analysis_at: str | None = None
+    last_verdict: str | None = None
+    last_results: tuple[dict[str, Any], ...] = ()
+    failures: int = 0
+    consecutive_inconclusive: int = 0
+    paused_reason: str | None = None
+    outcome: str | None = None
+    """``RolledBack`` or ``Aborted`` after a rollout ended that way (cleared by the next rollout)."""
+    outcome_message: str | None = None
+    promoting: bool = False
+    """The last step is done: the candidate is being scaled to full size before it becomes stable."""
+    rejected: tuple[str, ...] = ()
+    history: tuple[dict[str, str], ...] = ()
+    last_command_id: str | None = None
+
+    @classmethod
+    def from_status(cls, status: dict[str, Any]) -> RolloutState:
+        """Read the state from a ``status`` dict (camelCase). Pure."""
+        ro = status.get("rollout") or {}
+        la = status.get("lastAnalysis") or {}
+        return cls(
+            stable=status.get("stableRevision"),
+            canary=status.get("canaryRevision"),
+            weight=int(status.get("canaryWeight") or 0),
+            step=int(status.get("currentStep") or 0),
+            step_started_at=status.get("stepStartedAt"),
+            rollout_started_at=status.get("rolloutStartedAt"),
+            candidate_ready_at=status.get("candidateReadyAt"),
+            last_analysis_at=la.get("time"),
+            last_verdict=la.get("verdict"),
+            last_results=tuple(la.get("results") or ()),
+            failures=int(la.get("failures") or 0),
+            consecutive_inconclusive=int(la.get("consecutiveInconclusive") or 0),
+            paused_reason=ro.get("pausedReason"),
+            outcome=ro.get("outcome"),
+            outcome_message=ro.get("outcomeMessage"),
+            promoting=bool(ro.get("promoting")),
+            rejected=tuple(status.get("rejectedRevisions") or ()),
+            history=tuple(status.get("history") or ()),
+            last_command_id=ro.get("lastCommandId"),
+        )
+
+    def to_status(self) -> dict[str, Any]:
+        """The status fields this state owns (camelCase). Pure."""
+        analysis = None
+        if self.last_analysis_at and self.canary:
+            analysis = {
+                "time": self.last_analysis_at,
+                "revision": self.canary,
+                "verdict": self.last_verdict,
+                "results": list(self.last_results),
+                "failures": self.failures,
+                "consecutiveInconclusive": self.consecutive_inconclusive,
+            }
+        return {
+            "stableRevision": self.stable,
+            "canaryRevision": self.canary,
+            "canaryWeight": self.weight if self.canary else None,
+            "currentStep": self.step if self.canary else None,
+            "stepStartedAt": self.step_started_at if self.canary else None,
+            "rolloutStartedAt": self.rollout_started_at if self.canary else None,
+            "candidateReadyAt": self.candidate_ready_at if self.canary else None,
+            "lastAnalysis": analysis,
+            "rollout": {
+                k: v
+                for k, v in {
+                    "pausedReason": self.paused_reason,
+                    "outcome": self.outcome,
+                    "outcomeMessage": self.outcome_message,
+                    "promoting": self.promoting or None,
+                    "lastCommandId": self.last_command_id,
+                }.items()
+                if v is not None
+            }
+            or None,
+            "rejectedRevisions": list(self.rejected),
+            "history": list(self.history),
+        }
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the controller saw this pass."""
+
+    current: str
+    """Revision of the spec."""
+    stable_exists: bool
+    """The stable revision's Deployment exists."""
+    candidate_ready: bool
+    """The candidate's Deployment has every desired replica Ready (at its current size)."""
+    candidate_full: bool = False
+    """The candidate runs at full size (as many replicas as stable) and all are Ready."""
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One analysis run's outcome, given to ``plan`` when ``analysis_due`` said so."""
+
+    verdict: Verdict
+    results: tuple[ObjectiveResult, ...]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A person's command (from the ``slogate.io/command`` annotation)."""
+
+    verb: str
+    id: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do now. Consumed by ``controller.reconcile``."""
+
+    state: RolloutState
+    canary_weight: int
+    """Traffic weight to realise for the candidate (0..100)."""
+    candidate_full_size: bool
+    """Run the candidate at full size (blue-green preview, or promotion)."""
+    candidate_scaled_down: bool
+    """Scale the candidate to zero (rolled back or aborted)."""
+    mirror: bool
+    """Mirror traffic to the candidate (shadow)."""
+    retire: tuple[str, ...]
+    """Revisions whose Deployments should be deleted."""
+    events: tuple[tuple[str, str, str], ...]
+    """(type, reason, message)."""
+    rollout_phase: str | None
+    """``Progressing``, ``Paused``, ``RolledBack`` or None (steady)."""
+    requeue_after: float
+
+
+def steps_of(spec: ModelDeploymentSpec) -> tuple[Step, ...]:
+    """The effective steps. Pure."""
+    if spec.rollout.steps:
+        return tuple(spec.rollout.steps)
+    if spec.rollout.strategy == Strategy.BLUE_GREEN:
+        return ()
+    return DEFAULT_CANARY_STEPS
+
+
+def has_slo(spec: ModelDeploymentSpec) -> bool:
+    return bool(spec.slo and spec.slo.objectives)
+
+
+def analysis_due(spec: ModelDeploymentSpec, state: RolloutState, now: datetime) -> bool:
+    """Whether an analysis run is due now. Pure.
+
+    Due when SLOs are declared, a candidate is rolling out, not paused and not finished, it has been Ready
+    for ``initialDelay`` (engine warm-up), and ``interval`` has passed since the last run.
+    """
+    if (
+        not has_slo(spec)
+        or state.canary is None
+        or state.outcome
+        or state.paused_reason  # a paused rollout waits for a person; it does not keep judging
+        or state.candidate_ready_at is None
+    ):
+        return False
+    ready_at = parse_time(state.candidate_ready_at)
+    assert ready_at is not None
+    if now < ready_at + parse_duration(spec.rollout.analysis.initial_delay):
+        return False
+    last = parse_time(state.last_analysis_at)
+    return last is None or now >= last + parse_duration(spec.rollout.analysis.interval)
+
+
+def _history(
+    state: RolloutState, revision: str, outcome: str, reason: str, now: datetime
+) -> tuple[dict[str, str], ...]:
+    entry = {"revision": revision, "outcome": outcome, "time": iso(now), "reason": reason}
+    return (*state.history, entry)[-HISTORY_LIMIT:]
+
+
+def _failure_summary(results: tuple[dict[str, Any], ...]) -> str:
+    failed = [r for r in results if r.get("verdict") == Verdict.FAIL.value]
+    return "; ".join(
+        r.get("message") or f"{r['name']} {r.get('value')} > {r.get('threshold')}" for r in failed
+    )
+
+
+def plan(
+    *,
+    spec: ModelDeploymentSpec,
+    state: RolloutState,
+    observed: Observed,
+    analysis: Analysis | None,
+    command: Command | None,
+    now: datetime,
+) -> Decision:
+    """Decide the next rollout action. Pure; consumed by ``controller.reconcile``.
+
+    Inputs are the spec, the persisted state, what runs (``observed``), the analysis run that
+    ``analysis_due`` asked for (or None), a person's command (or None) and the time.
+    """
+    events: list[tuple[str, str, str]] = []
+    interval = parse_duration(spec.rollout.analysis.interval).total_seconds() if has_slo(spec) else 5.0
+    fast = min(2.0, interval)
+    s = state
+    current = observed.current
+
+    def steady(st: RolloutState, retire: tuple[str, ...] = (), phase: str | None = None) -> Decision:
+        return Decision(
+            state=st,
+            canary_weight=0,
+            candidate_full_size=False,
+            candidate_scaled_down=False,
+            mirror=False,
+            retire=retire,
+            events=tuple(events),
+            rollout_phase=phase,
+            requeue_after=30.0,
+        )
+
+    # A command is applied once: its id is remembered in status.
+    if command and command.id == s.last_command_id:
+        command = None
+    if command:
+        s = dataclasses.replace(s, last_command_id=command.id)
+
+    # 1. First revision, or the stable Deployment is gone: deploy the spec directly.
+    if s.stable is None or not observed.stable_exists:
+        new = RolloutState(
+            stable=current, rejected=s.rejected, history=s.history, last_command_id=s.last_command_id
+        )
+        if s.stable != current:
+            events.append(
+                (
+                    "Normal",
+                    "Deployed",
+                    f"revision {current} deployed directly (no stable revision to compare with)",
+                )
+            )
+        return steady(new)
+
+    # 2. The spec is the stable revision: nothing to roll out (a running candidate is abandoned).
+    if current == s.stable:
+        retire = (s.canary,) if s.canary else ()
+        if s.canary and not s.outcome:
+            events.append(
+                (
+                    "Normal",
+                    "RolloutAbandoned",
+                    f"spec is back at stable revision {s.stable}: candidate {s.canary} removed",
+                )
+            )
+            s = dataclasses.replace(
+                s, history=_history(s, s.canary, "Aborted", "spec reverted to stable", now)
+            )
+        if s.canary:
+            s = RolloutState(
+                stable=s.stable, rejected=s.rejected, history=s.history, last_command_id=s.last_command_id
+            )
+        return steady(s, retire=retire)
+
+    # 3. A rejected revision waits for a spec change or a person's retry.
+    if current in s.rejected:
+        if command and command.verb == "retry":
+            s = dataclasses.replace(
+                s, rejected=tuple(r for r in s.rejected if r != current), canary=None, outcome=None
+            )
+            events.append(("Normal", "Retry", f"revision {current} retried by a person"))
+        else:
+            return Decision(
+                state=s,
+                canary_weight=0,
+                candidate_full_size=False,
+                candidate_scaled_down=True,
+                mirror=False,
+                retire=(),
+                events=tuple(events),
+                rollout_phase="RolledBack",
+                requeue_after=30.0,
+            )
+
+    # 4. A new candidate starts a rollout (a different, unfinished candidate is retired).
+    if s.canary != current:
+        retire = (s.canary,) if s.canary else ()
+        s = dataclasses.replace(
+            s,
+            canary=current,
+            weight=0,
+            step=0,
+            step_started_at=iso(now),
+            rollout_started_at=iso(now),
+            candidate_ready_at=None,
+            last_analysis_at=None,
+            last_verdict=None,
+            last_results=(),
+            failures=0,
+            consecutive_inconclusive=0,
+            paused_reason=None,
+            outcome=None,
+            outcome_message=None,
+            promoting=False,
+        )
+        events.append(
+            (
+                "Normal",
+                "RolloutStarted",
+                f"revision {current} starts a {spec.rollout.strategy.value} rollout beside stable {s.stable}",
+            )
+        )
+        return _progress(spec, s, observed, None, None, now, events, fast, interval, retire)
+
+    return _progress(spec, s, observed, analysis, command, now, events, fast, interval, ())
+
+
+def _rollback(
+    s: RolloutState, reason: str, now: datetime, events: list[tuple[str, str, str]], *, outcome: str
+) -> RolloutState:
+    assert s.canary is not None
+    events.append(
+        (
+            "Warning",
+            "RolledBack" if outcome == "RolledBack" else "Aborted",
+            f"revision {s.canary} {'rolled back' if outcome == 'RolledBack' else 'aborted'}: {reason}",
+        )
+    )
+    return dataclasses.replace(
+        s,
+        weight=0,
+        paused_reason=None,
+        promoting=False,
+        outcome=outcome,
+        outcome_message=reason,
+        rejected=(*[r for r in s.rejected if r != s.canary], s.canary)[-REJECTED_LIMIT:],
+        history=_history(s, s.canary, outcome, reason, now),
+    )
+
+
+def _progress(
+    spec: ModelDeploymentSpec,
+    s: RolloutState,
+    observed: Observed,
+    analysis: Analysis | None,
+    command: Command | None,
+    now: datetime,
+    events: list[tuple[str, str, str]],
+    fast: float,
+    interval: float,
+    retire: tuple[str, ...],
+) -> Decision:
+    strategy = spec.rollout.strategy
+    steps = steps_of(spec)
+    limits = spec.rollout.analysis
+
+    def decision(
+        st: RolloutState, phase: str | None, requeue: float, *, full: bool = False, down: bool = False
+    ) -> Decision:
+        weight = st.weight
+        mirror = strategy == Strategy.SHADOW and weight == 0 and not down
+        return Decision(
+            state=st,
+            canary_weight=0 if down else weight,
+            candidate_full_size=(full or strategy == Strategy.BLUE_GREEN or st.promoting) and not down,
+            candidate_scaled_down=down,
+            mirror=mirror,
+            retire=retire,
+            events=tuple(events),
+            rollout_phase=phase,
+            requeue_after=requeue,
+        )
+
+    # Finished rollouts (rolled back / aborted) hold until the spec changes or a person retries.
+    if s.outcome:
+        return decision(s, "RolledBack", 30.0, down=True)
+
+    # The candidate's readiness starts the warm-up clock for analysis.
+    if observed.candidate_ready and s.candidate_ready_at is None:
+        s = dataclasses.replace(s, candidate_ready_at=iso(now))
+
+    # People first.
+    if command:
+        verb = command.verb
+        if verb == "abort":
+            s = _rollback(s, "aborted by a person", now, events, outcome="Aborted")
+            return decision(s, "RolledBack", 30.0, down=True)
+        if verb == "pause":
+            s = dataclasses.replace(s, paused_reason="paused by a person: run `slogate resume` to continue")
+            events.append(("Normal", "Paused", f"rollout of {s.canary} paused by a person"))
+        elif verb == "resume" and s.paused_reason:
+            events.append(("Normal", "Resumed", f"rollout of {s.canary} resumed by a person"))
+            s = dataclasses.replace(s, paused_reason=None, consecutive_inconclusive=0)
+        elif verb == "promote-full":
+            events.append(("Normal", "PromotedByPerson", f"revision {s.canary} promoted to full by a person"))
+            s = dataclasses.replace(s, paused_reason=None, promoting=True, weight=100, step=len(steps))
+        elif verb == "promote":
+            gate = s.step < len(steps) and steps[s.step].pause is not None
+            if gate or s.paused_reason:
+                events.append(
+                    (
+                        "Normal",
+                        "Promoted" if gate else "Resumed",
+                        f"step {s.step + 1} of {len(steps)} released by a person"
+                        if gate
+                        else "resumed by a person",
+                    )
+                )
+                nxt = s.step + 1 if gate else s.step
+                s = dataclasses.replace(
+                    s, paused_reason=None, step=nxt, step_started_at=iso(now), consecutive_inconclusive=0
+                )
+
+    # Evidence: record an analysis run.
+    if analysis is not None:
+        results = tuple(r.model_dump(mode="json", by_alias=True, exclude_none=True) for r in analysis.results)
+        s = dataclasses.replace(
+            s, last_analysis_at=iso(now), last_verdict=analysis.verdict.value, last_results=results
+        )
+        if analysis.verdict == Verdict.FAIL:
+            s = dataclasses.replace(s, failures=s.failures + 1, consecutive_inconclusive=0)
+            summary = _failure_summary(results)
+            events.append(
+                (
+                    "Warning",
+                    "AnalysisFailed",
+                    f"revision {s.canary}: {summary} ({s.failures}/{limits.failure_limit})",
+                )
+            )
+            if s.failures >= limits.failure_limit:
+                if spec.rollout.auto_rollback:
+                    s = _rollback(s, summary, now, events, outcome="RolledBack")
+                    return decision(s, "RolledBack", 30.0, down=True)
+                s = dataclasses.replace(
+                    s,
+                    paused_reason=f"analysis failed ({summary}); autoRollback is off: "
+                    "`slogate abort` or `slogate promote`",
+                )
+        elif analysis.verdict == Verdict.INCONCLUSIVE:
+            s = dataclasses.replace(s, consecutive_inconclusive=s.consecutive_inconclusive + 1)
+            why = "; ".join(
+                r.get("message", "") for r in results if r.get("verdict") == Verdict.INCONCLUSIVE.value
+            )
+            events.append(
+                (
+                    "Warning",
+                    "AnalysisInconclusive",
+                    f"revision {s.canary}: {why} ({s.consecutive_inconclusive}/{limits.inconclusive_limit})",
+                )
+            )
+            if s.consecutive_inconclusive >= limits.inconclusive_limit and not s.paused_reason:
+                if limits.on_inconclusive.value == "rollback":
+                    s = _rollback(
+                        s,
+                        f"analysis inconclusive {s.consecutive_inconclusive} times: {why}",
+                        now,
+                        events,
+                        outcome="RolledBack",
+                    )
+                    return decision(s, "RolledBack", 30.0, down=True)
+                s = dataclasses.replace(
+                    s,
+                    paused_reason=f"analysis inconclusive {s.consecutive_inconclusive} times "
+                    f"({why}): `slogate resume` to keep analysing, `slogate promote` or `slogate abort`",
+                )
+                events.append(("Warning", "Paused", f"rollout of {s.canary} paused: {s.paused_reason}"))
+        else:
+            s = dataclasses.replace(s, consecutive_inconclusive=0)
+
+    if s.paused_reason:
+        return decision(s, "Paused", interval)
+
+    # Promotion: the candidate at full size and Ready becomes stable.
+    if s.promoting or s.step >= len(steps):
+        if not s.promoting:
+            s = dataclasses.replace(s, promoting=True, weight=100)
+        if observed.candidate_full:
+            old = s.stable
+            assert s.canary is not None and old is not None
+            events.append(("Normal", "Promoted", f"revision {s.canary} is now stable (was {old})"))
+            new = RolloutState(
+                stable=s.canary,
+                rejected=s.rejected,
+                history=_history(s, s.canary, "Promoted", "all steps passed", now),
+                last_command_id=s.last_command_id,
+            )
+            return Decision(
+                state=new,
+                canary_weight=0,
+                candidate_full_size=False,
+                candidate_scaled_down=False,
+                mirror=False,
+                retire=(*retire, old),
+                events=tuple(events),
+                rollout_phase=None,
+                requeue_after=fast,
+            )
+        return decision(s, "Progressing", fast, full=True)
+
+    step = steps[s.step]
+    started = parse_time(s.step_started_at) or now
+    if step.set_weight is not None:
+        if s.weight != step.set_weight:
+            events.append(
+                (
+                    "Normal",
+                    "WeightSet",
+                    f"revision {s.canary}: weight {s.weight} → {step.set_weight} (step {s.step + 1}/{len(steps)})",
+                )
+            )
+            s = dataclasses.replace(s, weight=step.set_weight, step_started_at=iso(now))
+            return decision(s, "Progressing", fast)
+        evidence = not has_slo(spec) or (
+            s.last_verdict == Verdict.PASS.value and (parse_time(s.last_analysis_at) or now) >= started
+        )
+        if observed.candidate_ready and evidence:
+            s = dataclasses.replace(s, step=s.step + 1, step_started_at=iso(now))
+            return decision(s, "Progressing", fast)
+        return decision(s, "Progressing", fast if not has_slo(spec) else min(interval, 5.0))
+
+    assert step.pause is not None
+    if step.pause.duration is None:
+        reason = f"manual gate at step {s.step + 1} of {len(steps)}: run `slogate promote` to continue"
+        if s.paused_reason != reason:
+            events.append(
+                (
+                    "Normal",
+                    "ManualGate",
+                    f"revision {s.canary} waits at a manual gate (step {s.step + 1}/{len(steps)})",
+                )
+            )
+        s = dataclasses.replace(s, paused_reason=reason)
+        return decision(s, "Paused", interval)
+    remaining = started + parse_duration(step.pause.duration) - now
+    if remaining <= timedelta(0):
+        s = dataclasses.replace(s, step=s.step + 1, step_started_at=iso(now))
+        return decision(s, "Progressing", fast)
+    return decision(s, "Progressing", min(remaining.total_seconds(), interval))
