@@ -4,7 +4,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install test unit integration lint crds docs check-generated bins cluster-up cluster-down demo demo-down clean
+.PHONY: help install test unit integration lint crds docs check-generated bins prometheus cluster-up cluster-down demo demo-down clean
 
 help:
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -45,5 +45,11 @@ cluster-up: install bins prometheus ## start the local control plane in .slogate
 cluster-down: ## stop the local control plane
 	$(BIN)/slogate dev down --dir .slogate-dev
 
+demo: install bins prometheus ## the whole story live: first revision, a TTFT breach rolled back, a healthy promotion
+	$(BIN)/python -m slogate.demo --dir .slogate-demo
+
+demo-down: ## stop an interrupted demo (cluster, Prometheus, simulators, operator)
+	-$(BIN)/slogate dev down --dir .slogate-demo
+
 clean: cluster-down
-	rm -rf .slogate-dev .pytest_cache
+	rm -rf .slogate-dev .slogate-demo .pytest_cache

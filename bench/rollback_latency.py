@@ -39,8 +39,11 @@ def spec(model: str, interval: int) -> dict:
         "model": {"source": model},
         "resources": {"gpu": {"count": 1}},
         "replicas": 1,
-        "slo": {"window": "10s", "minRequests": 10,
-                "objectives": [{"metric": "ttft", "percentile": 95, "max": "500ms"}]},
+        "slo": {
+            "window": "10s",
+            "minRequests": 10,
+            "objectives": [{"metric": "ttft", "percentile": 95, "max": "500ms"}],
+        },
         "rollout": {
             "steps": [{"setWeight": 50}, {"pause": {"duration": "30m"}}],
             "analysis": {"interval": f"{interval}s", "initialDelay": "2s", "failureLimit": 1},
@@ -67,21 +70,63 @@ def one_run(cluster, kube, prom: PrometheusConnect, interval: int) -> tuple[floa
     api = client.CustomObjectsApi(kube)
     core.create_namespace({"metadata": {"name": ns}})
     wait(lambda: core.read_namespaced_service_account("default", ns), 30, "service account")
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment", "metadata": {"name": "m"},
-            "spec": spec("hf://org/base", interval)}
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "m"},
+        "spec": spec("hf://org/base", interval),
+    }
     api.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body)
-    wait(lambda: api.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "m").get("status", {}).get("phase")
-         == "Ready", 90, "Ready")
+    wait(
+        lambda: (
+            api.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "m").get("status", {}).get("phase")
+            == "Ready"
+        ),
+        90,
+        "Ready",
+    )
     new_spec = spec("hf://org/candidate", interval)
     rev = revision_of(ModelDeploymentSpec.model_validate(new_spec))
-    api.patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "m", {"spec": {"model": new_spec["model"]}})
+    api.patch_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, "m", {"spec": {"model": new_spec["model"]}}
+    )
     # Wait for a passing analysis of the candidate before injecting the fault.
-    wait(lambda: (api.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "m")["status"].get("lastAnalysis")
-                  or {}).get("verdict") == "Pass", 120, "a passing analysis")
-    query = build_queries(spec=ModelDeploymentSpec.model_validate(new_spec), namespace=ns, name="m",
-                          revision=rev)[0].promql
-    subprocess.run([sys.executable, "-m", "slogate", "dev", "--dir", str(cluster.dir), "sim", "set", "-n", ns,
-                    "-l", f"slogate.io/revision={rev}", "--ttft-ms", "900"], check=True, capture_output=True)
+    wait(
+        lambda: (
+            (
+                api.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "m")["status"].get(
+                    "lastAnalysis"
+                )
+                or {}
+            ).get("verdict")
+            == "Pass"
+        ),
+        120,
+        "a passing analysis",
+    )
+    query = build_queries(
+        spec=ModelDeploymentSpec.model_validate(new_spec), namespace=ns, name="m", revision=rev
+    )[0].promql
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "slogate",
+            "dev",
+            "--dir",
+            str(cluster.dir),
+            "sim",
+            "set",
+            "-n",
+            ns,
+            "-l",
+            f"slogate.io/revision={rev}",
+            "--ttft-ms",
+            "900",
+        ],
+        check=True,
+        capture_output=True,
+    )
     visible = None
     rolled = None
     deadline = time.monotonic() + 180
@@ -115,10 +160,20 @@ def main() -> int:
     op = None
     try:
         op = subprocess.Popen(
-            [sys.executable, "-m", "slogate", "run", f"--kubeconfig={cluster.dir / 'operator.kubeconfig'}",
-             f"--metrics-port={free_port()}", f"--health-port={free_port()}", "--bind-address=127.0.0.1",
-             f"--prometheus-url={cluster.prometheus_url}", "--resync-seconds=5"],
-            stdout=open(cluster.logs / "operator.log", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+            [
+                sys.executable,
+                "-m",
+                "slogate",
+                "run",
+                f"--kubeconfig={cluster.dir / 'operator.kubeconfig'}",
+                f"--metrics-port={free_port()}",
+                f"--health-port={free_port()}",
+                "--bind-address=127.0.0.1",
+                f"--prometheus-url={cluster.prometheus_url}",
+                "--resync-seconds=5",
+            ],
+            stdout=open(cluster.logs / "operator.log", "ab"),
+            stderr=subprocess.STDOUT,  # noqa: SIM115
         )
         kube = config.new_client_from_config(config_file=str(cluster.kubeconfig))
         prom = PrometheusConnect(url=cluster.prometheus_url, disable_ssl=True)
@@ -126,14 +181,18 @@ def main() -> int:
         for i in range(args.runs):
             latency, query_s = one_run(cluster, kube, prom, args.interval)
             results.append((latency, query_s))
-            print(f"run {i + 1}: breach visible → traffic back on stable in {latency:.2f}s (query {query_s * 1000:.0f}ms)",
-                  flush=True)
+            print(
+                f"run {i + 1}: breach visible → traffic back on stable in {latency:.2f}s (query {query_s * 1000:.0f}ms)",
+                flush=True,
+            )
         lat = [r[0] for r in results]
         bound = args.interval + max(r[1] for r in results)
         print(f"\nanalysis interval {args.interval}s, failureLimit 1, {args.runs} runs")
         print(f"median {statistics.median(lat):.2f}s, worst {max(lat):.2f}s, best {min(lat):.2f}s")
-        print(f"bound (one interval + one query) {bound:.2f}s; worst/bound = {max(lat) / bound:.2f}, "
-              f"median/interval = {statistics.median(lat) / args.interval:.2f}")
+        print(
+            f"bound (one interval + one query) {bound:.2f}s; worst/bound = {max(lat) / bound:.2f}, "
+            f"median/interval = {statistics.median(lat) / args.interval:.2f}"
+        )
         return 0 if max(lat) <= bound else 1
     finally:
         if op:

@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     from slogate.commands import register as register_commands
 
     register_commands(sub)
+    from slogate.statuscli import register as register_status
+
+    register_status(sub)
 
     try:
         from slogate.dev.cli import register as register_dev

@@ -494,7 +494,9 @@ def _progress(
         elif analysis.verdict == Verdict.INCONCLUSIVE:
             s = dataclasses.replace(s, consecutive_inconclusive=s.consecutive_inconclusive + 1)
             why = "; ".join(
-                r.get("message", "") for r in results if r.get("verdict") == Verdict.INCONCLUSIVE.value
+                dict.fromkeys(
+                    r.get("message", "") for r in results if r.get("verdict") == Verdict.INCONCLUSIVE.value
+                )
             )
             events.append(
                 (

@@ -191,6 +191,7 @@ def compute_status(
         and stable.up_to_date
         and plan.candidate is None
         and ready > 0
+        and old.get("phase") in ("Ready", "Degraded")  # lost replicas after serving, not still starting
     ):
         conditions = _cond(
             conditions,
@@ -278,6 +279,7 @@ def compute_status(
         and old.get("stableRevision") == plan.stable
         and old.get("replicas") not in (None, total_replicas)
         and plan.candidate is None
+        and not old.get("canaryRevision")  # a candidate going away is not a scaling of stable
     ):
         events.append(
             EventSpec(

@@ -1,0 +1,143 @@
+{{/* Names and labels. */}}
+{{- define "slogate.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "slogate.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "slogate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "slogate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "slogate.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "slogate.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: slogate
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "slogate.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "slogate.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "slogate.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* 1 without peering, 2 with peering, unless replicaCount is set; more than 1 standalone pod is refused. */}}
+{{- define "slogate.replicas" -}}
+{{- $default := ternary 2 1 .Values.ha.peering.enabled -}}
+{{- $n := ternary $default .Values.replicaCount (kindIs "invalid" .Values.replicaCount) | int -}}
+{{- if and (gt $n 1) (not .Values.ha.peering.enabled) -}}
+{{- fail (printf "replicaCount=%d needs ha.peering.enabled=true: two standalone operators would both reconcile every ModelDeployment" $n) -}}
+{{- end -}}
+{{- $n -}}
+{{- end -}}
+
+{{/* Validates the RBAC scope against watchNamespaces; returns nothing. */}}
+{{- define "slogate.validate" -}}
+{{- if and (eq .Values.rbac.scope "namespaced") (not .Values.watchNamespaces) -}}
+{{- fail "rbac.scope=namespaced needs watchNamespaces (the namespaces that get a Role and RoleBinding)" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The rules the operator needs in every namespace it manages ModelDeployments in, grouped per API group.
+Each verb is used by the operator (slogate.adapters.kube / slogate.controller) or by kopf; see
+docs/install.md ("RBAC") for the call behind each one. `create` on the children is needed although the
+operator only PATCHes: a server-side apply that creates an object is authorised as create as well.
+*/}}
+{{- define "slogate.namespacedRules" -}}
+- apiGroups: ["slogate.io"]
+  resources: ["modeldeployments"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["slogate.io"]
+  resources: ["modeldeployments/status"]
+  verbs: ["patch"]
+{{- if .Values.rbac.ownerReferencesPermissionEnforcement }}
+- apiGroups: ["slogate.io"]
+  resources: ["modeldeployments/finalizers"]
+  verbs: ["update"]
+{{- end }}
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["apps"]
+  resources: ["deployments/scale"]
+  verbs: ["patch"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "watch"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "create", "patch", "delete"]
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "list", "create", "patch", "delete"]
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["get", "list", "create", "patch", "delete"]
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["podmonitors"]
+  verbs: ["get", "list", "create", "patch", "delete"]
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["get", "list", "create", "patch", "delete"]
+{{- if and .Values.ha.peering.enabled .Values.watchNamespaces }}
+- apiGroups: ["kopf.dev"]
+  resources: ["kopfpeerings"]
+  verbs: ["list", "watch", "patch"]
+{{- end }}
+{{- end -}}
+
+{{/*
+Cluster-scoped rules, needed in both RBAC scopes. Nodes: the GPU preflight lists them (capacity, labels).
+CRDs: kopf watches CustomResourceDefinitions to notice served resources appearing or going.
+Namespaces: kopf lists and watches them when it runs for named namespaces (not cluster-wide).
+*/}}
+{{- define "slogate.clusterRules" -}}
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["list"]
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["list", "watch"]
+{{- if .Values.watchNamespaces }}
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+{{- end }}
+{{- if and .Values.ha.peering.enabled (not .Values.watchNamespaces) }}
+- apiGroups: ["kopf.dev"]
+  resources: ["clusterkopfpeerings"]
+  verbs: ["list", "watch", "patch"]
+{{- end }}
+{{- end -}}

@@ -1,0 +1,24 @@
+"""`make demo` tells its whole story and leaves nothing running (the README's first command)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def test_the_demo_tells_the_story_and_cleans_up(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "slogate.demo", "--dir", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
+    assert "1/3" in out and "2/3" in out and "3/3" in out
+    assert "the operator rolled it back on its own" in out
+    assert "Degraded (RolledBack): ttft p95" in out
+    assert "promoted." in out and "stopped everything." in out
+    state = json.loads((tmp_path / "demo" / "state.json").read_text())
+    assert state["processes"] == {}
