@@ -58,7 +58,7 @@ def wait(fn, timeout: float, what: str):
             v = fn()
             if v:
                 return v
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
         time.sleep(0.1)
     raise SystemExit(f"timed out waiting for {what}")
@@ -173,7 +173,7 @@ def main() -> int:
                 "--resync-seconds=5",
             ],
             stdout=open(cluster.logs / "operator.log", "ab"),
-            stderr=subprocess.STDOUT,  # noqa: SIM115
+            stderr=subprocess.STDOUT,
         )
         kube = config.new_client_from_config(config_file=str(cluster.kubeconfig))
         prom = PrometheusConnect(url=cluster.prometheus_url, disable_ssl=True)
