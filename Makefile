@@ -30,8 +30,8 @@ unit: install ## unit tests only (no cluster)
 	$(BIN)/pytest -q -m "not integration"
 
 lint: install ## ruff lint and format check
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
 
 crds: install ## regenerate crds/ from the API models
 	$(BIN)/slogate crd > crds/slogate.io_modeldeployments.yaml

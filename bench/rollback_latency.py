@@ -18,7 +18,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client, config
 from prometheus_api_client import PrometheusConnect
@@ -29,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from slogate.api.v1alpha1 import ModelDeploymentSpec  # noqa: E402
 from slogate.core.analysis import build_queries  # noqa: E402
 from slogate.core.naming import revision_of  # noqa: E402
-from slogate.dev.cluster import free_port, temporary_cluster  # noqa: E402
+from slogate.dev.cluster import LocalCluster, free_port, temporary_cluster  # noqa: E402
 
 GROUP, VERSION, PLURAL = "slogate.io", "v1alpha1", "modeldeployments"
 
@@ -51,7 +53,7 @@ def spec(model: str, interval: int) -> dict:
     }
 
 
-def wait(fn, timeout: float, what: str):
+def wait(fn: Callable[[], Any], timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -64,7 +66,7 @@ def wait(fn, timeout: float, what: str):
     raise SystemExit(f"timed out waiting for {what}")
 
 
-def one_run(cluster, kube, prom: PrometheusConnect, interval: int) -> tuple[float, float]:
+def one_run(cluster: LocalCluster, kube: Any, prom: PrometheusConnect, interval: int) -> tuple[float, float]:
     ns = f"bench-{uuid.uuid4().hex[:6]}"
     core, apps = client.CoreV1Api(kube), client.AppsV1Api(kube)
     api = client.CustomObjectsApi(kube)
