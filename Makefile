@@ -4,7 +4,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install test unit integration lint crds docs check-generated bins prometheus cluster-up cluster-down demo demo-down clean
+.PHONY: help install test unit integration lint crds docs check-generated bins prometheus lua cluster-up cluster-down demo demo-down clean
 
 help:
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -23,10 +23,13 @@ bins: ## build (or reuse) the control-plane binaries from the Go module proxy
 prometheus: ## install Debian's Prometheus when missing
 	bash hack/ensure-prometheus.sh
 
-test: install bins prometheus ## all tests: unit + integration against the local control plane
+lua: ## install Debian's lua5.4 when missing (tests the Argo CD health check)
+	bash hack/ensure-lua.sh
+
+test: install bins prometheus lua ## all tests: unit + integration against the local control plane
 	$(BIN)/pytest -q
 
-unit: install ## unit tests only (no cluster)
+unit: install lua ## unit tests only (no cluster)
 	$(BIN)/pytest -q -m "not integration"
 
 lint: install ## ruff lint and format check

@@ -17,10 +17,16 @@ mkdir -p "$BIN"
 tmp="$BIN/.gobin.$$"
 trap 'rm -rf "$tmp"' EXIT
 log "building helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-# The same ldflags helm's Makefile sets for a release build (version string; the commit is unknown here).
-GOBIN="$tmp" go install -trimpath \
-  -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
-  "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
+# The ldflags helm's Makefile sets for a release: the version, and the Kubernetes version that
+# `helm template`/`helm lint` assume without a cluster (client-go v0.X -> v1.X; otherwise v1.20).
+gomod="$(go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')"
+k8s_minor="$(sed -n 's/^[[:space:]]*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$gomod" | head -1)"
+[[ -n "$k8s_minor" ]] || { log "cannot find k8s.io/client-go in $gomod"; exit 1; }
+ld="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+for pkg in pkg/lint/rules pkg/chartutil; do
+  ld+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$k8s_minor"
+done
+GOBIN="$tmp" go install -trimpath -ldflags "$ld" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
 mv "$tmp/helm" "$BIN/helm"
 log "built helm $HELM_VERSION in $(( $(date +%s) - start ))s into $BIN"
 echo "$BIN/helm"

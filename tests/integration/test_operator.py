@@ -184,7 +184,9 @@ def test_apply_creates_children_pods_land_on_matching_nodes_and_status_is_ready(
 
 def test_model_change_makes_a_new_revision_and_retires_the_old(kube, namespace, operator):
     api = client.CustomObjectsApi(kube)
-    api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, mdep("m1", replicas=1))
+    # No SLOs: the rollout follows its steps on readiness and time alone.
+    spec = mdep("m1", replicas=1, rollout={"steps": [{"setWeight": 50}, {"pause": {"duration": "2s"}}]})
+    api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, spec)
     old = ready(kube, namespace, "m1")["status"]["stableRevision"]
     api.patch_namespaced_custom_object(
         GROUP,
@@ -206,7 +208,11 @@ def test_model_change_makes_a_new_revision_and_retires_the_old(kube, namespace, 
         timeout=60,
         what="the old revision's Deployment to be retired",
     )
-    assert "Promoted" in {e.reason for e in events_for(kube, namespace, "m1")}
+    wait_for(
+        lambda: "Promoted" in {e.reason for e in events_for(kube, namespace, "m1")},
+        timeout=15,
+        what="Promoted",
+    )
 
 
 def test_autoscaling_change_keeps_the_revision_and_updates_the_scaledobject(kube, namespace, operator):

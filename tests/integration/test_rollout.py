@@ -175,7 +175,12 @@ def test_a_breaching_canary_is_rolled_back_with_the_reason(
     assert st["lastAnalysis"]["verdict"] == "Fail"
     failed = [r for r in st["lastAnalysis"]["results"] if r["verdict"] == "Fail"]
     assert [r["name"] for r in failed] == [objective] and failed[0]["value"] and failed[0]["threshold"]
-    assert "RolledBack" in [e.reason for e in events_for(kube, namespace, "bad")]
+    # Events are posted right after the status write that records the decision.
+    wait_for(
+        lambda: "RolledBack" in [e.reason for e in events_for(kube, namespace, "bad")],
+        timeout=15,
+        what="the RolledBack event",
+    )
     # Traffic is back on stable only: the candidate runs no pod.
     wait_for(
         lambda: (
