@@ -330,11 +330,12 @@ class RecordingProxy:
         )
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
     async def _handle(self, request):
+        import aiohttp
         from aiohttp import web
 
         body = await request.read()
@@ -362,14 +363,15 @@ class RecordingProxy:
                 async for chunk in up.content.iter_any():
                     await resp.write(chunk)
                 await resp.write_eof()
-            except (ConnectionResetError, asyncio.CancelledError):
-                pass
+            except (ConnectionResetError, aiohttp.ClientError, asyncio.CancelledError):
+                pass  # the operator or the proxy stopped mid-stream (a watch)
             return resp
 
     def stop(self) -> None:
         async def _stop() -> None:
-            await self._runner.cleanup()
+            # Closing the upstream session first ends the open watch streams; then the server stops.
             await self._session.close()
+            await self._runner.cleanup()
 
         try:
             asyncio.run_coroutine_threadsafe(_stop(), self._loop).result(15)

@@ -179,6 +179,9 @@ class Reconciler:
         pods = self.kube.list("v1", "Pod", namespace, selector=f"{C.LABEL_DEPLOYMENT}={name}")
         pods = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
         check = self._preflight(spec, existing, pods, canary_replicas if st.canary == current else None)
+        if st.canary == current and not decision.candidate_scaled_down and canary_replicas == 0 and notes:
+            # The GPU budget leaves no room for even one candidate replica: say so instead of waiting.
+            check = Preflight(False, True, 0, "InsufficientGPU", notes[-1])
 
         fallback = self._fallback(spec, namespace, name, st, existing, old_status, prometheus_url, now)
         desired = build_desired(
@@ -194,7 +197,19 @@ class Reconciler:
             aliases=self._aliases(namespace, name),
         )
         objects = list(desired.objects)
-        self._route(objects, spec, name, namespace, owner, caps, st, decision, notes, fallback)
+        self._route(
+            objects,
+            spec,
+            name,
+            namespace,
+            owner,
+            caps,
+            st,
+            decision,
+            notes,
+            fallback,
+            candidate_ready=observed_rollout.candidate_ready,
+        )
         if check is not None and not check.fits_at_all:
             # The shape can never be scheduled: create no pods, say why in status instead.
             objects = [o for o in objects if o["kind"] != "Deployment"]
@@ -226,13 +241,16 @@ class Reconciler:
             pods=pods,
             preflight=check,
             autoscaler=desired.autoscaler,
-            notes=[*desired.notes, *notes],
+            notes=list(desired.notes),
             old=old_status,
             now=now,
             rollout_phase=decision.rollout_phase,
             rolled_back=st.outcome_message if st.outcome else None,
         )
         new_status.update(st.to_status())
+        if notes and new_status.get("phase") in ("Progressing", "Ready", "Paused"):
+            # Traffic and budget notes (an approximated weight, a missing Gateway API) are worth the headline.
+            new_status["message"] = "; ".join(dict.fromkeys(notes))
         if fallback is not None:
             rollout_events.extend(self._fallback_status(new_status, fallback, generation, now, decision))
         self._count_managed(namespace, name, objects)
@@ -423,6 +441,8 @@ class Reconciler:
         decision: Decision,
         notes: list[str],
         fallback: FallbackDecision | None = None,
+        *,
+        candidate_ready: bool = False,
     ) -> None:
         """Traffic: the root Service's selector, and the HTTPRoute for the gatewayAPI router."""
         gateway = spec.rollout.traffic.router == Router.GATEWAY_API
@@ -460,7 +480,8 @@ class Reconciler:
                 namespace=namespace,
                 owner=owner,
                 traffic=spec.rollout.traffic.gateway_api,
-                canary_weight=decision.canary_weight,
+                # Never route to a candidate that is not Ready (its Service would have no endpoints).
+                canary_weight=decision.canary_weight if candidate_ready else 0,
                 canary=st.canary is not None and not decision.candidate_scaled_down,
                 mirror=decision.mirror,
                 fallback_backend=backend_of_target(tier) if tier is not None else None,
