@@ -63,7 +63,7 @@ def test_the_image_install_runs_the_operator(cluster: LocalCluster, kube, namesp
         cwd="/",
         env=env,
         stdout=open(log, "wb"),
-        stderr=subprocess.STDOUT,  # noqa: SIM115
+        stderr=subprocess.STDOUT,
     )
     try:
         import urllib.request
