@@ -38,6 +38,14 @@ class OperatorConfig(BaseModel):
     """``text`` or ``json``."""
     log_level: str = "INFO"
     """Python log level."""
+    leader_election: bool = False
+    """Run as one of several replicas: only the holder of a coordination.k8s.io Lease reconciles."""
+    lease_namespace: str = "default"
+    """Namespace of the Lease (the operator's own namespace in a cluster: ``POD_NAMESPACE``)."""
+    lease_name: str = "slogate-operator"
+    """Name of the Lease."""
+    identity: str = ""
+    """This replica's identity in the Lease (``POD_NAME``; default hostname-pid)."""
 
     @classmethod
     def from_env(cls, **overrides: object) -> OperatorConfig:
@@ -54,6 +62,12 @@ class OperatorConfig(BaseModel):
         for key in ("priority", "metrics_port", "health_port", "workers"):
             if env.get(f"SLOGATE_{key.upper()}"):
                 values[key] = int(env[f"SLOGATE_{key.upper()}"])
+        if env.get("SLOGATE_LEADER_ELECTION", "").lower() in ("1", "true", "yes"):
+            values["leader_election"] = True
+        if env.get("SLOGATE_LEASE_NAMESPACE") or env.get("POD_NAMESPACE"):
+            values["lease_namespace"] = env.get("SLOGATE_LEASE_NAMESPACE") or env["POD_NAMESPACE"]
+        if env.get("POD_NAME"):
+            values["identity"] = env["POD_NAME"]
         if env.get("SLOGATE_RESYNC_SECONDS"):
             values["resync_seconds"] = float(env["SLOGATE_RESYNC_SECONDS"])
         values.update({k: v for k, v in overrides.items() if v is not None})

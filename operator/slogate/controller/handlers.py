@@ -34,6 +34,7 @@ class Runtime:
         self.queue: WorkQueue | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.known: dict[tuple[str, str], str] = {}
+        self.kube: Any = None
 
 
 RUNTIME = Runtime()
@@ -81,10 +82,25 @@ async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     assert RUNTIME.config is not None and RUNTIME.reconciler is not None
     configure(settings, RUNTIME.config)
     RUNTIME.queue = WorkQueue()
-    for i in range(RUNTIME.config.workers):
-        RUNTIME.tasks.append(asyncio.create_task(_worker(i), name=f"slogate-worker-{i}"))
-    RUNTIME.tasks.append(asyncio.create_task(_resync(), name="slogate-resync"))
-    log.info("slogate operator started: %s", RUNTIME.config.model_dump(exclude={"log_level"}))
+    config = RUNTIME.config
+
+    async def start_workers() -> None:
+        for i in range(config.workers):
+            RUNTIME.tasks.append(asyncio.create_task(_worker(i), name=f"slogate-worker-{i}"))
+        RUNTIME.tasks.append(asyncio.create_task(_resync(), name="slogate-resync"))
+        # Everything seen while standing by is reconciled now.
+        for namespace, name in list(RUNTIME.known):
+            _enqueue(namespace, name)
+
+    if config.leader_election:
+        from slogate.controller.leader import LeaderElector
+
+        elector = LeaderElector(RUNTIME.kube, namespace=config.lease_namespace, name=config.lease_name,
+                                identity=config.identity)
+        RUNTIME.tasks.append(asyncio.create_task(elector.run(start_workers), name="slogate-leader"))
+    else:
+        await start_workers()
+    log.info("slogate operator started: %s", config.model_dump(exclude={"log_level"}))
 
 
 @kopf.on.cleanup()

@@ -30,6 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="concurrent reconciles")
     p.add_argument("--log-format", choices=["text", "json"], help="log format")
     p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
+    p.add_argument("--leader-elect", action="store_true", default=None,
+                   help="only the holder of a coordination.k8s.io Lease reconciles (run several replicas)")
+    p.add_argument("--lease-namespace", help="namespace of the Lease (env POD_NAMESPACE)")
+    p.add_argument("--identity", help="this replica's identity in the Lease (env POD_NAME)")
 
 
 def config_from_args(args: argparse.Namespace) -> OperatorConfig:
@@ -44,6 +48,9 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         resync_seconds=args.resync_seconds,
         workers=args.workers,
         log_format=args.log_format,
+        leader_election=args.leader_elect,
+        lease_namespace=args.lease_namespace,
+        identity=args.identity,
     )
 
 
@@ -73,19 +80,26 @@ def run(args: argparse.Namespace) -> int:
     from slogate.telemetry import REGISTRY
 
     cfg = config_from_args(args)
+    if not cfg.identity:
+        import socket
+
+        cfg = cfg.model_copy(update={"identity": f"{socket.gethostname()}-{os.getpid()}"})
     kopf.configure(
         verbose=cfg.log_level == "DEBUG",
         log_format=kopf.LogFormat.JSON if cfg.log_format == "json" else kopf.LogFormat.FULL,
     )
     logging.getLogger().setLevel(cfg.log_level)
     handlers.RUNTIME.config = cfg
-    handlers.RUNTIME.reconciler = Reconciler(Kube(_api_client(args.kubeconfig)), cfg)
+    api = _api_client(args.kubeconfig)
+    api.user_agent = f"slogate/{cfg.identity}"  # audit logs tell replicas apart
+    handlers.RUNTIME.kube = Kube(api)
+    handlers.RUNTIME.reconciler = Reconciler(handlers.RUNTIME.kube, cfg)
     if cfg.metrics_port:
         start_http_server(cfg.metrics_port, addr=cfg.bind_address, registry=REGISTRY)
     liveness = f"http://{cfg.bind_address}:{cfg.health_port}/healthz" if cfg.health_port else None
     asyncio.run(
         kopf.operator(
-            standalone=cfg.peering is None,
+            standalone=cfg.peering is None or cfg.leader_election,
             peering_name=cfg.peering,
             priority=cfg.priority,
             clusterwide=not cfg.namespaces,
