@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from slogate.api.v1alpha1 import ModelDeploymentSpec  # noqa: E402
 from slogate.core.analysis import build_queries  # noqa: E402
 from slogate.core.naming import revision_of  # noqa: E402
+from slogate.dev.cli import set_simulators  # noqa: E402
 from slogate.dev.cluster import LocalCluster, free_port, temporary_cluster  # noqa: E402
 
 GROUP, VERSION, PLURAL = "slogate.io", "v1alpha1", "modeldeployments"
@@ -109,26 +110,7 @@ def one_run(cluster: LocalCluster, kube: Any, prom: PrometheusConnect, interval:
     query = build_queries(
         spec=ModelDeploymentSpec.model_validate(new_spec), namespace=ns, name="m", revision=rev
     )[0].promql
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "slogate",
-            "dev",
-            "--dir",
-            str(cluster.dir),
-            "sim",
-            "set",
-            "-n",
-            ns,
-            "-l",
-            f"slogate.io/revision={rev}",
-            "--ttft-ms",
-            "900",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    set_simulators(cluster.dir, namespace=ns, selector=f"slogate.io/revision={rev}", change={"ttft_ms": 900})
     visible = None
     rolled = None
     deadline = time.monotonic() + 180

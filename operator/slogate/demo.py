@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -94,6 +93,7 @@ def run(directory: Path, *, keep: bool) -> int:
 
     from slogate.api.v1alpha1 import ModelDeploymentSpec
     from slogate.core.naming import revision_of
+    from slogate.dev.cli import set_simulators
     from slogate.dev.cluster import LocalCluster, free_port
     from slogate.statuscli import explain_lines
 
@@ -142,25 +142,8 @@ def run(directory: Path, *, keep: bool) -> int:
         screen.title(f"2/3  a new revision ({BAD_MODEL}) with 900 ms TTFT injected: the SLO says 500 ms")
         bad_spec = {**doc["spec"], "model": {**doc["spec"]["model"], "source": BAD_MODEL}}
         bad = revision_of(ModelDeploymentSpec.model_validate(bad_spec))
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "slogate",
-                "dev",
-                "--dir",
-                str(cluster.dir),
-                "sim",
-                "set",
-                "-n",
-                "default",
-                "-l",
-                f"{C.LABEL_REVISION}={bad}",
-                "--ttft-ms",
-                "900",
-            ],
-            check=True,
-            capture_output=True,
+        set_simulators(
+            cluster.dir, namespace="default", selector=f"{C.LABEL_REVISION}={bad}", change={"ttft_ms": 900}
         )
         custom.patch_namespaced_custom_object(
             C.GROUP, C.VERSION, "default", C.PLURAL, name, {"spec": {"model": {"source": BAD_MODEL}}}

@@ -16,6 +16,7 @@ from kubernetes import client
 
 from slogate.api.v1alpha1 import ModelDeploymentSpec
 from slogate.core.naming import revision_of
+from slogate.dev.cli import set_simulators
 from slogate.dev.cluster import LocalCluster
 from tests.integration.conftest import wait_for
 from tests.integration.test_operator import GROUP, PLURAL, VERSION, OperatorProcess, events_for, get_md, ready
@@ -67,25 +68,9 @@ def new_model(doc: dict, model: str) -> tuple[dict, str]:
 
 
 def sim_set(cluster: LocalCluster, namespace: str, selector: str, *flags: str) -> None:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "slogate",
-            "dev",
-            "--dir",
-            str(cluster.dir),
-            "sim",
-            "set",
-            "-n",
-            namespace,
-            "-l",
-            selector,
-            *flags,
-        ],
-        check=True,
-        capture_output=True,
-    )
+    keys = {"--ttft-ms": "ttft_ms", "--error-rate": "error_rate", "--itl-ms": "itl_ms", "--rps": "rps"}
+    change = {keys[flags[i]]: float(flags[i + 1]) for i in range(0, len(flags), 2)}
+    set_simulators(cluster.dir, namespace=namespace, selector=selector, change=change)
 
 
 def cli(cluster: LocalCluster, *args: str) -> str:

@@ -183,14 +183,24 @@ class Kube:
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Create an object (409 when it exists maps to TransientError)."""
         meta = obj["metadata"]
-        return self._write("create", obj["kind"], "POST", _path(obj["apiVersion"], obj["kind"], meta.get("namespace")),
-                           body=obj)
+        return self._write(
+            "create",
+            obj["kind"],
+            "POST",
+            _path(obj["apiVersion"], obj["kind"], meta.get("namespace")),
+            body=obj,
+        )
 
     def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Replace an object with optimistic concurrency (its resourceVersion); 409 on a lost race."""
         meta = obj["metadata"]
-        return self._write("update", obj["kind"], "PUT",
-                           _path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"]), body=obj)
+        return self._write(
+            "update",
+            obj["kind"],
+            "PUT",
+            _path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"]),
+            body=obj,
+        )
 
     def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> None:
         """Delete (background propagation); a missing object is fine."""

@@ -95,8 +95,9 @@ async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     if config.leader_election:
         from slogate.controller.leader import LeaderElector
 
-        elector = LeaderElector(RUNTIME.kube, namespace=config.lease_namespace, name=config.lease_name,
-                                identity=config.identity)
+        elector = LeaderElector(
+            RUNTIME.kube, namespace=config.lease_namespace, name=config.lease_name, identity=config.identity
+        )
         RUNTIME.tasks.append(asyncio.create_task(elector.run(start_workers), name="slogate-leader"))
     else:
         await start_workers()

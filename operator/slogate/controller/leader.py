@@ -27,7 +27,14 @@ class LeaderElector:
     """Acquire and renew one Lease; call ``on_leading`` once when leadership starts."""
 
     def __init__(
-        self, kube: Kube, *, namespace: str, name: str, identity: str, duration: int = 15, renew: float = 5.0,
+        self,
+        kube: Kube,
+        *,
+        namespace: str,
+        name: str,
+        identity: str,
+        duration: int = 15,
+        renew: float = 5.0,
         retry: float = 2.0,
     ) -> None:
         self.kube = kube
@@ -64,7 +71,9 @@ class LeaderElector:
             log.info("lease %s/%s: %s lost: %s", self.namespace, self.name, act.action, exc)
             return False
         if act.action == "takeover":
-            log.warning("lease %s/%s taken over from %s by %s", self.namespace, self.name, act.holder, self.identity)
+            log.warning(
+                "lease %s/%s taken over from %s by %s", self.namespace, self.name, act.holder, self.identity
+            )
         self.renewed = now
         return True
 
@@ -80,8 +89,12 @@ class LeaderElector:
                 self.leading = True
                 log.warning("became leader (%s) of lease %s/%s", self.identity, self.namespace, self.name)
                 await on_leading()
-            elif self.leading and not held and not still_leader(self.renewed, now=now, duration=self.duration):
-                log.error("lost leadership of lease %s/%s (%s): exiting", self.namespace, self.name, self.identity)
+            elif (
+                self.leading and not held and not still_leader(self.renewed, now=now, duration=self.duration)
+            ):
+                log.error(
+                    "lost leadership of lease %s/%s (%s): exiting", self.namespace, self.name, self.identity
+                )
                 logging.shutdown()
                 os._exit(1)  # never act on stale leadership; the Deployment restarts us as a standby
             await asyncio.sleep(self.renew if self.leading else self.retry)

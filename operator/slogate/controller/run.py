@@ -30,8 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="concurrent reconciles")
     p.add_argument("--log-format", choices=["text", "json"], help="log format")
     p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
-    p.add_argument("--leader-elect", action="store_true", default=None,
-                   help="only the holder of a coordination.k8s.io Lease reconciles (run several replicas)")
+    p.add_argument(
+        "--leader-elect",
+        action="store_true",
+        default=None,
+        help="only the holder of a coordination.k8s.io Lease reconciles (run several replicas)",
+    )
     p.add_argument("--lease-namespace", help="namespace of the Lease (env POD_NAMESPACE)")
     p.add_argument("--identity", help="this replica's identity in the Lease (env POD_NAME)")
 

@@ -64,7 +64,9 @@ def decide(lease: dict[str, Any] | None, *, identity: str, now: datetime, durati
     renewed = _parse(spec.get("renewTime")) or _parse(spec.get("acquireTime"))
     lease_for = int(spec.get("leaseDurationSeconds") or duration)
     if holder == identity:
-        return LeaseAction("renew", {**spec, "renewTime": _micro(now), "leaseDurationSeconds": duration}, holder)
+        return LeaseAction(
+            "renew", {**spec, "renewTime": _micro(now), "leaseDurationSeconds": duration}, holder
+        )
     if not holder or renewed is None or now >= renewed + timedelta(seconds=lease_for):
         transitions = int(spec.get("leaseTransitions") or 0) + (1 if holder else 0)
         return LeaseAction("takeover", {**fresh, "leaseTransitions": transitions}, holder)

@@ -91,10 +91,37 @@ def _admin(port: int, body: dict[str, Any] | None = None) -> dict[str, Any]:
         return json.loads(r.read())
 
 
-def _cmd_sim_set(args: argparse.Namespace) -> int:
+def set_simulators(
+    directory: Path,
+    *,
+    namespace: str,
+    change: dict[str, float],
+    selector: str | None = None,
+    pod: str | None = None,
+) -> list[str]:
+    """Fault injection: change the simulators of matching pods now, and record the setting so pods that
+    match and start later get it too. Returns the ``namespace/pod`` names changed now. Used by
+    ``slogate dev sim set``, the demo, the benchmarks and the tests."""
     from slogate.dev.bridge import parse_selector, selector_matches
 
-    directory = _dir(args)
+    if bool(pod) == bool(selector):
+        raise ValueError("give exactly one of a pod name or a label selector")
+    labels = parse_selector(selector) if selector else {}
+    rules_path = directory / "sim-rules.json"
+    rules = json.loads(rules_path.read_text()) if rules_path.exists() else []
+    rules.append({"namespace": namespace, "pod": pod, "selector": labels, "config": change})
+    rules_path.write_text(json.dumps(rules, indent=1))
+    changed = []
+    for sim in _sims(directory).values():
+        if sim["namespace"] != namespace:
+            continue
+        if (pod and sim["pod"] == pod) or (labels and selector_matches(labels, sim["labels"])):
+            _admin(sim["port"], change)
+            changed.append(f"{sim['namespace']}/{sim['pod']}")
+    return changed
+
+
+def _cmd_sim_set(args: argparse.Namespace) -> int:
     change = {
         k: v
         for k, v in {
@@ -108,24 +135,16 @@ def _cmd_sim_set(args: argparse.Namespace) -> int:
     if not change:
         print("error: nothing to set (use --ttft-ms, --itl-ms, --error-rate or --rps)", file=sys.stderr)
         return 2
-    if bool(args.pod) == bool(args.selector):
-        print("error: give exactly one of POD or -l SELECTOR", file=sys.stderr)
+    try:
+        changed = set_simulators(
+            _dir(args), namespace=args.namespace, change=change, selector=args.selector, pod=args.pod
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    selector = parse_selector(args.selector) if args.selector else {}
-    rule = {"namespace": args.namespace, "pod": args.pod, "selector": selector, "config": change}
-    rules_path = directory / "sim-rules.json"
-    rules = json.loads(rules_path.read_text()) if rules_path.exists() else []
-    rules.append(rule)
-    rules_path.write_text(json.dumps(rules, indent=1))
-    hits = 0
-    for sim in _sims(directory).values():
-        if sim["namespace"] != args.namespace:
-            continue
-        if (args.pod and sim["pod"] == args.pod) or (selector and selector_matches(selector, sim["labels"])):
-            _admin(sim["port"], change)
-            hits += 1
-            print(f"{sim['namespace']}/{sim['pod']}: {change}")
-    if hits == 0:
+    for name in changed:
+        print(f"{name}: {change}")
+    if not changed:
         print(
             "no running simulator matched now; the setting applies to matching pods when they start",
             file=sys.stderr,
