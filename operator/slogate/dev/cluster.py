@@ -41,10 +41,23 @@ class ClusterError(RuntimeError):
 
 
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port free on 127.0.0.1 right now, chosen below the kernel's ephemeral range.
+
+    ``bind(0)`` would pick from the ephemeral range, where any outgoing connection can take the port
+    between our check and the component's own bind; ports in 20000–32767 are never handed out for
+    outgoing connections, so a free one stays free until the component binds it.
+    """
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 32767)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ClusterError("no free TCP port on 127.0.0.1 in 20000-32767")
 
 
 def _alive(pid: int) -> bool:
