@@ -44,7 +44,7 @@ def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now, chosen below the kernel's ephemeral range.
 
     ``bind(0)`` would pick from the ephemeral range, where any outgoing connection can take the port
-    between our check and the component's own bind; ports in 20000–32767 are never handed out for
+    between our check and the component's own bind; ports in 20000-32767 are never handed out for
     outgoing connections, so a free one stays free until the component binds it.
     """
     import random
