@@ -155,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     from slogate.statuscli import register as register_status
 
     register_status(sub)
+    from slogate.rulescli import register as register_rules
+
+    register_rules(sub)
 
     try:
         from slogate.dev.cli import register as register_dev

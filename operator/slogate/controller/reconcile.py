@@ -39,6 +39,7 @@ from slogate.core.rollout import (
     analysis_due,
     plan,
 )
+from slogate.core.rules import prometheus_rule
 from slogate.core.status import DeploymentObs, EventSpec, RevisionPlan, compute_status, status_patch
 from slogate.core.traffic import backend_of_target, build_httproute, replicas_for_weight, root_selector
 from slogate.errors import PermanentError
@@ -56,6 +57,7 @@ CHILD_KINDS = (
     ("keda.sh/v1alpha1", "ScaledObject"),
     ("monitoring.coreos.com/v1", "PodMonitor"),
     ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
 )
 
 
@@ -197,6 +199,11 @@ class Reconciler:
             aliases=self._aliases(namespace, name),
         )
         objects = list(desired.objects)
+        if caps.prometheus_operator and spec.slo:
+            # Recording rules and multiwindow burn-rate alerts generated from the SLO (docs/alerting.md).
+            objects.append(
+                prometheus_rule(name=name, namespace=namespace, spec=spec, owner_reference=owner.reference())
+            )
         self._route(
             objects,
             spec,
