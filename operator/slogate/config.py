@@ -18,10 +18,6 @@ class OperatorConfig(BaseModel):
 
     namespaces: list[str] = []
     """Namespaces to watch; empty means cluster-wide."""
-    peering: str | None = None
-    """kopf peering name for high availability (one active instance); None runs standalone."""
-    priority: int = 0
-    """Peering priority of this instance (the highest is active)."""
     prometheus_url: str = "http://prometheus-operated.monitoring:9090"
     """Prometheus the operator queries and that KEDA triggers point at (``SLOGATE_PROMETHEUS_URL``)."""
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 8080
@@ -54,12 +50,12 @@ class OperatorConfig(BaseModel):
         values: dict[str, object] = {}
         if env.get("SLOGATE_NAMESPACES"):
             values["namespaces"] = [n.strip() for n in env["SLOGATE_NAMESPACES"].split(",") if n.strip()]
-        for key in ("peering", "prometheus_url", "bind_address", "log_format", "log_level"):
+        for key in ("prometheus_url", "bind_address", "log_format", "log_level"):
             if env.get(f"SLOGATE_{key.upper()}"):
                 values[key] = env[f"SLOGATE_{key.upper()}"]
         if env.get("PROMETHEUS_URL") and "prometheus_url" not in values:
             values["prometheus_url"] = env["PROMETHEUS_URL"]
-        for key in ("priority", "metrics_port", "health_port", "workers"):
+        for key in ("metrics_port", "health_port", "workers"):
             if env.get(f"SLOGATE_{key.upper()}"):
                 values[key] = int(env[f"SLOGATE_{key.upper()}"])
         if env.get("SLOGATE_LEADER_ELECTION", "").lower() in ("1", "true", "yes"):

@@ -46,12 +46,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{/* 1 without peering, 2 with peering, unless replicaCount is set; more than 1 standalone pod is refused. */}}
+{{/* 2 with leader election, 1 without, unless replicaCount is set; more than 1 pod without leader election is refused. */}}
 {{- define "slogate.replicas" -}}
-{{- $default := ternary 2 1 .Values.ha.peering.enabled -}}
+{{- $default := ternary 2 1 .Values.ha.leaderElection.enabled -}}
 {{- $n := ternary $default .Values.replicaCount (kindIs "invalid" .Values.replicaCount) | int -}}
-{{- if and (gt $n 1) (not .Values.ha.peering.enabled) -}}
-{{- fail (printf "replicaCount=%d needs ha.peering.enabled=true: two standalone operators would both reconcile every ModelDeployment" $n) -}}
+{{- if and (gt $n 1) (not .Values.ha.leaderElection.enabled) -}}
+{{- fail (printf "replicaCount=%d needs ha.leaderElection.enabled=true: two operators without leader election would both reconcile every ModelDeployment" $n) -}}
 {{- end -}}
 {{- $n -}}
 {{- end -}}
@@ -108,14 +108,12 @@ operator only PATCHes: a server-side apply that creates an object is authorised 
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["podmonitors"]
   verbs: ["get", "list", "create", "patch", "delete"]
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["prometheusrules"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
   verbs: ["get", "list", "create", "patch", "delete"]
-{{- if and .Values.ha.peering.enabled .Values.watchNamespaces }}
-- apiGroups: ["kopf.dev"]
-  resources: ["kopfpeerings"]
-  verbs: ["list", "watch", "patch"]
-{{- end }}
 {{- end -}}
 
 {{/*
@@ -135,9 +133,36 @@ Namespaces: kopf lists and watches them when it runs for named namespaces (not c
   resources: ["namespaces"]
   verbs: ["list", "watch"]
 {{- end }}
-{{- if and .Values.ha.peering.enabled (not .Values.watchNamespaces) }}
-- apiGroups: ["kopf.dev"]
-  resources: ["clusterkopfpeerings"]
-  verbs: ["list", "watch", "patch"]
-{{- end }}
+{{- end -}}
+
+{{/*
+Leader election (slogate.controller.leader): the replicas compete for the Lease "slogate-operator" in
+the release namespace. The operator reads it (get), creates it when missing (create) and renews or
+takes it over with a PUT carrying its resourceVersion (update); it never lists, watches, patches or
+deletes Leases. Not restricted by resourceNames: `create` cannot be (the name is not known at
+authorisation time).
+*/}}
+{{- define "slogate.leaseRules" -}}
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update"]
+{{- end -}}
+
+{{/*
+The pod's affinity: .Values.affinity when set; otherwise, with leader election, a preferred pod
+anti-affinity by hostname so the replicas (one active, the others standing by) land on different nodes.
+*/}}
+{{- define "slogate.affinity" -}}
+{{- if .Values.affinity -}}
+{{- toYaml .Values.affinity -}}
+{{- else if .Values.ha.leaderElection.enabled -}}
+podAntiAffinity:
+  preferredDuringSchedulingIgnoredDuringExecution:
+    - weight: 100
+      podAffinityTerm:
+        topologyKey: kubernetes.io/hostname
+        labelSelector:
+          matchLabels:
+            {{- include "slogate.selectorLabels" . | nindent 12 }}
+{{- end -}}
 {{- end -}}

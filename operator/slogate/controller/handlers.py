@@ -63,13 +63,9 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     # instead of hammering it (kopf retries API errors with these delays, then keeps the last).
     settings.networking.error_backoffs = [1, 2, 5, 10, 20, 30]
     settings.networking.request_timeout = 60
-    # One active operator at a time: kopf peering when a peering name is configured.
-    if config.peering:
-        settings.peering.name = config.peering
-        settings.peering.priority = config.priority
-        settings.peering.mandatory = True
-    else:
-        settings.peering.standalone = True
+    # Never kopf peering: high availability is the coordination.k8s.io Lease (config.leader_election,
+    # controller.leader). kopf's peering pause would only stop kopf's watch streams, not our workers.
+    settings.peering.standalone = True
 
 
 def _enqueue(namespace: str | None, name: str | None) -> None:

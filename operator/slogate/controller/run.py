@@ -18,8 +18,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         dest="namespaces",
         help="watch this namespace (repeatable); default: cluster-wide",
     )
-    p.add_argument("--peering", help="kopf peering name for HA (one active instance); default: standalone")
-    p.add_argument("--priority", type=int, help="peering priority of this instance")
     p.add_argument("--prometheus-url", help="Prometheus for analysis and KEDA triggers (env PROMETHEUS_URL)")
     p.add_argument("--metrics-port", type=int, help="operator /metrics port (0 disables; default 8080)")
     p.add_argument(
@@ -43,8 +41,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> OperatorConfig:
     return OperatorConfig.from_env(
         namespaces=args.namespaces,
-        peering=args.peering,
-        priority=args.priority,
         prometheus_url=args.prometheus_url,
         metrics_port=args.metrics_port,
         health_port=args.health_port,
@@ -103,9 +99,8 @@ def run(args: argparse.Namespace) -> int:
     liveness = f"http://{cfg.bind_address}:{cfg.health_port}/healthz" if cfg.health_port else None
     asyncio.run(
         kopf.operator(
-            standalone=cfg.peering is None or cfg.leader_election,
-            peering_name=cfg.peering,
-            priority=cfg.priority,
+            # No kopf peering: high availability is the Lease (--leader-elect, controller.leader).
+            standalone=True,
             clusterwide=not cfg.namespaces,
             namespaces=cfg.namespaces,
             liveness_endpoint=liveness,
