@@ -17,8 +17,9 @@ $(BIN)/slogate: pyproject.toml constraints.txt
 
 install: $(BIN)/slogate ## venv + editable install with pinned dependencies
 
-bins: ## build (or reuse) the control-plane binaries from the Go module proxy
+bins: ## build (or reuse) the control-plane binaries and helm from the Go module proxy
 	bash hack/build-bins.sh
+	bash hack/build-helm.sh
 
 prometheus: ## install Debian's Prometheus when missing
 	bash hack/ensure-prometheus.sh
