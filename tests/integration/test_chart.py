@@ -860,6 +860,16 @@ def run_under_chart_rbac(
         op.start()
         try:
             scenario(kube, work_ns)
+            # The leader renews its Lease every 5 s: wait for one renewal so `update` is exercised too.
+            leases = client.CoordinationV1Api(kube)
+            wait_for(
+                lambda: (
+                    (lease := leases.read_namespaced_lease("slogate-operator", op_ns)).spec.renew_time
+                    > lease.spec.acquire_time
+                ),
+                timeout=30,
+                what="a Lease renewal",
+            )
         except AssertionError as exc:
             denied = [f"{s.method} {s.path}: {s.message}" for s in proxy.records() if s.status == 403]
             raise AssertionError(f"{exc}\nrefused requests: {denied}\noperator log:\n{op.tail()}") from exc

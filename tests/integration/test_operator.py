@@ -131,6 +131,16 @@ def events_for(kube, ns: str, name: str) -> list:
     ]
 
 
+def has_events(kube, ns: str, name: str, *reasons: str, warning: bool = False) -> list:
+    """Wait until the object has Events with all ``reasons`` (Events follow the status write)."""
+
+    def check():
+        events = [e for e in events_for(kube, ns, name) if not warning or e.type == "Warning"]
+        return events if set(reasons) <= {e.reason for e in events} else None
+
+    return wait_for(check, timeout=15, what=f"events {reasons} on {ns}/{name}")
+
+
 def test_apply_creates_children_pods_land_on_matching_nodes_and_status_is_ready(
     cluster, kube, namespace, operator
 ):
@@ -178,8 +188,7 @@ def test_apply_creates_children_pods_land_on_matching_nodes_and_status_is_ready(
     row = out.splitlines()[1].split()
     assert row[:4] == ["llama", "Ready", rev, "2/2"] or row[1:3] == ["Ready", rev], out
     assert "2/2" in out
-    reasons = {e.reason for e in events_for(kube, namespace, "llama")}
-    assert "Created" in reasons and "Ready" in reasons
+    has_events(kube, namespace, "llama", "Created", "Ready")
 
 
 def test_model_change_makes_a_new_revision_and_retires_the_old(kube, namespace, operator):
@@ -274,8 +283,7 @@ def test_a_shape_no_node_can_hold_is_reported_before_any_pod_exists(kube, namesp
     assert get_md(kube, namespace, "huge")["status"]["phase"] == "Failed"
     assert client.AppsV1Api(kube).list_namespaced_deployment(namespace).items == []
     assert client.CoreV1Api(kube).list_namespaced_pod(namespace).items == []
-    warnings = [e for e in events_for(kube, namespace, "huge") if e.type == "Warning"]
-    assert any(e.reason == "GPUShapeUnsatisfiable" for e in warnings)
+    has_events(kube, namespace, "huge", "GPUShapeUnsatisfiable", warning=True)
 
 
 def test_not_enough_free_gpus_now_is_a_condition_and_the_schedulers_reason(kube, namespace, operator):
@@ -294,9 +302,7 @@ def test_not_enough_free_gpus_now_is_a_condition_and_the_schedulers_reason(kube,
     assert condition(md, "InsufficientGPU")["reason"] == "InsufficientGPU"
     assert "Insufficient nvidia.com/gpu" in condition(md, "Degraded")["message"]
     assert md["status"]["phase"] == "Degraded"
-    assert {"InsufficientGPU", "PodsUnschedulable"} <= {
-        e.reason for e in events_for(kube, namespace, "tight")
-    }
+    has_events(kube, namespace, "tight", "InsufficientGPU", "PodsUnschedulable")
 
 
 def test_delete_leaves_nothing(kube, namespace, operator):
@@ -379,7 +385,7 @@ def test_missing_keda_falls_back_to_an_hpa_and_says_so(tmp_path):
             what="the autoscaler note in status",
         )
         assert "KEDA" in md["status"]["autoscaler"]
-        assert "AutoscalerFallback" in {e.reason for e in events_for(kube, "default", "hpa")}
+        has_events(kube, "default", "hpa", "AutoscalerFallback")
     finally:
         op.stop()
         assert other.down() == []

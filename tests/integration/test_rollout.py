@@ -19,7 +19,16 @@ from slogate.core.naming import revision_of
 from slogate.dev.cli import set_simulators
 from slogate.dev.cluster import LocalCluster
 from tests.integration.conftest import wait_for
-from tests.integration.test_operator import GROUP, PLURAL, VERSION, OperatorProcess, events_for, get_md, ready
+from tests.integration.test_operator import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    OperatorProcess,
+    events_for,
+    get_md,
+    has_events,
+    ready,
+)
 
 FAST_ANALYSIS = {"interval": "3s", "initialDelay": "4s", "failureLimit": 2, "inconclusiveLimit": 3}
 SLO = {
@@ -118,9 +127,7 @@ def test_a_good_canary_is_promoted_through_every_step(cluster, kube, namespace, 
         "revision": new,
         "outcome": "Promoted",
     }
-    reasons = [e.reason for e in events_for(kube, namespace, "good")]
-    for reason in ("RolloutStarted", "WeightSet", "Promoted"):
-        assert reason in reasons
+    has_events(kube, namespace, "good", "RolloutStarted", "WeightSet", "Promoted")
     assert md["status"]["sloVerdict"] == "Pass"
     apps = client.AppsV1Api(kube)
     wait_for(
@@ -329,7 +336,11 @@ def test_fallback_activates_on_an_slo_breach_and_restores_after_the_hysteresis(
     assert core.read_namespaced_service("primary", namespace).spec.selector == {
         "slogate.io/deployment": "small"
     }
-    assert "FallbackActivated" in [e.reason for e in events_for(kube, namespace, "primary")]
+    wait_for(
+        lambda: "FallbackActivated" in [e.reason for e in events_for(kube, namespace, "primary")],
+        timeout=15,
+        what="the FallbackActivated event",
+    )
 
     sim_set(cluster, namespace, f"slogate.io/revision={stable}", "--error-rate", "0")
     healed = time.monotonic()
@@ -342,4 +353,8 @@ def test_fallback_activates_on_an_slo_breach_and_restores_after_the_hysteresis(
     assert core.read_namespaced_service("primary", namespace).spec.selector == {
         "slogate.io/deployment": "primary"
     }
-    assert "FallbackRestored" in [e.reason for e in events_for(kube, namespace, "primary")]
+    wait_for(
+        lambda: "FallbackRestored" in [e.reason for e in events_for(kube, namespace, "primary")],
+        timeout=15,
+        what="the FallbackRestored event",
+    )

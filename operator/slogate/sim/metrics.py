@@ -31,18 +31,11 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 # --- vLLM (vllm/v1/metrics/loggers.py, PrometheusStatLogger) -------------------------------------
 VLLM_MAX_MODEL_LEN = 4096
 VLLM_FINISH_REASONS = ("stop", "length", "abort", "error", "repetition")
-VLLM_TTFT_BUCKETS = (
-    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-    20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
-)  # fmt: skip
-VLLM_ITL_BUCKETS = (
-    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
-    40.0, 80.0,
-)  # fmt: skip
-VLLM_REQUEST_LATENCY_BUCKETS = (
-    0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0,
-    240.0, 480.0, 960.0, 1920.0, 7680.0,
-)  # fmt: skip
+from slogate.core.engine_metrics import (  # noqa: E402 - one table for the engine, the simulator and the alerts
+    VLLM_ITL_BUCKETS,
+    VLLM_REQUEST_LATENCY_BUCKETS,
+    VLLM_TTFT_BUCKETS,
+)
 
 # --- prometheus-fastapi-instrumentator defaults (metrics.default), mounted by vLLM's API server ----
 HTTP_HIGHR_BUCKETS = (
