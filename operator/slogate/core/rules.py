@@ -32,6 +32,9 @@ from slogate.core.analysis import (
 )
 from slogate.core.engine_metrics import (
     PROM_LABEL_DEPLOYMENT,
+    VLLM_ITL_BUCKETS,
+    VLLM_REQUEST_LATENCY_BUCKETS,
+    VLLM_TTFT_BUCKETS,
     EngineMetrics,
     metrics_for,
     selector,
@@ -75,12 +78,6 @@ THRESHOLD_FOR = "5m"
 """How long a threshold alert's query must stay above ``max`` before it fires."""
 
 SEVERITY = "page"
-
-from slogate.core.engine_metrics import (  # noqa: E402 - tables shared with the simulator
-    VLLM_ITL_BUCKETS,
-    VLLM_REQUEST_LATENCY_BUCKETS,
-    VLLM_TTFT_BUCKETS,
-)
 
 
 def _tgi_duration_buckets() -> tuple[float, ...]:

@@ -24,6 +24,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from slogate.core.engine_metrics import VLLM_ITL_BUCKETS, VLLM_REQUEST_LATENCY_BUCKETS, VLLM_TTFT_BUCKETS
 from slogate.sim.sampling import RequestSample
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -31,11 +32,8 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 # --- vLLM (vllm/v1/metrics/loggers.py, PrometheusStatLogger) -------------------------------------
 VLLM_MAX_MODEL_LEN = 4096
 VLLM_FINISH_REASONS = ("stop", "length", "abort", "error", "repetition")
-from slogate.core.engine_metrics import (  # noqa: E402 - one table for the engine, the simulator and the alerts
-    VLLM_ITL_BUCKETS,
-    VLLM_REQUEST_LATENCY_BUCKETS,
-    VLLM_TTFT_BUCKETS,
-)
+# Bucket tables: VLLM_TTFT_BUCKETS, VLLM_ITL_BUCKETS, VLLM_REQUEST_LATENCY_BUCKETS (slogate.core.engine_metrics,
+# shared with the generated alerts).
 
 # --- prometheus-fastapi-instrumentator defaults (metrics.default), mounted by vLLM's API server ----
 HTTP_HIGHR_BUCKETS = (
