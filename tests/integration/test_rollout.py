@@ -128,6 +128,10 @@ def test_a_good_canary_is_promoted_through_every_step(cluster, kube, namespace, 
         "outcome": "Promoted",
     }
     has_events(kube, namespace, "good", "RolloutStarted", "WeightSet", "Promoted")
+    assert (
+        f'slogate_promotions_total{{modeldeployment="good",namespace="{namespace}"}} 1.0'
+        in operator.metrics()
+    )
     assert md["status"]["sloVerdict"] == "Pass"
     apps = client.AppsV1Api(kube)
     wait_for(
@@ -184,6 +188,16 @@ def test_a_breaching_canary_is_rolled_back_with_the_reason(
         what="candidate pods gone",
     )
     print(f"rollback after {time.monotonic() - started:.1f}s")
+    # The operator's own metrics say it too.
+    metrics = operator.metrics()
+    assert (
+        f'slogate_rollbacks_total{{modeldeployment="bad",namespace="{namespace}",outcome="RolledBack"}} 1.0'
+        in metrics
+    )
+    assert (
+        f'slogate_slo_objective_verdict{{modeldeployment="bad",namespace="{namespace}",objective="{objective}",'
+        'verdict="Fail"} 1.0'
+    ) in metrics
     # Not retried by itself.
     time.sleep(5)
     assert get_md(kube, namespace, "bad")["status"]["phase"] == "RolledBack"

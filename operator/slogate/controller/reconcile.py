@@ -28,7 +28,7 @@ from slogate.core.conditions import phase_from, set_condition
 from slogate.core.desired import build_desired
 from slogate.core.fallback import FallbackDecision, TierHealth, decide_fallback, find_target, target_id
 from slogate.core.naming import Owner, deployment_name, revision_of
-from slogate.core.preflight import Preflight, node_info_from, preflight, shape_of
+from slogate.core.preflight import Preflight, node_info_from, pod_extended_requests, preflight, shape_of
 from slogate.core.rollout import (
     COMMANDS,
     Analysis,
@@ -43,7 +43,13 @@ from slogate.core.rules import prometheus_rule
 from slogate.core.status import DeploymentObs, EventSpec, RevisionPlan, compute_status, status_patch
 from slogate.core.traffic import backend_of_target, build_httproute, replicas_for_weight, root_selector
 from slogate.errors import PermanentError
-from slogate.telemetry import MANAGED_OBJECTS, RECONCILE_ERRORS, RECONCILE_SECONDS, RECONCILES
+from slogate.telemetry import (
+    MANAGED_OBJECTS,
+    RECONCILE_ERRORS,
+    RECONCILE_SECONDS,
+    RECONCILES,
+    record_modeldeployment,
+)
 
 log = logging.getLogger("slogate.reconcile")
 
@@ -261,6 +267,21 @@ class Reconciler:
         if fallback is not None:
             rollout_events.extend(self._fallback_status(new_status, fallback, generation, now, decision))
         self._count_managed(namespace, name, objects)
+        gpus = [
+            pod_extended_requests(p).get(spec.resources.gpu.resource, 0) if spec.resources.gpu else 0
+            for p in pods
+        ]
+        running = [
+            g for g, p in zip(gpus, pods, strict=True) if (p.get("status") or {}).get("phase") == "Running"
+        ]
+        record_modeldeployment(
+            namespace,
+            name,
+            new_status,
+            events=[(e.type, e.reason) for e in rollout_events],
+            gpus_requested=sum(gpus),
+            gpus_running=sum(running),
+        )
         new_status["sloVerdict"] = st.last_verdict or old_status.get("sloVerdict")
         result.writes += self._write_status(body, old_status, new_status, rollout_events + events, now)
         if command is not None:

@@ -455,7 +455,7 @@ def _progress(
                 events.append(
                     (
                         "Normal",
-                        "Promoted" if gate else "Resumed",
+                        "GateReleased" if gate else "Resumed",
                         f"step {s.step + 1} of {len(steps)} released by a person"
                         if gate
                         else "resumed by a person",
