@@ -44,6 +44,7 @@ from slogate.core.engine_metrics import (
     selector,
 )
 from slogate.core.naming import Capabilities, Owner, common_labels, revision_of
+from slogate.core.preflight import memory_floor_mib
 from slogate.sim.metrics import TgiMetrics, VllmMetrics
 from slogate.sim.sampling import RequestSample
 
@@ -487,7 +488,7 @@ def _pref(product: str, weight: int) -> dict[str, Any]:
                         "nodeSelectorTerms": [
                             {
                                 "matchExpressions": [
-                                    {"key": "nvidia.com/gpu.memory", "operator": "Gt", "values": ["22117"]}
+                                    {"key": "nvidia.com/gpu.memory", "operator": "Gt", "values": ["22118"]}
                                 ]
                             }
                         ]
@@ -526,6 +527,15 @@ def test_preferred_weights_never_below_one():
 )
 def test_min_memory_allowance(min_gib, reported_mib, fits):
     assert (reported_mib > min_memory_mib_exclusive(min_gib)) is fits
+
+
+@pytest.mark.parametrize("min_gib", range(1, 200))
+def test_node_affinity_and_preflight_accept_the_same_memory(min_gib):
+    """The Deployment's ``Gt`` term and the GPU preflight agree on every node, at the boundary too."""
+    gt = min_memory_mib_exclusive(min_gib)
+    floor = memory_floor_mib(min_gib)
+    for reported in (floor - 2, floor - 1, floor, floor + 1):
+        assert (reported > gt) is (reported >= floor), reported
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from slogate import constants as C
@@ -38,6 +37,7 @@ from slogate.core.naming import (
     selector_labels,
     track_service_name,
 )
+from slogate.core.preflight import memory_floor_mib
 
 DEFAULT_IMAGES: dict[EngineKind, str] = {
     EngineKind.VLLM: "vllm/vllm-openai:v0.33.0",
@@ -71,8 +71,6 @@ PRE_STOP_SLEEP_SECONDS = 10
 """Keep serving while the endpoint removal reaches every kube-proxy/gateway before SIGTERM."""
 SCALE_DOWN_STABILIZATION_SECONDS = 300
 """Scale down only after 5 minutes of lower demand: a replica takes minutes to load a model."""
-MEMORY_REPORT_FACTOR = Decimal("0.9")
-"""``minMemoryGiB`` is matched with 10% allowance; see ``min_memory_mib_exclusive``."""
 
 
 @dataclass(frozen=True)
@@ -173,13 +171,14 @@ def min_memory_mib_exclusive(min_memory_gib: int) -> int:
     Pure; consumed by ``build_deployment``. GPU Feature Discovery publishes the memory the driver
     reports, in MiB, which is less than the marketed size: an "80 GB" H100 reports 81559 MiB
     (< 80 x 1024 = 81920) and a "24 GB" L4 reports 23034 MiB (< 24576). A literal
-    ``Gt 81919`` would reject the very GPUs the user meant, so 10% is allowed:
-    ``X = floor(minMemoryGiB x 1024 x 0.9) - 1`` (``Gt`` is strict, hence the -1).
+    ``Gt 81919`` would reject the very GPUs the user meant, so 10% is allowed. The floor is the GPU
+    preflight's own (``preflight.memory_floor_mib``), so the scheduler and the preflight accept the
+    same nodes; ``Gt`` is strict, hence the -1.
 
     >>> min_memory_mib_exclusive(80), min_memory_mib_exclusive(24)
-    (73727, 22117)
+    (73727, 22118)
     """
-    return int(Decimal(min_memory_gib * 1024) * MEMORY_REPORT_FACTOR) - 1
+    return memory_floor_mib(min_memory_gib) - 1
 
 
 # --------------------------------------------------------------------------------------- container
