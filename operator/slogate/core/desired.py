@@ -37,7 +37,7 @@ from slogate.core.naming import (
     selector_labels,
     track_service_name,
 )
-from slogate.core.preflight import memory_floor_mib
+from slogate.core.preflight import is_mig, memory_floor_mib
 
 DEFAULT_IMAGES: dict[EngineKind, str] = {
     EngineKind.VLLM: "vllm/vllm-openai:v0.33.0",
@@ -107,10 +107,6 @@ def _metadata(*, name: str, namespace: str, labels: dict[str, str], owner: Owner
         "labels": dict(sorted(labels.items())),
         "ownerReferences": [owner.reference()],
     }
-
-
-def _is_mig(resource: str) -> bool:
-    return resource.startswith("nvidia.com/mig-")
 
 
 def _plain_number(quantity: str) -> str:
@@ -357,7 +353,7 @@ def _affinity(spec: ModelDeploymentSpec) -> dict[str, Any] | None:
     whole card, not the slice (a memory rule would wrongly admit a 10 GB slice of an 80 GB card).
     """
     gpu = spec.resources.gpu
-    if gpu is None or _is_mig(gpu.resource):
+    if gpu is None or is_mig(gpu.resource):
         return None
     required: list[dict[str, Any]] = []
     if gpu.products:
@@ -732,7 +728,7 @@ def _spec_notes(spec: ModelDeploymentSpec) -> list[str]:
             "local directory): use a pvc:// or oci:// source"
         )
     gpu = spec.resources.gpu
-    if gpu and _is_mig(gpu.resource) and (gpu.products or gpu.min_memory_gi_b is not None):
+    if gpu and is_mig(gpu.resource) and (gpu.products or gpu.min_memory_gi_b is not None):
         notes.append(
             f"resources.gpu.products and minMemoryGiB are ignored with {gpu.resource}: "
             "the MIG profile fixes the slice"

@@ -15,19 +15,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from slogate import constants as C
 from slogate.api.types import parse_quantity
 from slogate.api.v1alpha1 import ModelDeploymentSpec
 
-GPU_RESOURCE = "nvidia.com/gpu"
-"""The whole-GPU extended resource (the device plugin's name)."""
-GPU_TAINT_KEY = "nvidia.com/gpu"
-"""The taint GPU nodes carry; tolerated implicitly whenever GPUs are requested."""
-LABEL_PRODUCT = "nvidia.com/gpu.product"
-"""GPU Feature Discovery's product label, e.g. ``NVIDIA-H100-80GB-HBM3``."""
-LABEL_MEMORY = "nvidia.com/gpu.memory"
-"""GPU Feature Discovery's per-GPU memory label, in MiB."""
-MIG_PREFIX = "nvidia.com/mig-"
-"""MIG profiles are extended resources named ``nvidia.com/mig-<profile>`` (``mixed`` strategy)."""
+# Names shared with the Deployment builder (slogate.constants): the taint GPU nodes carry (tolerated
+# implicitly whenever GPUs are requested), GPU Feature Discovery's product and memory (MiB) labels,
+# and the MIG resource prefix.
+GPU_TAINT_KEY = C.GPU_TAINT_KEY
+LABEL_PRODUCT = C.GPU_LABEL_PRODUCT
+LABEL_MEMORY = C.GPU_LABEL_MEMORY
+MIG_PREFIX = C.MIG_RESOURCE_PREFIX
 
 REASON_INSUFFICIENT_GPU = "InsufficientGPU"
 """The shape fits the cluster, but not enough of it is free now."""
