@@ -138,12 +138,8 @@ class Reconciler:
         observed_rollout = Observed(
             current=current,
             stable_exists=state.stable in existing,
-            candidate_ready=bool(
-                cand and cand.up_to_date and cand.desired > 0 and cand.ready >= cand.desired
-            ),
-            candidate_full=bool(
-                cand and cand.up_to_date and cand.desired >= stable_size and cand.ready >= stable_size
-            ),
+            candidate_ready=bool(cand and cand.fully_ready),
+            candidate_full=bool(cand and cand.serves(stable_size)),
         )
         command = self._command(body)
         prometheus_url = (
@@ -167,7 +163,7 @@ class Reconciler:
         )
         st = decision.state
 
-        gpus = spec.resources.gpu.count if spec.resources.gpu else 0
+        gpus_per_replica = spec.resources.gpu.count if spec.resources.gpu else 0
         notes: list[str] = []
         if decision.candidate_scaled_down or st.canary is None:
             canary_replicas = 0
@@ -177,7 +173,7 @@ class Reconciler:
             split = replicas_for_weight(
                 stable_replicas=stable_size,
                 weight=decision.canary_weight,
-                gpus_per_replica=gpus,
+                gpus_per_replica=gpus_per_replica,
                 max_surge_gpus=spec.rollout.gpu_budget.max_surge_gp_us,
             )
             canary_replicas = split.canary
@@ -267,19 +263,21 @@ class Reconciler:
         if fallback is not None:
             rollout_events.extend(self._fallback_status(new_status, fallback, generation, now, decision))
         self._count_managed(namespace, name, objects)
-        gpus = [
+        pod_gpus = [
             pod_extended_requests(p).get(spec.resources.gpu.resource, 0) if spec.resources.gpu else 0
             for p in pods
         ]
         running = [
-            g for g, p in zip(gpus, pods, strict=True) if (p.get("status") or {}).get("phase") == "Running"
+            g
+            for g, p in zip(pod_gpus, pods, strict=True)
+            if (p.get("status") or {}).get("phase") == "Running"
         ]
         record_modeldeployment(
             namespace,
             name,
             new_status,
             events=[(e.type, e.reason) for e in rollout_events],
-            gpus_requested=sum(gpus),
+            gpus_requested=sum(pod_gpus),
             gpus_running=sum(running),
         )
         new_status["sloVerdict"] = st.last_verdict or old_status.get("sloVerdict")

@@ -24,8 +24,6 @@ class RevisionPlan:
     """Revision that serves users."""
     candidate: str | None = None
     """Revision rolling out beside stable, if any."""
-    promoted: bool = False
-    """The candidate became stable in this pass (kept for callers that decide promotion themselves)."""
 
 
 @dataclass(frozen=True)
@@ -66,10 +64,14 @@ class DeploymentObs:
             up_to_date=st.get("observedGeneration") == gen,
         )
 
+    def serves(self, replicas: int) -> bool:
+        """Sized for at least ``replicas``, that many Ready, and the Deployment controller caught up."""
+        return self.up_to_date and self.desired >= replicas and self.ready >= replicas
+
     @property
     def fully_ready(self) -> bool:
         """Every desired replica Ready and the Deployment controller caught up."""
-        return self.up_to_date and self.desired > 0 and self.ready >= self.desired
+        return self.desired > 0 and self.serves(self.desired)
 
 
 def _cond(old: list[dict[str, Any]], **kwargs: Any) -> list[dict[str, Any]]:
