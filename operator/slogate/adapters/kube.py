@@ -147,18 +147,23 @@ class Kube:
             if self._caps and time.monotonic() - self._caps[0] < self._ttl:
                 return self._caps[1]
 
+        resources: dict[str, set[str]] = {}  # one discovery request per group version
+
         def served(group_version: str, plural: str) -> bool:
-            try:
-                res = self._call("GET", f"/apis/{group_version}")
-            except ApiException as exc:
-                if exc.status == 404:
-                    return False
-                raise map_api_error(exc, f"discovery {group_version}") from exc
-            return any(r.get("name") == plural for r in res.get("resources", []))
+            if group_version not in resources:
+                try:
+                    res = self._call("GET", f"/apis/{group_version}")
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise map_api_error(exc, f"discovery {group_version}") from exc
+                    res = {}
+                resources[group_version] = {r.get("name") for r in res.get("resources", [])}
+            return plural in resources[group_version]
 
         caps = Capabilities(
             keda=served("keda.sh/v1alpha1", "scaledobjects"),
             prometheus_operator=served("monitoring.coreos.com/v1", "podmonitors"),
+            prometheus_rules=served("monitoring.coreos.com/v1", "prometheusrules"),
             gateway_api=served("gateway.networking.k8s.io/v1", "httproutes"),
         )
         with self._lock:

@@ -201,7 +201,7 @@ class Reconciler:
             aliases=self._aliases(namespace, name),
         )
         objects = list(desired.objects)
-        if caps.prometheus_operator and spec.slo:
+        if caps.prometheus_rules and spec.slo:
             # Recording rules and multiwindow burn-rate alerts generated from the SLO (docs/alerting.md).
             objects.append(
                 prometheus_rule(name=name, namespace=namespace, spec=spec, owner_reference=owner.reference())

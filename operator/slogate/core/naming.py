@@ -98,5 +98,7 @@ class Capabilities:
     """keda.sh/v1alpha1 ScaledObject is served."""
     prometheus_operator: bool = False
     """monitoring.coreos.com/v1 PodMonitor is served."""
+    prometheus_rules: bool = False
+    """monitoring.coreos.com/v1 PrometheusRule is served (its CRD is installed separately from PodMonitor's)."""
     gateway_api: bool = False
     """gateway.networking.k8s.io/v1 HTTPRoute is served."""
