@@ -198,6 +198,13 @@ def test_a_breaching_canary_is_rolled_back_with_the_reason(
         f'slogate_slo_objective_verdict{{modeldeployment="bad",namespace="{namespace}",objective="{objective}",'
         'verdict="Fail"} 1.0'
     ) in metrics
+    # The SRE's CLI names the breached objective: its value against its threshold, marked failed,
+    # and the timeline says the rollout was rolled back and why.
+    table = cli(cluster, "status", "bad", "-n", namespace)
+    row = next(line for line in table.splitlines() if line.startswith("bad "))
+    assert "RolledBack" in row and f"{objective} {failed[0]['value']}/{failed[0]['threshold']} ✗" in row, table
+    story = cli(cluster, "explain", "bad", "-n", namespace)
+    assert f"rollout of {rev} ended: RolledBack" in story and objective.split("-")[0] in story, story
     # Not retried by itself.
     time.sleep(5)
     assert get_md(kube, namespace, "bad")["status"]["phase"] == "RolledBack"
