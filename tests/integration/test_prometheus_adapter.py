@@ -4,8 +4,6 @@ judges it. Proves the built PromQL is valid and means what it says, per engine, 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -14,6 +12,7 @@ from kubernetes import client
 from slogate.adapters.prometheus import PrometheusSource
 from slogate.api.v1alpha1 import ModelDeploymentSpec, ObjectiveResult, Verdict
 from slogate.core.analysis import run_analysis
+from slogate.dev.cli import set_simulators
 from slogate.dev.cluster import LocalCluster
 from slogate.errors import PrometheusUnavailable
 from tests.integration.conftest import wait_for
@@ -54,26 +53,9 @@ def _spec(engine: str, *objectives: dict[str, Any]) -> ModelDeploymentSpec:
     )
 
 
-def _sim_set(cluster: LocalCluster, namespace: str, revision: str, *args: str) -> None:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "slogate",
-            "dev",
-            "--dir",
-            str(cluster.dir),
-            "sim",
-            "set",
-            "-n",
-            namespace,
-            "-l",
-            f"slogate.io/revision={revision}",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
+def _sim_set(cluster: LocalCluster, namespace: str, revision: str, change: dict[str, float]) -> None:
+    set_simulators(
+        cluster.dir, namespace=namespace, selector=f"slogate.io/revision={revision}", change=change
     )
 
 
@@ -132,7 +114,7 @@ def test_vllm_revision_passes_then_fails_on_injected_ttft(cluster: LocalCluster,
     with pytest.raises(PrometheusUnavailable, match=r"bad_data: .*parse error"):
         source.query("sum(")
 
-    _sim_set(cluster, namespace, "cand0001", "--ttft-ms", "900")
+    _sim_set(cluster, namespace, "cand0001", {"ttft_ms": 900})
 
     def ttft_fails():
         verdict, results = analyse("cand0001")
@@ -171,7 +153,7 @@ def test_tgi_revision_passes_on_the_ttft_approximation_and_fails_on_errors(
     assert 0.05 < _seconds(results["ttft-p95"].value or "nan") < 0.5
     assert results["errorRate"].value == "0.00%"  # tgi_request_failure does not exist yet
 
-    _sim_set(cluster, namespace, "tgi00001", "--error-rate", "0.5")
+    _sim_set(cluster, namespace, "tgi00001", {"error_rate": 0.5})
 
     def errors_fail():
         verdict, results = analyse()
