@@ -112,6 +112,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_INVALID if report else EXIT_OK
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from slogate.dashboard import dashboard_json
+
+    sys.stdout.write(dashboard_json())
+    return EXIT_OK
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from slogate.controller.run import run
 
@@ -128,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("crd", help="print the ModelDeployment CRD generated from the API models")
     p.set_defaults(func=_cmd_crd)
+
+    p = sub.add_parser(
+        "dashboard",
+        help="print the Grafana dashboard JSON (the chart ships the same file: charts/slogate/dashboards/)",
+    )
+    p.set_defaults(func=_cmd_dashboard)
 
     p = sub.add_parser("docs", help="print docs/api.md generated from the API models")
     p.add_argument("--intro", default="docs/api.intro.md", help="hand-written introduction to prepend")

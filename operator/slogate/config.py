@@ -6,9 +6,13 @@ Every setting has a docstring; ``slogate run --help`` and the Helm chart's value
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field
+
+from slogate.core.cost import BUILTIN_PRICES, PriceTable, PriceTableError, parse_price_table
 
 
 class OperatorConfig(BaseModel):
@@ -42,6 +46,9 @@ class OperatorConfig(BaseModel):
     """Name of the Lease."""
     identity: str = ""
     """This replica's identity in the Lease (``POD_NAME``; default hostname-pid)."""
+    prices_file: str = ""
+    """GPU price table (``SLOGATE_PRICES_FILE``; the chart mounts one); empty: the built-in table
+    (docs/cost.md)."""
 
     @classmethod
     def from_env(cls, **overrides: object) -> OperatorConfig:
@@ -64,7 +71,32 @@ class OperatorConfig(BaseModel):
             values["lease_namespace"] = env.get("SLOGATE_LEASE_NAMESPACE") or env["POD_NAMESPACE"]
         if env.get("POD_NAME"):
             values["identity"] = env["POD_NAME"]
+        if env.get("SLOGATE_PRICES_FILE"):
+            values["prices_file"] = env["SLOGATE_PRICES_FILE"]
         if env.get("SLOGATE_RESYNC_SECONDS"):
             values["resync_seconds"] = float(env["SLOGATE_RESYNC_SECONDS"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)
+
+
+def read_price_table(path: str | None) -> PriceTable:
+    """The price table in ``path`` (YAML, docs/cost.md), or the built-in one when ``path`` is empty.
+
+    Raises ``PriceTableError`` with a one-line message naming the file and the problem: a missing
+    or unreadable file, invalid YAML, or an invalid price (``core.cost.parse_price_table``).
+    """
+    if not path:
+        return BUILTIN_PRICES
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PriceTableError(f"{path}: cannot read the price table: {exc.strerror or exc}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise PriceTableError(
+            f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}"
+        ) from None
+    return parse_price_table(doc, source=path)

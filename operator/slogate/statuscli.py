@@ -26,6 +26,27 @@ def objectives_cell(md: dict[str, Any]) -> str:
     )
 
 
+def _over_budget(md: dict[str, Any]) -> dict[str, Any] | None:
+    conds = (md.get("status") or {}).get("conditions") or []
+    return next((c for c in conds if c.get("type") == "OverBudget"), None)
+
+
+def cost_cells(md: dict[str, Any]) -> tuple[str, str]:
+    """``12.00 USD`` per hour and ``2.61 > 2.50 ✗`` per million tokens (against ``spec.budget``). Pure."""
+    cost = (md.get("status") or {}).get("cost") or {}
+    budget = ((md.get("spec") or {}).get("budget") or {}).get("maxCostPerMillionTokens")
+    per_hour = f"{cost['perHour']} {cost.get('currency') or ''}".rstrip() if cost.get("perHour") else "-"
+    value = cost.get("perMillionTokens")
+    if value is None:
+        return per_hour, "-"
+    verdict = (_over_budget(md) or {}).get("status")
+    if budget and verdict == "True":
+        return per_hour, f"{value} > {budget} {FAIL}"
+    if budget and verdict == "False":
+        return per_hour, f"{value} ≤ {budget} {PASS}"
+    return per_hour, value
+
+
 def row(md: dict[str, Any], *, all_namespaces: bool) -> list[str]:
     """One table row. Pure."""
     st = md.get("status") or {}
@@ -42,7 +63,7 @@ def row(md: dict[str, Any], *, all_namespaces: bool) -> list[str]:
         st.get("ready") or "-",
         objectives_cell(md) or (st.get("sloVerdict") or "-"),
         fb.get("target") if fb.get("active") else "-",
-        ((st.get("cost") or {}).get("perHour")) or "-",
+        *cost_cells(md),
     ]
     if all_namespaces:
         cells.insert(0, md["metadata"].get("namespace", ""))
@@ -60,6 +81,7 @@ HEADERS = [
     "SLO (value/threshold)",
     "FALLBACK",
     "COST/H",
+    "COST/MTOK",
 ]
 
 
@@ -96,12 +118,38 @@ def explain_lines(md: dict[str, Any], events: list[dict[str, Any]]) -> list[str]
         when = ev.get("lastTimestamp") or ev.get("eventTime") or ev.get("firstTimestamp") or ""
         kind = "⚠" if ev.get("type") == "Warning" else "•"
         timeline.append((when, f"{kind} {ev.get('reason')}: {ev.get('message')}"))
+    budget = _over_budget(md)
+    if budget and budget.get("status") in ("True", "False"):
+        reason = budget.get("reason")
+        if not any(ev.get("reason") == reason for ev in events):  # Events expire (1 h); the condition stays
+            kind = "⚠" if budget["status"] == "True" else "•"
+            timeline.append(
+                (budget.get("lastTransitionTime", ""), f"{kind} {reason}: {budget.get('message')}")
+            )
     timeline.sort(key=lambda t: t[0])
     name = md["metadata"]["name"]
     out = [f"{name}: {st.get('phase', 'Pending')} — {st.get('message') or ''}".rstrip(" —")]
     for cond in st.get("conditions") or []:
-        if cond["status"] == "True" and cond["type"] in ("Degraded", "InsufficientGPU", "FallbackActive"):
+        if cond["status"] == "True" and cond["type"] in (
+            "Degraded",
+            "InsufficientGPU",
+            "FallbackActive",
+            "OverBudget",
+            "InputDrift",
+        ):
             out.append(f"  {cond['type']} ({cond['reason']}): {cond['message']}")
+    cost = st.get("cost") or {}
+    if cost.get("perHour"):
+        unit = f" {cost['currency']}" if cost.get("currency") else ""
+        line = f"  cost: {cost['perHour']}{unit}/h for {cost.get('gpus', 0)} GPUs"
+        if cost.get("perMillionTokens"):
+            line += (
+                f"; {cost['perMillionTokens']}{unit} per million generated tokens over {cost.get('window')}"
+            )
+        budget_value = ((md.get("spec") or {}).get("budget") or {}).get("maxCostPerMillionTokens")
+        if budget_value:
+            line += f" (budget {budget_value})"
+        out.append(line)
     out.append("")
     out += [f"{when}  {text}" for when, text in timeline]
     return out

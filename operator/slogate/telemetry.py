@@ -1,12 +1,20 @@
 """The operator's own Prometheus metrics (prometheus-client), ``slogate_`` prefix, base units.
 
 Label sets are bounded: ``kind`` and ``verb`` come from fixed lists, ``result`` is success/error.
-Per-ModelDeployment series (SLO values, rollout state, cost) are added by the rollout and cost work.
+Per-ModelDeployment series are bounded by what users declare: one per ModelDeployment, objective,
+and analysed revision. Series of a revision no longer analysed, and every series of a deleted
+ModelDeployment (``forget_modeldeployment``), are removed.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from slogate.core.analysis import base_value
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -82,6 +90,65 @@ GPUS = Gauge(
     [*MD_LABELS, "state"],
     registry=REGISTRY,
 )
+OBJECTIVE_VALUE = Gauge(
+    "slogate_slo_objective_value",
+    "Last measured value of each SLO objective of the analysed revision, in base units "
+    "(seconds for latency, a 0..1 ratio for errorRate, the query's own unit for custom queries).",
+    [*MD_LABELS, "revision", "objective"],
+    registry=REGISTRY,
+)
+OBJECTIVE_THRESHOLD = Gauge(
+    "slogate_slo_objective_threshold",
+    "Threshold of each SLO objective, in the same base units as slogate_slo_objective_value.",
+    [*MD_LABELS, "revision", "objective"],
+    registry=REGISTRY,
+)
+COST_PER_HOUR = Gauge(
+    "slogate_cost_per_hour",
+    "Estimated cost per hour of the GPUs the ModelDeployment's running pods hold.",
+    [*MD_LABELS, "currency"],
+    registry=REGISTRY,
+)
+COST_PER_MILLION_TOKENS = Gauge(
+    "slogate_cost_per_million_tokens",
+    "Estimated cost per million generated tokens over the token window; absent without traffic.",
+    [*MD_LABELS, "currency"],
+    registry=REGISTRY,
+)
+COST_BUDGET_PER_MILLION_TOKENS = Gauge(
+    "slogate_cost_budget_per_million_tokens",
+    "spec.budget.maxCostPerMillionTokens; present only when a budget is set.",
+    [*MD_LABELS, "currency"],
+    registry=REGISTRY,
+)
+VERDICTS = ("Pass", "Fail", "Inconclusive")
+
+_lock = threading.Lock()
+_objectives: dict[tuple[str, str], set[tuple[str, str]]] = {}
+"""(namespace, name) → the (revision, objective) pairs exported now, to remove those that go away."""
+_currencies: dict[tuple[str, str], str] = {}
+"""(namespace, name) → the currency label of its cost series."""
+
+INPUT_DRIFT_DISTANCE = Gauge(
+    "slogate_input_drift_distance",
+    "Kolmogorov-Smirnov distance (0..1) between the request mix now and the baseline recorded at "
+    "promotion, per length dimension (prompt, generation); absent when there is no verdict.",
+    [*MD_LABELS, "dimension"],
+    registry=REGISTRY,
+)
+INPUT_DRIFT = Gauge(
+    "slogate_input_drift",
+    "1 while the InputDrift condition is True (the request mix departs from its baseline), else 0.",
+    MD_LABELS,
+    registry=REGISTRY,
+)
+INPUT_DRIFT_THRESHOLD = Gauge(
+    "slogate_input_drift_threshold",
+    "The distance above which the request mix counts as drifting (spec.observability.inputDrift.threshold).",
+    MD_LABELS,
+    registry=REGISTRY,
+)
+DRIFT_DIMENSIONS = ("prompt", "generation")
 
 
 def record_modeldeployment(
@@ -92,19 +159,20 @@ def record_modeldeployment(
     events: list[tuple[str, str]],
     gpus_requested: int,
     gpus_running: int,
+    thresholds: Mapping[str, float] | None = None,
 ) -> None:
-    """Export one ModelDeployment's state (called by the reconcile after its status is computed)."""
+    """Export one ModelDeployment's state (called by the reconcile after its status is computed).
+
+    ``thresholds`` are the spec's objective thresholds in base units by objective name (exact, where
+    ``status.lastAnalysis`` holds them rounded for people).
+    """
     md = {"namespace": namespace, "modeldeployment": name}
     for phase in PHASES:
         PHASE.labels(**md, phase=phase).set(1 if status.get("phase") == phase else 0)
     ROLLOUT_WEIGHT.labels(**md).set(status.get("canaryWeight") or 0)
     step = status.get("currentStep")
     ROLLOUT_STEP.labels(**md).set(step if step is not None and status.get("canaryRevision") else -1)
-    for result in (status.get("lastAnalysis") or {}).get("results") or []:
-        for verdict in ("Pass", "Fail", "Inconclusive"):
-            OBJECTIVE_VERDICT.labels(**md, objective=result["name"], verdict=verdict).set(
-                1 if result.get("verdict") == verdict else 0
-            )
+    _record_objectives(namespace, name, status.get("lastAnalysis") or {}, thresholds or {})
     FALLBACK_ACTIVE.labels(**md).set(1 if (status.get("fallback") or {}).get("active") else 0)
     GPUS.labels(**md, state="requested").set(gpus_requested)
     GPUS.labels(**md, state="running").set(gpus_running)
@@ -113,3 +181,121 @@ def record_modeldeployment(
             ROLLBACKS.labels(**md, outcome=reason).inc()
         elif reason == "Promoted" and _type == "Normal":
             PROMOTIONS.labels(**md).inc()
+
+
+def record_input_drift(
+    namespace: str, name: str, *, distances: dict[str, float], drifting: bool, threshold: float
+) -> None:
+    """Export one drift check (called by the reconcile after a check): a distance per compared
+    dimension (the others are removed: no verdict is not a distance of 0), whether it drifts, and
+    the threshold it is judged against."""
+    md = {"namespace": namespace, "modeldeployment": name}
+    INPUT_DRIFT_THRESHOLD.labels(**md).set(threshold)
+    for dimension in DRIFT_DIMENSIONS:
+        if dimension in distances:
+            INPUT_DRIFT_DISTANCE.labels(**md, dimension=dimension).set(distances[dimension])
+        else:
+            INPUT_DRIFT_DISTANCE.remove(namespace, name, dimension)  # a no-op when never exported
+    INPUT_DRIFT.labels(**md).set(1 if drifting else 0)
+
+
+def forget_input_drift(namespace: str, name: str) -> None:
+    """Remove the drift series of a ModelDeployment that went away (or turned drift detection off)."""
+    for dimension in DRIFT_DIMENSIONS:
+        INPUT_DRIFT_DISTANCE.remove(namespace, name, dimension)
+    INPUT_DRIFT.remove(namespace, name)
+    INPUT_DRIFT_THRESHOLD.remove(namespace, name)
+
+
+def _record_objectives(
+    namespace: str, name: str, analysis: Mapping[str, Any], thresholds: Mapping[str, float]
+) -> None:
+    """Value, threshold and verdict of every objective of the latest analysis (``status.lastAnalysis``,
+    so they are back after a restart). Series of objectives and revisions no longer in it are removed."""
+    revision = str(analysis.get("revision") or "")
+    results = [r for r in analysis.get("results") or [] if isinstance(r, dict) and r.get("name")]
+    current = {(revision, str(r["name"])) for r in results}
+    with _lock:
+        stale = _objectives.get((namespace, name), set()) - current
+        _objectives[(namespace, name)] = current
+    for rev, objective in stale:
+        OBJECTIVE_VALUE.remove(namespace, name, rev, objective)
+        OBJECTIVE_THRESHOLD.remove(namespace, name, rev, objective)
+    for objective in {o for _, o in stale} - {o for _, o in current}:
+        for verdict in VERDICTS:
+            OBJECTIVE_VERDICT.remove(namespace, name, objective, verdict)
+    for r in results:
+        objective = str(r["name"])
+        for verdict in VERDICTS:
+            OBJECTIVE_VERDICT.labels(namespace, name, objective, verdict).set(
+                1 if r.get("verdict") == verdict else 0
+            )
+        value = base_value(r.get("value"))
+        if value is None:  # no data: no sample, rather than a made-up 0
+            OBJECTIVE_VALUE.remove(namespace, name, revision, objective)
+        else:
+            OBJECTIVE_VALUE.labels(namespace, name, revision, objective).set(value)
+        threshold = thresholds.get(objective, base_value(r.get("threshold")))
+        if threshold is None:
+            OBJECTIVE_THRESHOLD.remove(namespace, name, revision, objective)
+        else:
+            OBJECTIVE_THRESHOLD.labels(namespace, name, revision, objective).set(threshold)
+
+
+def record_cost(
+    namespace: str,
+    name: str,
+    *,
+    currency: str,
+    per_hour: float,
+    per_million_tokens: float | None,
+    budget: float | None,
+    tokens_measured: bool = True,
+) -> None:
+    """Export the exact cost estimate (status holds it rounded and held still, docs/cost.md).
+
+    ``per_million_tokens`` ``None`` (no traffic) and ``budget`` ``None`` (no ``spec.budget``) remove
+    their series; a change of currency removes the series of the old one. Without a token
+    measurement (``tokens_measured`` false: Prometheus did not answer) the per-token series is left
+    as it was.
+    """
+    with _lock:
+        previous = _currencies.get((namespace, name))
+        _currencies[(namespace, name)] = currency
+    if previous is not None and previous != currency:
+        for metric in (COST_PER_HOUR, COST_PER_MILLION_TOKENS, COST_BUDGET_PER_MILLION_TOKENS):
+            metric.remove(namespace, name, previous)
+    COST_PER_HOUR.labels(namespace, name, currency).set(per_hour)
+    for metric, value in (
+        (COST_PER_MILLION_TOKENS, per_million_tokens),
+        (COST_BUDGET_PER_MILLION_TOKENS, budget),
+    ):
+        if metric is COST_PER_MILLION_TOKENS and not tokens_measured:
+            continue
+        if value is None:
+            metric.remove(namespace, name, currency)
+        else:
+            metric.labels(namespace, name, currency).set(value)
+
+
+def forget_modeldeployment(namespace: str, name: str) -> None:
+    """Remove every series of a deleted ModelDeployment (bounded cardinality). Idempotent."""
+    with _lock:
+        objectives = _objectives.pop((namespace, name), set())
+        currency = _currencies.pop((namespace, name), None)
+    for phase in PHASES:
+        PHASE.remove(namespace, name, phase)
+    for metric in (ROLLOUT_WEIGHT, ROLLOUT_STEP, PROMOTIONS, FALLBACK_ACTIVE):
+        metric.remove(namespace, name)
+    for outcome in ("RolledBack", "Aborted"):
+        ROLLBACKS.remove(namespace, name, outcome)
+    for state in ("requested", "running"):
+        GPUS.remove(namespace, name, state)
+    for revision, objective in objectives:
+        OBJECTIVE_VALUE.remove(namespace, name, revision, objective)
+        OBJECTIVE_THRESHOLD.remove(namespace, name, revision, objective)
+        for verdict in VERDICTS:
+            OBJECTIVE_VERDICT.remove(namespace, name, objective, verdict)
+    if currency is not None:
+        for metric in (COST_PER_HOUR, COST_PER_MILLION_TOKENS, COST_BUDGET_PER_MILLION_TOKENS):
+            metric.remove(namespace, name, currency)

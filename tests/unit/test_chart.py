@@ -189,6 +189,12 @@ def errors(value: Any, node: dict[str, Any], where: str = "") -> list[str]:
                 out += errors(item, node["additionalProperties"], f"{where}/{key}")
     if "anyOf" in node and all(errors(value, sub, where) for sub in node["anyOf"]):
         out.append(f"{where}: {value!r} matches none of anyOf")
+    if "const" in node and value != node["const"]:
+        out.append(f"{where}: {value!r} is not {node['const']!r}")
+    if "not" in node and not errors(value, node["not"], where):
+        out.append(f"{where}: {value!r} must not match {node['not']}")
+    if "if" in node and not errors(value, node["if"], where):
+        out += errors(value, node.get("then", {}), where)
     return out
 
 
@@ -213,7 +219,11 @@ def test_documented_examples_are_valid():
                 watchNamespaces=["team-a", "team-b"],
                 ha={"leaderElection": {"enabled": True}},
                 metrics={"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus"}}},
-                cost={"currency": "EUR", "prices": {"NVIDIA-H100-80GB-HBM3": "4.50", "NVIDIA-L4": 0.8}},
+                cost={
+                    "currency": "EUR",
+                    "prices": {"NVIDIA-H100-80GB-HBM3": "4.50", "NVIDIA-L4": 0.8},
+                    "default": "1.90",
+                },
                 replicaCount=3,
             ),
             SCHEMA,
@@ -231,6 +241,8 @@ def test_documented_examples_are_valid():
         {"watchNamespaces": ["a", "a"]},
         {"cost": {"prices": {"NVIDIA-L4": "cheap"}}},
         {"cost": {"prices": {"NVIDIA-L4": -1}}},
+        {"cost": {"currency": "EUR", "prices": {"NVIDIA-L4": "0.70"}}},
+        {"cost": {"default": "free"}},
         {"operator": {"metricsPort": 70000}},
         {"operator": {"workers": 0}},
         {"operator": {"logFormat": "xml"}},

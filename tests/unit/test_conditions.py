@@ -269,6 +269,7 @@ def test_vocabulary():
         "InsufficientGPU",
         "FallbackActive",
         "InputDrift",
+        "OverBudget",
     )
     assert REASONS == (
         "AllReplicasReady",
@@ -285,6 +286,10 @@ def test_vocabulary():
         "EngineCrashLooping",
         "AutoscalerFallback",
         "AsExpected",
+        "OverBudget",
+        "WithinBudget",
+        "NoTraffic",
+        "CurrencyMismatch",
     )
 
 

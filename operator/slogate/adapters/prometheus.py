@@ -85,6 +85,35 @@ def parse_vector(payload: Any) -> float | None:
     return _number(series["value"][1])
 
 
+def parse_samples(payload: Any) -> list[tuple[dict[str, str], float]]:
+    """Every series of an instant-vector result as ``(labels, value)``, for queries that return one
+    series per label value (``sum by (le) (...)``). Pure.
+
+    An empty vector gives ``[]``; ``NaN`` and ``±Inf`` values are kept as floats for the caller to
+    judge. A scalar or a range vector raises ``ValueError``.
+
+    >>> parse_samples([{"metric": {"le": "10"}, "value": [1714000000.0, "3"]},
+    ...                {"metric": {"le": "+Inf"}, "value": [1714000000.0, "5"]}])
+    [({'le': '10'}, 3.0), ({'le': '+Inf'}, 5.0)]
+    """
+    if not isinstance(payload, list):
+        raise ValueError(f"expected a list of series, got {type(payload).__name__}")
+    out: list[tuple[dict[str, str], float]] = []
+    for series in payload:
+        if not isinstance(series, dict):
+            raise ValueError("expected a list of series (objects with metric and value)")
+        if "value" not in series:
+            if "values" in series:
+                raise ValueError("the query returned a range vector; use an instant query")
+            raise ValueError("a series without a value")
+        try:
+            value = float(series["value"][1])
+        except (TypeError, ValueError, IndexError):
+            raise ValueError(f"the query returned {series.get('value')!r}, not a number") from None
+        out.append(({str(k): str(v) for k, v in (series.get("metric") or {}).items()}, value))
+    return out
+
+
 _API_ERROR = re.compile(r"^HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
 _ERRNO = re.compile(r"\[Errno -?\d+\][^'\")]*")
 
@@ -153,8 +182,16 @@ class PrometheusSource:
         an HTTP error (a rejected query carries Prometheus' own message) or returns more than one
         series.
         """
+        payload = self._ask(promql)
         try:
-            payload = self._client.custom_query(promql)
+            return parse_vector(payload)
+        except ValueError as exc:
+            raise PrometheusUnavailable(f"{exc} (query: {promql})") from exc
+
+    def _ask(self, promql: str) -> Any:
+        """``data.result`` of an instant query, with transport errors mapped (module docstring)."""
+        try:
+            return self._client.custom_query(promql)
         except PrometheusApiClientException as exc:
             raise PrometheusUnavailable(f"{api_error_message(str(exc))} (from {self.url})") from exc
         except requests.Timeout as exc:
@@ -167,8 +204,15 @@ class PrometheusSource:
             raise PrometheusUnavailable(f"request to {self.url} failed: {exc}") from exc
         except (KeyError, TypeError) as exc:
             raise PrometheusUnavailable(f"unexpected answer from {self.url}: no data.result") from exc
+
+    def query_vector(self, promql: str) -> list[tuple[dict[str, str], float]]:
+        """Every series ``promql`` evaluates to now, as ``(labels, value)`` (``parse_samples``).
+
+        Raises ``PrometheusUnavailable`` in the same cases as ``query``.
+        """
+        payload = self._ask(promql)
         try:
-            return parse_vector(payload)
+            return parse_samples(payload)
         except ValueError as exc:
             raise PrometheusUnavailable(f"{exc} (query: {promql})") from exc
 

@@ -574,6 +574,50 @@ class Fallback(_Spec):
     """How long the primary must be healthy again before traffic returns (hysteresis). Defaults to ``10m``."""
 
 
+class Budget(_Spec):
+    """A cost limit: the ``OverBudget`` condition warns when the estimate exceeds it (docs/cost.md)."""
+
+    model_config = _config(
+        cel(
+            "!self.maxCostPerMillionTokens.matches('^0*(\\\\.0*)?$')",
+            "maxCostPerMillionTokens must be greater than 0",
+            field_path=".maxCostPerMillionTokens",
+            reason="FieldValueInvalid",
+        ),
+    )
+
+    max_cost_per_million_tokens: Annotated[str, Field(max_length=32, pattern=r"^[0-9]+(\.[0-9]+)?$")]
+    """Most the model may cost per million generated tokens, as a decimal string such as ``"2.50"``,
+    in the price table's currency. Compared with ``status.cost.perMillionTokens``."""
+    currency: Annotated[str | None, Field(pattern=r"^[A-Z]{3}$")] = None
+    """ISO 4217 code the budget is in, e.g. ``USD``. When set and different from the price table's
+    currency, ``OverBudget`` is ``Unknown`` (reason ``CurrencyMismatch``) rather than compared."""
+
+
+class InputDrift(_Spec):
+    """Input drift detection: the request mix (prompt and generation length distributions) compared
+    with the baseline recorded when the stable revision was promoted (docs/drift.md)."""
+
+    enabled: bool = True
+    """Compare the request mix with its baseline and report ``InputDrift``. Defaults to ``true``."""
+    window: Duration = "1h"
+    """Window the length distributions are taken over, for the baseline and for each check.
+    Defaults to ``1h``."""
+    threshold: Annotated[float, Field(gt=0, le=1)] = 0.2
+    """Largest Kolmogorov-Smirnov distance (0..1) between baseline and now, in either dimension,
+    that still counts as the same mix. Defaults to ``0.2``; once drifting, the mix is back only at
+    or below 75% of it."""
+    min_requests: Annotated[int, Field(ge=1, le=10_000_000)] = 200
+    """Fewer requests than this in the window give no verdict and record no baseline. Defaults to ``200``."""
+
+
+class Observability(_Spec):
+    """What the operator watches beyond the SLOs."""
+
+    input_drift: InputDrift = InputDrift()
+    """Input drift detection; on by default."""
+
+
 class ModelDeploymentSpec(_Spec):
     """Desired state of a served model."""
 
@@ -619,6 +663,10 @@ class ModelDeploymentSpec(_Spec):
     """Progressive delivery of new revisions."""
     fallback: Fallback | None = None
     """Fallback tiers."""
+    budget: Budget | None = None
+    """Cost limit; omitted means no ``OverBudget`` condition."""
+    observability: Observability = Observability()
+    """Input drift detection and its settings."""
 
 
 # ------------------------------------------------------------------------------------------- status
@@ -747,14 +795,45 @@ class FallbackStatus(_Status):
 
 
 class CostStatus(_Status):
-    """Estimated running cost."""
+    """Estimated running cost of the GPUs the ModelDeployment's running pods hold (docs/cost.md)."""
 
     gpus: int = 0
-    """GPUs held by running pods."""
+    """GPUs held by running pods (a MIG slice counts as one)."""
     per_hour: str | None = None
-    """Estimated cost per hour, in the price table's currency."""
+    """Estimated cost per hour, in ``currency``: each GPU at its product's price, a MIG slice at its
+    share of the parent GPU."""
     per_million_tokens: str | None = None
-    """Estimated cost per million generated tokens over the SLO window."""
+    """Estimated cost per million generated tokens over ``window``; absent without traffic. Rewritten
+    only when it moves by more than 5% and is at least 5 minutes old."""
+    currency: str | None = None
+    """ISO 4217 code of the price table."""
+    window: str | None = None
+    """Window the token rate is averaged over: ``slo.window``, else ``5m``."""
+    time: str | None = None
+    """When these numbers were last rewritten (RFC 3339)."""
+
+
+class InputBaseline(_Status):
+    """The request mix recorded when the stable revision was promoted, or at the first check with
+    enough traffic after it (docs/drift.md)."""
+
+    revision: str
+    """The stable revision it was recorded for; a new promotion replaces it."""
+    recorded_at: str
+    """When it was recorded (RFC 3339)."""
+    window: str
+    """Window it was taken over."""
+    requests: int
+    """Requests in that window."""
+    prompt: Annotated[
+        list[Annotated[list[str], Field(min_length=2, max_length=2)]], Field(max_length=128)
+    ] = []
+    """Prompt length distribution: ``[upper bound in tokens, fraction of requests at or below it]``,
+    ascending, trimmed to one point at 0 and one at 1."""
+    generation: Annotated[
+        list[Annotated[list[str], Field(min_length=2, max_length=2)]], Field(max_length=128)
+    ] = []
+    """Generated length distribution, in the same form."""
 
 
 class RolloutStatus(_Status):
@@ -821,6 +900,8 @@ class ModelDeploymentStatus(_Status):
     """Fallback state."""
     cost: CostStatus | None = None
     """Cost estimate."""
+    input_baseline: InputBaseline | None = None
+    """The request-mix baseline ``InputDrift`` compares with."""
     autoscaler: str | None = None
     """The autoscaler in use (``keda`` or ``hpa``) and why, when it differs from the spec."""
     message: str | None = None

@@ -114,6 +114,8 @@ async def _on_modeldeployment(
 ) -> None:
     if event.get("type") == "DELETED":
         RUNTIME.known.pop((namespace or "", name or ""), None)
+        # One more reconcile finds it gone and removes its metric series (bounded cardinality).
+        _enqueue(namespace, name)
         return
     body = event.get("object") or {}
     RUNTIME.known[(namespace or "", name or "")] = (body.get("status") or {}).get("phase") or "Pending"

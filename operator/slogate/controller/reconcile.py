@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -22,7 +22,8 @@ from slogate.adapters.prometheus import PrometheusSource
 from slogate.api.types import parse_duration
 from slogate.api.v1alpha1 import ModelDeploymentSpec, Router, Strategy, Verdict
 from slogate.config import OperatorConfig
-from slogate.core.analysis import MetricsSource, run_analysis
+from slogate.core import cost, drift
+from slogate.core.analysis import MetricsSource, base_threshold, objective_name, run_analysis
 from slogate.core.compare import is_subset
 from slogate.core.conditions import phase_from, set_condition
 from slogate.core.desired import build_desired
@@ -42,12 +43,16 @@ from slogate.core.rollout import (
 from slogate.core.rules import prometheus_rule
 from slogate.core.status import DeploymentObs, EventSpec, RevisionPlan, compute_status, status_patch
 from slogate.core.traffic import backend_of_target, build_httproute, replicas_for_weight, root_selector
-from slogate.errors import PermanentError
+from slogate.errors import PermanentError, PrometheusUnavailable
 from slogate.telemetry import (
     MANAGED_OBJECTS,
     RECONCILE_ERRORS,
     RECONCILE_SECONDS,
     RECONCILES,
+    forget_input_drift,
+    forget_modeldeployment,
+    record_cost,
+    record_input_drift,
     record_modeldeployment,
 )
 
@@ -65,6 +70,15 @@ CHILD_KINDS = (
     ("gateway.networking.k8s.io/v1", "HTTPRoute"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
 )
+
+
+TOKENS_INTERVAL = timedelta(seconds=30)
+"""How long a token rate with traffic (and the node → GPU product map) is reused before asking again."""
+
+
+def thresholds_of(spec: ModelDeploymentSpec) -> dict[str, float]:
+    """The SLO's thresholds in base units by objective name, for the exported metrics."""
+    return {objective_name(o): base_threshold(o) for o in spec.slo.objectives} if spec.slo else {}
 
 
 def _now() -> datetime:
@@ -86,13 +100,24 @@ class Result:
 class Reconciler:
     """Reconciles ModelDeployments with one Kube adapter and one configuration."""
 
-    def __init__(self, kube: Kube, config: OperatorConfig, *, clock: Any = _now) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        config: OperatorConfig,
+        *,
+        clock: Any = _now,
+        prices: cost.PriceTable = cost.BUILTIN_PRICES,
+    ) -> None:
         self.kube = kube
         self.config = config
         self.clock = clock
         self._sources: dict[str, MetricsSource] = {}
         self._managed: dict[tuple[str, str], dict[str, int]] = {}
         self._stable_checks: dict[tuple[str, str], tuple[str | None, datetime, Verdict, str]] = {}
+        self.prices = prices
+        self._tokens: dict[tuple[str, str], tuple[str, datetime, float]] = {}
+        self._node_products: tuple[datetime, dict[str, str]] | None = None
+        self._drift_checks: dict[tuple[str, str], tuple[tuple[Any, ...], datetime]] = {}
 
     # ------------------------------------------------------------------ entry point
     def reconcile(self, namespace: str, name: str) -> Result:
@@ -113,6 +138,10 @@ class Reconciler:
         body = self.kube.get(C.API_VERSION, C.KIND, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             # Gone or going: owner references let the garbage collector remove the children.
+            self._drift_checks.pop((namespace, name), None)
+            forget_input_drift(namespace, name)
+            self._tokens.pop((namespace, name), None)
+            forget_modeldeployment(namespace, name)
             return result
         now = self.clock()
         generation = int(body["metadata"].get("generation") or 0)
@@ -262,6 +291,11 @@ class Reconciler:
             new_status["message"] = "; ".join(dict.fromkeys(notes))
         if fallback is not None:
             rollout_events.extend(self._fallback_status(new_status, fallback, generation, now, decision))
+        rollout_events.extend(
+            self._input_drift(
+                spec, namespace, name, st.stable or current, new_status, generation, prometheus_url, now
+            )
+        )
         self._count_managed(namespace, name, objects)
         pod_gpus = [
             pod_extended_requests(p).get(spec.resources.gpu.resource, 0) if spec.resources.gpu else 0
@@ -279,6 +313,10 @@ class Reconciler:
             events=[(e.type, e.reason) for e in rollout_events],
             gpus_requested=sum(pod_gpus),
             gpus_running=sum(running),
+            thresholds=thresholds_of(spec),
+        )
+        rollout_events.extend(
+            self._cost(spec, namespace, name, pods, new_status, generation, prometheus_url, now)
         )
         new_status["sloVerdict"] = st.last_verdict or old_status.get("sloVerdict")
         result.writes += self._write_status(body, old_status, new_status, rollout_events + events, now)
@@ -407,6 +445,158 @@ class Reconciler:
         if fb.active:
             new_status["message"] = fb.message
         return [EventSpec(*fb.event)] if fb.event else []
+
+    # ------------------------------------------------------------------ input drift
+    def _input_drift(
+        self,
+        spec: ModelDeploymentSpec,
+        namespace: str,
+        name: str,
+        stable: str,
+        new_status: dict[str, Any],
+        generation: int,
+        url: str,
+        now: datetime,
+    ) -> list[EventSpec]:
+        """Compare the request mix with its baseline (``core.drift``, docs/drift.md): two queries at most
+        once per analysis interval, and at once after a promotion or a spec change. Status changes only
+        when the baseline is (re)recorded or the condition's status or reason changes."""
+        key = (namespace, name)
+        settings = drift.settings_of(spec)
+        conditions = new_status.get("conditions") or []
+        measurement = None
+        if settings.enabled:
+            check = (stable, generation)
+            if not drift.check_due(self._drift_checks.get(key), check, now, settings.interval):
+                return []
+            self._drift_checks[key] = (check, now)
+            try:
+                measurement = drift.measure(
+                    self.metrics(url),  # type: ignore[arg-type]  # PrometheusSource is a VectorSource too
+                    engine=spec.engine.kind,
+                    namespace=namespace,
+                    name=name,
+                    window=settings.window,
+                )
+            except PrometheusUnavailable as exc:
+                log.info("input drift of %s/%s not checked: %s", namespace, name, exc)
+        decision = drift.decide(
+            settings=settings,
+            stable=stable,
+            baseline=new_status.get("inputBaseline"),
+            measurement=measurement,
+            previous=drift.previous_condition(conditions),
+            generation=generation,
+            now=now,
+        )
+        new_status["inputBaseline"] = decision.baseline
+        new_status["conditions"] = drift.apply_condition(conditions, decision, generation=generation, now=now)
+        if decision.remove:
+            self._drift_checks.pop(key, None)
+            forget_input_drift(namespace, name)
+        else:
+            record_input_drift(
+                namespace,
+                name,
+                distances=decision.distances,
+                drifting=decision.drifting,
+                threshold=settings.threshold,
+            )
+        return [EventSpec(*e) for e in decision.events]
+
+    # ------------------------------------------------------------------ cost
+    def _cost(
+        self,
+        spec: ModelDeploymentSpec,
+        namespace: str,
+        name: str,
+        pods: list[dict[str, Any]],
+        new_status: dict[str, Any],
+        generation: int,
+        url: str,
+        now: datetime,
+    ) -> list[EventSpec]:
+        """``status.cost`` and the ``OverBudget`` condition (``core.cost``, docs/cost.md): the GPUs of
+        running pods at their node's product price, and generated tokens from Prometheus. The status
+        moves only as ``cost_status`` allows; the metrics carry the exact values."""
+        gpu = spec.resources.gpu
+        held = cost.holdings(
+            pods,
+            node_products=self._products(pods),
+            spec_product=gpu.products[0] if gpu and gpu.products else None,
+        )
+        per_hour = cost.cost_per_hour(held, self.prices)
+        window = cost.cost_window(spec)
+        tokens, measured = self._tokens_per_hour(spec, namespace, name, window, url, now)
+        estimate = cost.Estimate(
+            gpus=sum(h.units for h in held),
+            per_hour=per_hour,
+            currency=self.prices.currency,
+            window=window,
+            tokens_per_hour=tokens,
+            measured=measured,
+        )
+        new_status["cost"] = cost.cost_status(new_status.get("cost"), estimate, now=now)
+        new_status["conditions"], events = cost.budget_condition(
+            new_status.get("conditions") or [],
+            cost.budget_verdict(spec.budget, new_status["cost"]),
+            observed_generation=generation,
+            now=now,
+        )
+        exact = estimate.per_million_tokens
+        record_cost(
+            namespace,
+            name,
+            currency=self.prices.currency,
+            per_hour=float(per_hour),
+            per_million_tokens=float(exact) if exact is not None else None,
+            budget=float(spec.budget.max_cost_per_million_tokens) if spec.budget else None,
+            tokens_measured=measured,
+        )
+        return [EventSpec(*e) for e in events]
+
+    def _tokens_per_hour(
+        self, spec: ModelDeploymentSpec, namespace: str, name: str, window: str, url: str, now: datetime
+    ) -> tuple[float | None, bool]:
+        """Generated tokens per hour and whether they were measured. A measurement with traffic is
+        reused for ``TOKENS_INTERVAL`` (a rate limit only); no traffic is asked again next time, so
+        the first tokens show as soon as Prometheus has them."""
+        key = (namespace, name)
+        cached = self._tokens.get(key)
+        if cached and cached[0] == window and now - cached[1] < TOKENS_INTERVAL:
+            return cached[2], True
+        try:
+            tokens = self.metrics(url).query(cost.tokens_query(spec=spec, namespace=namespace, name=name))
+        except PrometheusUnavailable as exc:
+            log.info("tokens of %s/%s not measured: %s", namespace, name, exc)
+            return None, False
+        if tokens is not None and tokens > 0:
+            self._tokens[key] = (window, now, tokens)
+        else:
+            self._tokens.pop(key, None)
+        return tokens, True
+
+    def _products(self, pods: list[dict[str, Any]]) -> dict[str, str]:
+        """Node name → ``nvidia.com/gpu.product`` for the nodes the pods run on. Nodes are listed at most
+        every ``TOKENS_INTERVAL`` (products do not change under running pods), sooner for a new node."""
+        nodes = {n for p in pods if (n := (p.get("spec") or {}).get("nodeName"))}
+        if not nodes:
+            return {}
+        now = self.clock()
+        cached = self._node_products
+        if cached and now - cached[0] < TOKENS_INTERVAL and nodes <= cached[1].keys():
+            return {k: v for k, v in cached[1].items() if v}
+        try:
+            items = self.kube.list("v1", "Node", None)
+        except PermanentError as exc:
+            log.info("nodes not readable, GPU products from the spec: %s", exc)
+            items = []
+        products = {
+            n["metadata"]["name"]: (n["metadata"].get("labels") or {}).get(C.GPU_LABEL_PRODUCT, "")
+            for n in items
+        }
+        self._node_products = (now, products)
+        return {k: v for k, v in products.items() if v}
 
     # ------------------------------------------------------------------ helpers
     def _count_managed(self, namespace: str, name: str, objects: list[dict[str, Any]]) -> None:

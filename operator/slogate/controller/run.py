@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import logging
 import os
+import sys
 
-from slogate.config import OperatorConfig
+from slogate.config import OperatorConfig, read_price_table
+from slogate.core.cost import PriceTableError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--lease-namespace", help="namespace of the Lease (env POD_NAMESPACE)")
     p.add_argument("--identity", help="this replica's identity in the Lease (env POD_NAME)")
+    p.add_argument(
+        "--prices-file", help="GPU price table, YAML (env SLOGATE_PRICES_FILE); default: the built-in table"
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> OperatorConfig:
@@ -51,6 +56,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         leader_election=args.leader_elect,
         lease_namespace=args.lease_namespace,
         identity=args.identity,
+        prices_file=getattr(args, "prices_file", None),
     )
 
 
@@ -80,6 +86,13 @@ def run(args: argparse.Namespace) -> int:
     from slogate.telemetry import REGISTRY
 
     cfg = config_from_args(args)
+    try:
+        # Before anything starts: a bad price table stops the operator with one clear line (exit 2),
+        # not a traceback; in a rolling upgrade the old pods keep running (docs/cost.md).
+        prices = read_price_table(cfg.prices_file)
+    except PriceTableError as exc:
+        print(f"slogate run: invalid price table {exc}", file=sys.stderr)
+        return 2
     if not cfg.identity:
         import socket
 
@@ -89,11 +102,18 @@ def run(args: argparse.Namespace) -> int:
         log_format=kopf.LogFormat.JSON if cfg.log_format == "json" else kopf.LogFormat.FULL,
     )
     logging.getLogger().setLevel(cfg.log_level)
+    logging.getLogger("slogate.run").info(
+        "price table: %s, %s, %d GPU products, default %s per GPU-hour",
+        prices.source,
+        prices.currency,
+        len(prices.gpu_hourly),
+        prices.default,
+    )
     handlers.RUNTIME.config = cfg
     api = _api_client(args.kubeconfig)
     api.user_agent = f"slogate/{cfg.identity}"  # audit logs tell replicas apart
     handlers.RUNTIME.kube = Kube(api)
-    handlers.RUNTIME.reconciler = Reconciler(handlers.RUNTIME.kube, cfg)
+    handlers.RUNTIME.reconciler = Reconciler(handlers.RUNTIME.kube, cfg, prices=prices)
     if cfg.metrics_port:
         start_http_server(cfg.metrics_port, addr=cfg.bind_address, registry=REGISTRY)
     liveness = f"http://{cfg.bind_address}:{cfg.health_port}/healthz" if cfg.health_port else None

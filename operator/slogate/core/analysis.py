@@ -291,6 +291,37 @@ def _trim(number: str) -> str:
     return number.rstrip("0").rstrip(".") if "." in number else number
 
 
+_FORMATTED = re.compile(r"^(-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)(ms|s|%)?$")
+
+
+def base_value(text: str | None) -> float | None:
+    """A value ``format_value`` wrote, back in base units: seconds, a ratio (0..1) for ``%``. Pure.
+
+    Its precision is that of the text (1 ms, 0.01 %, four significant digits); ``None`` for no
+    value or one it did not write. Consumed by ``telemetry``, which exports the last measured
+    values from ``status.lastAnalysis`` so they survive an operator restart.
+
+    >>> [base_value(t) for t in ("612ms", "4.2ms", "1.25s", "0.40%", "0.93", None, "n/a")]
+    [0.612, 0.0042, 1.25, 0.004, 0.93, None, None]
+    """
+    m = _FORMATTED.match((text or "").strip())
+    if m is None:
+        return None
+    number, unit = float(m.group(1)), m.group(2)
+    scaled = {"ms": number / 1000, "%": number / 100}.get(unit or "", number)
+    return round(scaled, 12)
+
+
+def base_threshold(obj: Objective) -> float:
+    """The objective's threshold in base units: seconds, a ratio (0..1) for errorRate. Pure.
+
+    >>> base_threshold(Objective(metric="errorRate", max_percent=1))
+    0.01
+    """
+    value = threshold_of(obj)
+    return value / 100 if unit_of(obj) == "%" else value
+
+
 def evaluate(
     *,
     query: Query,

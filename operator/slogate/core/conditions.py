@@ -34,6 +34,8 @@ class ConditionType:
     """Traffic is on a fallback tier instead of this model."""
     INPUT_DRIFT: Final = "InputDrift"
     """Live request inputs differ from what the model was validated with."""
+    OVER_BUDGET: Final = "OverBudget"
+    """The cost per million tokens exceeds ``spec.budget`` (absent without a budget)."""
 
 
 CONDITION_TYPES: Final = (
@@ -44,6 +46,7 @@ CONDITION_TYPES: Final = (
     ConditionType.INSUFFICIENT_GPU,
     ConditionType.FALLBACK_ACTIVE,
     ConditionType.INPUT_DRIFT,
+    ConditionType.OVER_BUDGET,
 )
 """Every condition type, in the order status lists them."""
 
@@ -79,6 +82,14 @@ class Reason:
     """KEDA is not installed, so an HPA scales instead."""
     AS_EXPECTED: Final = "AsExpected"
     """Nothing to report; the condition holds its normal value."""
+    OVER_BUDGET: Final = "OverBudget"
+    """The cost per million generated tokens exceeds ``spec.budget``."""
+    WITHIN_BUDGET: Final = "WithinBudget"
+    """The cost per million generated tokens is within ``spec.budget``."""
+    NO_TRAFFIC: Final = "NoTraffic"
+    """No tokens were generated in the window, so there is no cost per token to judge."""
+    CURRENCY_MISMATCH: Final = "CurrencyMismatch"
+    """``spec.budget.currency`` differs from the price table's currency."""
 
 
 REASONS: Final = tuple(v for k, v in vars(Reason).items() if k.isupper())

@@ -95,7 +95,7 @@ def set_simulators(
     directory: Path,
     *,
     namespace: str,
-    change: dict[str, float],
+    change: dict[str, float | int],
     selector: str | None = None,
     pod: str | None = None,
 ) -> list[str]:
@@ -129,11 +129,17 @@ def _cmd_sim_set(args: argparse.Namespace) -> int:
             "itl_ms": args.itl_ms,
             "error_rate": args.error_rate,
             "rps": args.rps,
+            "prompt_tokens": args.prompt_tokens,
+            "generation_tokens": args.generation_tokens,
         }.items()
         if v is not None
     }
     if not change:
-        print("error: nothing to set (use --ttft-ms, --itl-ms, --error-rate or --rps)", file=sys.stderr)
+        print(
+            "error: nothing to set (use --ttft-ms, --itl-ms, --error-rate, --rps, --prompt-tokens"
+            " or --generation-tokens)",
+            file=sys.stderr,
+        )
         return 2
     try:
         changed = set_simulators(
@@ -160,11 +166,14 @@ def _cmd_sim_list(args: argparse.Namespace) -> int:
         except OSError as exc:
             cfg = {"error": str(exc)}
         rows.append((f"{sim['namespace']}/{sim['pod']}", sim["port"], cfg))
-    print(f"{'POD':50} {'PORT':6} {'MODE':5} {'TTFT':>7} {'ITL':>6} {'ERR':>6} {'RPS':>5}")
+    print(
+        f"{'POD':50} {'PORT':6} {'MODE':5} {'TTFT':>7} {'ITL':>6} {'ERR':>6} {'RPS':>5} {'PROMPT':>6} {'GEN':>5}"
+    )
     for name, port, cfg in rows:
         print(
             f"{name:50} {port:<6} {cfg.get('mode', '?'):5} {cfg.get('ttft_ms', 0):>5.0f}ms {cfg.get('itl_ms', 0):>4.0f}ms "
-            f"{cfg.get('error_rate', 0):>6.3f} {cfg.get('rps', 0):>5.1f}"
+            f"{cfg.get('error_rate', 0):>6.3f} {cfg.get('rps', 0):>5.1f} "
+            f"{cfg.get('prompt_tokens', 0):>6} {cfg.get('generation_tokens', 0):>5}"
         )
     return 0
 
@@ -199,7 +208,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     sim = dsub.add_parser("sim", help="inspect and steer the model-server simulators")
     ssub = sim.add_subparsers(dest="sim_command", required=True)
-    p = ssub.add_parser("set", help="change latency, errors or traffic of simulators (fault injection)")
+    p = ssub.add_parser(
+        "set", help="change latency, errors, traffic or request mix of simulators (fault injection)"
+    )
     p.add_argument("--dir", dest="dir", default=argparse.SUPPRESS)
     p.add_argument("pod", nargs="?", help="pod name")
     p.add_argument("-l", "--selector", help="label selector, e.g. slogate.io/revision=abc123")
@@ -208,6 +219,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--itl-ms", type=float)
     p.add_argument("--error-rate", type=float)
     p.add_argument("--rps", type=float)
+    p.add_argument(
+        "--prompt-tokens", type=int, help="mean prompt length of synthetic requests (shifts the request mix)"
+    )
+    p.add_argument("--generation-tokens", type=int, help="mean generated length of synthetic requests")
     p.set_defaults(func=_cmd_sim_set)
     p = ssub.add_parser("list", help="list simulators and their settings")
     p.add_argument("--dir", dest="dir", default=argparse.SUPPRESS)
