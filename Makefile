@@ -4,7 +4,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install test unit integration lint crds docs check-generated bins prometheus lua cluster-up cluster-down demo demo-down clean
+.PHONY: help install test unit integration lint crds docs dashboards check-generated bins prometheus lua cluster-up cluster-down demo demo-down kind-up kind-down e2e-kind clean
 
 help:
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -33,12 +33,16 @@ test: install bins prometheus lua ## all tests: unit + integration against the l
 unit: install lua ## unit tests only (no cluster)
 	$(BIN)/pytest -q -m "not integration"
 
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check; shellcheck on the scripts
 	$(BIN)/ruff check operator tests bench
 	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/shellcheck -x -P SCRIPTDIR hack/*.sh hack/kind/*.sh .ci/run
 
 crds: install ## regenerate crds/ from the API models
 	$(BIN)/slogate crd > crds/slogate.io_modeldeployments.yaml
+
+dashboards: install ## regenerate the chart's Grafana dashboard (charts/slogate/dashboards/slogate.json)
+	$(BIN)/slogate dashboard > charts/slogate/dashboards/slogate.json
 
 docs: install ## regenerate docs/api.md from the API models
 	$(BIN)/slogate docs --intro docs/api.intro.md > docs/api.md
@@ -54,6 +58,18 @@ demo: install bins prometheus ## the whole story live: first revision, a TTFT br
 
 demo-down: ## stop an interrupted demo (cluster, Prometheus, simulators, operator)
 	-$(BIN)/slogate dev down --dir .slogate-demo
+
+# The kind path (docs/kind.md): needs a Docker engine; kind is built from the Go module proxy when missing.
+kind-up: install bins prometheus ## kind cluster + image + chart, then the host side (GPU nodes, Prometheus, simulators)
+	bash hack/kind/up.sh
+	bash hack/kind/host.sh
+
+kind-down: ## stop the kind path's host side and delete its kind cluster
+	bash hack/kind/down.sh
+
+e2e-kind: install bins prometheus ## the same integration tests against kind (kind-up's cluster, the chart's operator)
+	bash hack/kind/up.sh
+	bash hack/kind/e2e.sh
 
 clean: cluster-down
 	rm -rf .slogate-dev .slogate-demo .pytest_cache

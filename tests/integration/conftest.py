@@ -1,7 +1,13 @@
-"""One local control plane per test session, started by the project's own code (slogate.dev).
+"""One cluster per test session, started by the project's own code (slogate.dev).
 
 Never skipped: when a binary or Prometheus is missing the session fails with the reason, so a
 green run always means the integration tests really ran.
+
+``SLOGATE_E2E_CLUSTER`` picks the cluster (``slogate.dev.e2e``): ``local`` (default) is our own
+control plane; ``attached`` and ``kind`` attach the same host-side harness to a control plane given
+by a kubeconfig. The tests are the same; only these fixtures differ. A test that needs something
+only our own control plane gives is marked ``local_only`` and is *deselected* in the other modes,
+and the terminal summary lists it with its reason.
 """
 
 from __future__ import annotations
@@ -11,13 +17,37 @@ from collections.abc import Iterator
 
 import pytest
 
-from slogate.dev.cluster import LocalCluster, temporary_cluster
+from slogate.dev.cluster import LocalCluster
+from slogate.dev.e2e import E2ESettings, harness
+
+E2E = E2ESettings.from_env(os.environ)
+_deselected: list[tuple[str, str]] = []
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+    if E2E.mode == "local":
+        return
+    keep, drop = [], []
+    for item in items:
+        mark = item.get_closest_marker("local_only")
+        (drop if mark else keep).append(item)
+        if mark:
+            _deselected.append((item.nodeid, mark.kwargs.get("reason", "")))
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if E2E.mode == "local":
+        return
+    tr = terminalreporter
+    tr.section(f"SLOGATE_E2E_CLUSTER={E2E.mode}: {len(_deselected)} local-only tests deselected")
+    for nodeid, reason in _deselected:
+        tr.write_line(f"{nodeid}: {reason}")
 
 
 def wait_for(fn, *, timeout: float, what: str, interval: float = 0.25):
@@ -39,14 +69,9 @@ def wait_for(fn, *, timeout: float, what: str, interval: float = 0.25):
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[LocalCluster]:
-    c = temporary_cluster()
-    c.up()
-    os.environ["SLOGATE_TEST_CLUSTER_DIR"] = str(c.dir)
-    try:
+    with harness(E2E) as c:
+        os.environ["SLOGATE_TEST_CLUSTER_DIR"] = str(c.dir)
         yield c
-    finally:
-        left = c.down()
-        assert not left, f"processes left running after down(): {left}"
 
 
 @pytest.fixture(scope="session")

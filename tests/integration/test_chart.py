@@ -130,8 +130,13 @@ FULL_VALUES = {
     "watchNamespaces": ["team-a", "team-b"],
     "ha": {"leaderElection": {"enabled": True}},
     "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus"}}},
-    "cost": {"currency": "EUR", "prices": {"NVIDIA-H100-80GB-HBM3": "4.50", "NVIDIA-L4": 0.8}},
+    "cost": {
+        "currency": "EUR",
+        "prices": {"NVIDIA-H100-80GB-HBM3": "4.50", "NVIDIA-L4": 0.8},
+        "default": "1.90",
+    },
     "operator": {"logFormat": "text", "extraArgs": ["--workers=8"]},
+    "grafana": {"dashboards": {"folder": "LLM serving", "labels": {"team": "ml"}}},
 }
 NO_LEADER_ELECTION_VALUES = {"ha": {"leaderElection": {"enabled": False}}}
 ALL_VALUE_SETS = {
@@ -292,9 +297,57 @@ def test_template_renders_least_privilege_rbac_and_the_deployment(helm):
     assert all(set(r["verbs"]) <= {"list", "watch"} for r in cr["rules"]), "the ClusterRole is read-only"
 
     full = docs_of(render(helm, FULL_VALUES))
-    prices = yaml.safe_load(next(d for d in full if d["kind"] == "ConfigMap")["data"]["prices.yaml"])
-    assert prices == {"currency": "EUR", "gpuHourly": {"NVIDIA-H100-80GB-HBM3": "4.50", "NVIDIA-L4": "0.8"}}
-    assert any(d["kind"] == "ServiceMonitor" for d in full)
+    (prices_cm,) = [d for d in full if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "slogate-prices"]
+    prices = yaml.safe_load(prices_cm["data"]["prices.yaml"])
+    assert prices == {
+        "currency": "EUR",
+        "gpuHourly": {"NVIDIA-H100-80GB-HBM3": "4.50", "NVIDIA-L4": "0.8"},
+        "default": "1.90",
+    }
+    (monitor,) = [d for d in full if d["kind"] == "ServiceMonitor"]
+    # The operator's series keep their ModelDeployment's namespace label (the dashboard selects on it).
+    assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
+
+
+def test_the_grafana_dashboard_configmap(helm):
+    """Default on, labelled for the kube-prometheus-stack sidecar, the committed JSON byte for byte."""
+
+    def dashboards(values: dict) -> list[dict]:
+        return [d for d in docs_of(render(helm, values)) if d["metadata"]["name"] == "slogate-dashboards"]
+
+    (cm,) = dashboards({})
+    assert cm["kind"] == "ConfigMap" and cm["metadata"]["namespace"] == "slogate-system"
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert "annotations" not in cm["metadata"]
+    assert cm["data"]["slogate.json"] + "\n" == (CHART / "dashboards" / "slogate.json").read_text()
+    assert json.loads(cm["data"]["slogate.json"])["uid"] == "slogate-modeldeployments"
+
+    (cm,) = dashboards(
+        {
+            "grafana": {
+                "dashboards": {
+                    "namespace": "monitoring",
+                    "label": "grafana.example.com/dashboard",
+                    "labelValue": "slogate",
+                    "labels": {"team": "ml"},
+                    "folder": "LLM serving",
+                    "folderAnnotation": "grafana_folder",
+                }
+            }
+        }
+    )
+    assert cm["metadata"]["namespace"] == "monitoring"
+    labels = cm["metadata"]["labels"]
+    assert labels["grafana.example.com/dashboard"] == "slogate" and labels["team"] == "ml"
+    assert "grafana_dashboard" not in labels
+    assert cm["metadata"]["annotations"] == {"grafana_folder": "LLM serving"}
+
+    assert dashboards({"grafana": {"dashboards": {"enabled": False}}}) == []
+    for bad in ({"label": "no spaces"}, {"namespace": "Not_A_Namespace"}, {"unknown": 1}):
+        result = helm_run(
+            helm, "template", "x", str(CHART), values={"grafana": {"dashboards": bad}}, check=False
+        )
+        assert result.returncode != 0, f"{bad} was accepted"
 
 
 def test_values_are_checked_by_the_schema_and_the_templates(helm):
@@ -302,6 +355,7 @@ def test_values_are_checked_by_the_schema_and_the_templates(helm):
         "unknown key": {"nope": 1},
         "scope": {"rbac": {"scope": "everything"}},
         "price": {"cost": {"prices": {"NVIDIA-L4": "cheap"}}},
+        "currency without a default": {"cost": {"currency": "EUR"}},
         "port": {"operator": {"metricsPort": 70000}},
         "namespaced without namespaces": {"rbac": {"scope": "namespaced"}},
         "two operators without leader election": {
@@ -615,7 +669,7 @@ def token_kubeconfig(cluster: LocalCluster, path: Path, sa: str, namespace: str,
         "current-context": "sa",
     }
     if server.startswith("https://"):
-        cfg["clusters"][0]["cluster"]["certificate-authority"] = str(cluster.dir / "pki" / "ca.crt")
+        cfg["clusters"][0]["cluster"]["certificate-authority"] = str(cluster.ca_file)
     path.write_text(yaml.safe_dump(cfg))
     path.chmod(0o600)
     return path
@@ -624,13 +678,38 @@ def token_kubeconfig(cluster: LocalCluster, path: Path, sa: str, namespace: str,
 class ChartOperator(OperatorProcess):
     """`slogate run` with the chart's Deployment command and environment and a given kubeconfig."""
 
-    def __init__(self, cluster: LocalCluster, log: Path, *, kubeconfig: Path, workload: dict) -> None:
+    def __init__(
+        self,
+        cluster: LocalCluster,
+        log: Path,
+        *,
+        kubeconfig: Path,
+        workload: dict,
+        docs: list[dict],
+        root: Path,
+    ) -> None:
         super().__init__(cluster, log)
         self.kubeconfig = kubeconfig
-        container = workload["spec"]["template"]["spec"]["containers"][0]
+        pod = workload["spec"]["template"]["spec"]
+        container = pod["containers"][0]
         assert container["command"] == ["slogate"], container["command"]
         self.args = container["args"]
         self.env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+        # The pod's ConfigMap volumes (the price table) as files under ``root``, and the environment
+        # pointed at them: the operator reads exactly what the chart rendered.
+        configmaps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        for mount in container.get("volumeMounts", []):
+            source = volumes[mount["name"]].get("configMap")
+            if not source:
+                continue
+            local = root / mount["mountPath"].lstrip("/")
+            local.mkdir(parents=True, exist_ok=True)
+            for key, text in configmaps[source["name"]].get("data", {}).items():
+                (local / key).write_text(text)
+            for name, value in self.env.items():
+                if value.startswith(mount["mountPath"] + "/"):
+                    self.env[name] = str(local) + value[len(mount["mountPath"]) :]
 
     def start(self) -> None:
         env = {
@@ -845,13 +924,15 @@ def run_under_chart_rbac(
 ) -> tuple[RecordingProxy, Path, list[dict]]:
     docs = install_rbac(cluster, helm, values, release=release, namespace=op_ns)
     sa = next(d for d in docs if d["kind"] == "ServiceAccount")["metadata"]["name"]
-    proxy = RecordingProxy(cluster.server, cluster.dir / "pki" / "ca.crt")
+    proxy = RecordingProxy(cluster.server, cluster.ca_file)
     proxy.start()
     op = ChartOperator(
         cluster,
         cluster.logs / f"operator-{release}.log",
         kubeconfig=token_kubeconfig(cluster, tmp_path / "via-proxy.kubeconfig", sa, op_ns, proxy.url),
         workload=workload(docs),
+        docs=docs,
+        root=tmp_path / "pod",
     )
     # Leader election as in the chart's pods, with the Lease in the release namespace (POD_NAMESPACE
     # there; the downward API does not reach a local process, so the flags say it).

@@ -6,7 +6,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.local_only(reason="the demo starts its own local control plane (make demo)")
 def test_the_demo_tells_the_story_and_cleans_up(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "slogate.demo", "--dir", str(tmp_path / "demo")],

@@ -54,7 +54,7 @@ def test_the_image_install_runs_the_operator(cluster: LocalCluster, kube, namesp
         [
             str(entry),
             "run",
-            f"--kubeconfig={cluster.dir / 'operator.kubeconfig'}",
+            f"--kubeconfig={cluster.operator_kubeconfig}",
             f"--metrics-port={free_port()}",
             f"--health-port={health}",
             "--bind-address=127.0.0.1",

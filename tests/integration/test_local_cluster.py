@@ -312,6 +312,7 @@ def test_simulator_is_scraped_with_the_pods_labels(cluster: LocalCluster, kube, 
     )
 
 
+@pytest.mark.local_only(reason="starts a second control plane of its own beside the session's")
 def test_second_cluster_without_optional_crds_runs_beside_and_down_leaves_nothing(cluster: LocalCluster):
     other = temporary_cluster(optional_crds=False, prometheus=False, bridge=False)
     other.up()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from kubernetes import client, config
 
 from slogate.core.rules import prometheus_rule_name
@@ -30,6 +31,7 @@ def _rule_crd() -> dict:
     )
 
 
+@pytest.mark.local_only(reason="starts a second control plane of its own, without the optional CRDs")
 def test_a_prometheusrule_is_made_only_where_its_crd_is_served(tmp_path: Path):
     bare = temporary_cluster(optional_crds=False, prometheus=False, bridge=False)
     bare.up()

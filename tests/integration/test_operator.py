@@ -1,8 +1,9 @@
 """The operator against the local control plane: children, scheduling on GPU-shaped nodes, status,
 revisions, autoscaling, GPU preflight, deletion, and zero writes when idle or restarted.
 
-The operator runs as a real process (`slogate run`) with its own identity (`slogate-operator`), so
-the API server's audit log counts exactly its writes.
+The operator runs as a real process (`slogate run`) with its own identity (`cluster.operator_user`:
+`slogate-operator` locally, the chart's ServiceAccount on kind, where the operator is the chart's
+Deployment), so the API server's audit log counts exactly its writes.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from slogate.dev import kind
 from slogate.dev.cluster import LocalCluster, free_port, temporary_cluster
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import E2E, wait_for
 
 GROUP, VERSION, PLURAL = "slogate.io", "v1alpha1", "modeldeployments"
 
@@ -44,7 +46,7 @@ class OperatorProcess:
                 "-m",
                 "slogate",
                 "run",
-                f"--kubeconfig={self.cluster.dir / 'operator.kubeconfig'}",
+                f"--kubeconfig={self.cluster.operator_kubeconfig}",
                 f"--metrics-port={self.metrics_port}",
                 f"--health-port={self.health_port}",
                 "--bind-address=127.0.0.1",
@@ -72,6 +74,12 @@ class OperatorProcess:
                 self.proc.kill()
                 self.proc.wait()
 
+    def kill(self) -> None:
+        """Die without a graceful shutdown (SIGKILL)."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
     def tail(self) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:]) if self.log.exists() else ""
 
@@ -80,9 +88,87 @@ class OperatorProcess:
             return r.read().decode()
 
 
+class InClusterOperator:
+    """The chart's Deployment on kind (`make kind-up`), driven like `OperatorProcess`: start scales it to
+    one pod and waits for /healthz through the API server's pod proxy, stop scales it to zero, kill
+    deletes the pod without grace, metrics come through the pod proxy too."""
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        self.cluster = cluster
+        self.ns = kind.NAMESPACE
+
+    def _pod(self) -> str | None:
+        out = self.cluster.kubectl(
+            "get", "pods", "-n", self.ns, "-l", f"app.kubernetes.io/instance={kind.RELEASE}", "-o", "json"
+        )
+        pods = [
+            p
+            for p in json.loads(out)["items"]
+            if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+        ]
+        return pods[0]["metadata"]["name"] if len(pods) == 1 else None
+
+    def _proxy(self, port: int, path: str) -> str:
+        pod = self._pod()
+        assert pod, "no single running operator pod"
+        return self.cluster.kubectl(
+            "get", "--raw", f"/api/v1/namespaces/{self.ns}/pods/{pod}:{port}/proxy{path}"
+        )
+
+    def _scale(self, replicas: int) -> None:
+        self.cluster.kubectl("scale", f"deployment/{kind.RELEASE}", "-n", self.ns, f"--replicas={replicas}")
+
+    def start(self) -> None:
+        self._scale(1)
+        wait_for(
+            lambda: self._proxy(kind.HEALTH_PORT, "/healthz"), timeout=120, what="the operator pod's /healthz"
+        )
+
+    def stop(self) -> None:
+        self._scale(0)
+        wait_for(
+            lambda: (
+                not json.loads(
+                    self.cluster.kubectl(
+                        "get",
+                        "pods",
+                        "-n",
+                        self.ns,
+                        "-l",
+                        f"app.kubernetes.io/instance={kind.RELEASE}",
+                        "-o",
+                        "json",
+                    )
+                )["items"]
+            ),
+            timeout=60,
+            what="the operator pod to be gone",
+        )
+
+    def kill(self) -> None:
+        pod = self._pod()
+        assert pod, "no running operator pod to kill"
+        self.cluster.kubectl(
+            "delete", "pod", pod, "-n", self.ns, "--grace-period=0", "--force", "--wait=false"
+        )
+
+    def tail(self) -> str:
+        return self.cluster.kubectl(
+            "logs", f"deployment/{kind.RELEASE}", "-n", self.ns, "--tail=40", check=False
+        )
+
+    def metrics(self) -> str:
+        return self._proxy(kind.METRICS_PORT, "/metrics")
+
+
+def operator_for(cluster: LocalCluster, log: Path) -> OperatorProcess | InClusterOperator:
+    """The operator under test: a host process, or on kind the chart's Deployment (`log` unused there)."""
+    return InClusterOperator(cluster) if E2E.in_cluster_operator else OperatorProcess(cluster, log)
+
+
 @pytest.fixture(scope="module")
-def operator(cluster: LocalCluster) -> Iterator[OperatorProcess]:
-    op = OperatorProcess(cluster, cluster.logs / "operator.log")
+def operator(cluster: LocalCluster) -> Iterator[OperatorProcess | InClusterOperator]:
+    op = operator_for(cluster, cluster.logs / "operator.log")
     op.start()
     yield op
     op.stop()
@@ -330,15 +416,29 @@ def test_idle_and_restart_make_zero_writes(cluster, kube, namespace, operator):
         VERSION,
         namespace,
         PLURAL,
-        mdep("idle", replicas=1, autoscaling={"provider": "keda", "minReplicas": 1, "maxReplicas": 2}),
+        mdep(
+            "idle",
+            replicas=1,
+            autoscaling={"provider": "keda", "minReplicas": 1, "maxReplicas": 2},
+            # No SLO: the analysis interval only paces the input-drift checks, which then run every
+            # resync through the idle period and right after the restart.
+            rollout={"analysis": {"interval": "3s"}},
+        ),
     )
     ready(kube, namespace, "idle")
+    # The steady state includes the request-mix baseline, recorded once (one status write) when the
+    # simulator's traffic reaches inputDrift.minRequests (200; about 20 s at 10 requests/s).
+    wait_for(
+        lambda: (c := condition(get_md(kube, namespace, "idle"), "InputDrift")) and c["status"] == "False",
+        timeout=90,
+        what="the request-mix baseline of the idle ModelDeployment",
+    )
     time.sleep(4)  # let the last status write and events settle
     since = time.time()
     time.sleep(10)  # three resyncs of every object at --resync-seconds=3
     writes = [
         w
-        for w in cluster.audit_writes("slogate-operator", since=since)
+        for w in cluster.audit_writes(cluster.operator_user, since=since)
         if w["objectRef"].get("namespace") == namespace
     ]
     assert writes == [], json.dumps([(w["verb"], w["objectRef"]) for w in writes], indent=1)
@@ -349,13 +449,14 @@ def test_idle_and_restart_make_zero_writes(cluster, kube, namespace, operator):
     time.sleep(10)
     writes = [
         w
-        for w in cluster.audit_writes("slogate-operator", since=since)
+        for w in cluster.audit_writes(cluster.operator_user, since=since)
         if w["objectRef"].get("resource") not in ("leases",)
     ]
     assert writes == [], json.dumps([(w["verb"], w["objectRef"]) for w in writes], indent=1)
     assert "slogate_reconcile_total" in operator.metrics()
 
 
+@pytest.mark.local_only(reason="starts a second control plane of its own, without the KEDA CRDs")
 def test_missing_keda_falls_back_to_an_hpa_and_says_so(tmp_path):
     other = temporary_cluster(optional_crds=False, prometheus=False, bridge=False)
     other.up()

@@ -23,10 +23,10 @@ from tests.integration.test_operator import (
     GROUP,
     PLURAL,
     VERSION,
-    OperatorProcess,
     events_for,
     get_md,
     has_events,
+    operator_for,
     ready,
 )
 
@@ -43,7 +43,7 @@ SLO = {
 
 @pytest.fixture(scope="module")
 def operator(cluster: LocalCluster):
-    op = OperatorProcess(cluster, cluster.logs / "operator-rollout.log")
+    op = operator_for(cluster, cluster.logs / "operator-rollout.log")
     op.start()
     yield op
     op.stop()
@@ -202,7 +202,9 @@ def test_a_breaching_canary_is_rolled_back_with_the_reason(
     # and the timeline says the rollout was rolled back and why.
     table = cli(cluster, "status", "bad", "-n", namespace)
     row = next(line for line in table.splitlines() if line.startswith("bad "))
-    assert "RolledBack" in row and f"{objective} {failed[0]['value']}/{failed[0]['threshold']} ✗" in row, table
+    assert "RolledBack" in row and f"{objective} {failed[0]['value']}/{failed[0]['threshold']} ✗" in row, (
+        table
+    )
     story = cli(cluster, "explain", "bad", "-n", namespace)
     assert f"rollout of {rev} ended: RolledBack" in story and objective.split("-")[0] in story, story
     # Not retried by itself.
@@ -274,8 +276,7 @@ def test_an_operator_killed_mid_rollout_resumes_where_it_was(cluster, kube, name
         timeout=90,
         what="the pause step",
     )
-    operator.proc.kill()  # no graceful shutdown
-    operator.proc.wait()
+    operator.kill()  # no graceful shutdown
     time.sleep(3)
     operator.start()
     wait_for(

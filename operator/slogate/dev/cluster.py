@@ -7,6 +7,11 @@ key pair, service IP range, RBAC on); then the pieces envtest lacks are added: a
 really scheduled onto GPU-shaped fake nodes and become Ready. Every process runs in its own session
 and is recorded in ``DIR/state.json``, so ``slogate dev down`` from another shell stops exactly
 what ``up`` started. A component that fails to come up raises ``ClusterError`` with its log tail.
+
+The same harness attaches to a cluster it did not start (``attach=Attachment(kubeconfig)``, the kind
+path of docs/kind.md): then only the control plane is someone else's, and everything the tests touch
+on the host side (kwok and its fake GPU nodes, the CRDs, Prometheus, the bridge and its simulators)
+is started by the very same code.
 """
 
 from __future__ import annotations
@@ -34,6 +39,18 @@ from slogate.dev.versions import ensure_binaries
 
 SERVICE_CIDR = "10.0.0.0/24"
 POD_CIDR = "10.244.0.0/16"
+
+# Audit every write at Metadata level: tests count the operator's writes from the audit log. Shared
+# with the kind cluster's API server (slogate.dev.kind.kind_config), so both paths count the same.
+AUDIT_POLICY: dict[str, Any] = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived", "ResponseStarted"],
+    "rules": [
+        {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
+        {"level": "None"},
+    ],
+}
 
 
 class ClusterError(RuntimeError):
@@ -89,9 +106,55 @@ def find_prometheus() -> str:
     raise ClusterError("prometheus not found: install Debian's package (apt-get install prometheus)")
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """An existing cluster the harness attaches to instead of starting a control plane (kind).
+
+    ``operator_user`` is the identity the operator's writes carry in the audit log; when it is a
+    ServiceAccount (``system:serviceaccount:NS:NAME``, the chart's) and no ``operator_kubeconfig`` is
+    given, the harness writes ``DIR/operator.kubeconfig`` with a token of that ServiceAccount, so an
+    operator started on the host acts exactly as the in-cluster one, under the chart's RBAC.
+    """
+
+    kubeconfig: Path
+    context: str | None = None
+    audit_log: Path | None = None
+    operator_user: str | None = None
+    operator_kubeconfig: Path | None = None
+
+    def to_state(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_state(cls, data: dict[str, Any]) -> Attachment:
+        paths = ("kubeconfig", "audit_log", "operator_kubeconfig")
+        return cls(**{k: (Path(v) if k in paths and v else v) for k, v in data.items()})
+
+
+def service_account_of(user: str | None) -> tuple[str, str] | None:
+    """``(namespace, name)`` of a ServiceAccount user name, else None. Pure.
+
+    >>> service_account_of("system:serviceaccount:slogate-system:slogate-operator")
+    ('slogate-system', 'slogate-operator')
+    >>> service_account_of("slogate-operator") is None
+    True
+    """
+    parts = (user or "").split(":")
+    if len(parts) == 4 and parts[:2] == ["system", "serviceaccount"] and all(parts[2:]):
+        return parts[2], parts[3]
+    return None
+
+
 @dataclass
 class LocalCluster:
-    """A local control plane rooted at ``dir``. ``up()`` starts it, ``down()`` stops every process."""
+    """A local control plane rooted at ``dir``. ``up()`` starts it, ``down()`` stops every process.
+
+    ``control_plane_only`` starts etcd, the API server, the controller-manager and the scheduler and
+    nothing else (a cluster for an attached harness to take, as kind's would be). ``attach`` starts no
+    control plane but attaches the host-side pieces to an existing cluster. ``prometheus_host`` and
+    ``prometheus_port`` put Prometheus where an in-cluster operator can reach it (kind: the Docker
+    network's gateway and a fixed port the chart's ``prometheus.url`` names).
+    """
 
     dir: Path
     nodes: NodeSet = field(default_factory=NodeSet)
@@ -99,6 +162,10 @@ class LocalCluster:
     prometheus: bool = True
     bridge: bool = True
     state: dict[str, Any] = field(default_factory=dict)
+    control_plane_only: bool = False
+    attach: Attachment | None = None
+    prometheus_host: str = "127.0.0.1"
+    prometheus_port: int | None = None
 
     # ------------------------------------------------------------------ paths and state
     @property
@@ -119,11 +186,42 @@ class LocalCluster:
 
     @property
     def prometheus_url(self) -> str:
-        return f"http://127.0.0.1:{self.state['ports']['prometheus']}"
+        return f"http://{self.prometheus_host}:{self.state['ports']['prometheus']}"
 
     @property
     def server(self) -> str:
+        """The API server's URL (from the kubeconfig when attached)."""
+        if "server" in self.state:
+            return self.state["server"]
         return f"https://127.0.0.1:{self.state['ports']['apiserver']}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA bundle that verifies the API server's serving certificate."""
+        return self.dir / "ca.crt" if self.attach else self.dir / "pki" / "ca.crt"
+
+    @property
+    def audit_log(self) -> Path | None:
+        """The API server's audit log (JSON lines), if this harness can read it."""
+        return self.attach.audit_log if self.attach else self.logs / "audit.log"
+
+    @property
+    def operator_user(self) -> str | None:
+        """The user name the operator under test authenticates as (what the audit log records)."""
+        return self.attach.operator_user if self.attach else pki.CLIENTS["operator"][0]
+
+    @property
+    def operator_kubeconfig(self) -> Path:
+        """The kubeconfig an operator started on the host uses: the operator's own identity."""
+        if self.attach and self.attach.operator_kubeconfig:
+            return self.attach.operator_kubeconfig
+        if self.attach and not (self.dir / "operator.kubeconfig").exists():
+            return self.kubeconfig
+        return self.dir / "operator.kubeconfig"
+
+    @property
+    def fake_node_names(self) -> list[str]:
+        return [n["metadata"]["name"] for n in build_nodes(self.nodes)]
 
     def _save(self) -> None:
         self.state_file.write_text(json.dumps(self.state, indent=2))
@@ -135,6 +233,9 @@ class LocalCluster:
         if not c.state_file.exists():
             raise ClusterError(f"no cluster state in {directory} (run `slogate dev up --dir {directory}`)")
         c.state = json.loads(c.state_file.read_text())
+        if c.state.get("attach"):
+            c.attach = Attachment.from_state(c.state["attach"])
+        c.prometheus_host = c.state.get("prometheus_host", c.prometheus_host)
         return c
 
     # ------------------------------------------------------------------ processes
@@ -185,10 +286,16 @@ class LocalCluster:
         with urllib.request.urlopen(url, context=ctx, timeout=2) as r:
             return r.status == 200
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, kubeconfig: Path | None = None
+    ) -> str:
         """Run the built kubectl against this cluster."""
         result = subprocess.run(
-            [str(Path(self.state["bin"]) / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
+            [
+                str(Path(self.state["bin"]) / "kubectl"),
+                f"--kubeconfig={kubeconfig or self.kubeconfig}",
+                *args,
+            ],
             input=input,
             text=True,
             capture_output=True,
@@ -225,11 +332,20 @@ class LocalCluster:
         self.dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         binaries = ensure_binaries()
-        ports = {
-            k: free_port()
-            for k in ("etcd", "etcd_peer", "apiserver", "cm", "scheduler", "kwok", "prometheus")
+        control = () if self.attach else ("etcd", "etcd_peer", "apiserver", "cm", "scheduler")
+        host = () if self.control_plane_only else ("kwok", "prometheus")
+        ports = {k: free_port() for k in (*control, *host)}
+        if self.prometheus_port and "prometheus" in ports:
+            ports["prometheus"] = self.prometheus_port
+        self.state = {
+            "bin": str(binaries),
+            "ports": ports,
+            "processes": {},
+            "dir": str(self.dir),
+            "prometheus_host": self.prometheus_host,
         }
-        self.state = {"bin": str(binaries), "ports": ports, "processes": {}, "dir": str(self.dir)}
+        if self.attach:
+            self.state["attach"] = self.attach.to_state()
         self._save()
         try:
             self._up(binaries, ports, timeout)
@@ -241,6 +357,60 @@ class LocalCluster:
         return self
 
     def _up(self, b: Path, ports: dict[str, int], timeout: float) -> None:
+        if self.attach:
+            self._attach(timeout)
+        else:
+            self._start_control_plane(b, ports)
+        if not self.control_plane_only:
+            self._start_host_side(b, ports, timeout)
+        env = {"KUBECONFIG": str(self.kubeconfig), "SLOGATE_DEV_DIR": str(self.dir)}
+        if self.prometheus and not self.control_plane_only:
+            env["PROMETHEUS_URL"] = self.prometheus_url
+        self.env_file.write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
+
+    def _attach(self, timeout: float) -> None:
+        """Take the given cluster: a self-contained copy of its kubeconfig, its CA, a check that it answers."""
+        assert self.attach is not None
+        src = self.attach.kubeconfig
+        if not Path(src).exists():
+            raise ClusterError(f"kubeconfig {src} does not exist")
+        context = [f"--context={self.attach.context}"] if self.attach.context else []
+        flat = self.kubectl(
+            "config", "view", "--raw", "--flatten", "--minify", *context, kubeconfig=Path(src)
+        )
+        self.kubeconfig.write_text(flat)
+        self.kubeconfig.chmod(0o600)
+        cfg = yaml.safe_load(flat) or {}
+        cluster = (cfg.get("clusters") or [{}])[0].get("cluster") or {}
+        if not cluster.get("server"):
+            raise ClusterError(f"no cluster in {src} (context {self.attach.context or 'current'})")
+        self.state["server"] = cluster["server"]
+        if cluster.get("certificate-authority-data"):
+            import base64
+
+            self.ca_file.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
+        self._save()
+        deadline = time.monotonic() + min(timeout, 60)
+        while True:
+            try:
+                self.kubectl("get", "--raw", "/readyz")
+                break
+            except ClusterError as exc:
+                if time.monotonic() > deadline:
+                    raise ClusterError(
+                        f"the API server {cluster['server']} ({src}) is not ready: {exc}"
+                    ) from exc
+                time.sleep(1)
+        sa = service_account_of(self.attach.operator_user)
+        if sa and not self.attach.operator_kubeconfig:
+            token = self.kubectl("create", "token", sa[1], "-n", sa[0], "--duration=24h").strip()
+            path = self.dir / "operator.kubeconfig"
+            path.write_text(
+                yaml.safe_dump(token_kubeconfig(cfg, user=self.attach.operator_user, token=token))
+            )
+            path.chmod(0o600)
+
+    def _start_control_plane(self, b: Path, ports: dict[str, int]) -> None:
         p = pki.generate(self.dir / "pki")
         server = f"https://127.0.0.1:{ports['apiserver']}"
         for user in pki.CLIENTS:
@@ -272,24 +442,8 @@ class LocalCluster:
             30,
         )
 
-        # Audit every write at Metadata level: tests count the operator's writes from here.
         audit_policy = self.dir / "audit-policy.yaml"
-        audit_policy.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "audit.k8s.io/v1",
-                    "kind": "Policy",
-                    "omitStages": ["RequestReceived", "ResponseStarted"],
-                    "rules": [
-                        {
-                            "level": "Metadata",
-                            "verbs": ["create", "update", "patch", "delete", "deletecollection"],
-                        },
-                        {"level": "None"},
-                    ],
-                }
-            )
-        )
+        audit_policy.write_text(yaml.safe_dump(AUDIT_POLICY))
         self._start(
             "kube-apiserver",
             [
@@ -355,6 +509,20 @@ class LocalCluster:
                 "--v=1",
             ],
         )
+        self._wait(
+            "kube-controller-manager",
+            lambda: self._https_ok(f"https://127.0.0.1:{ports['cm']}/healthz", client=None),
+            60,
+        )
+        self._wait(
+            "kube-scheduler",
+            lambda: self._https_ok(f"https://127.0.0.1:{ports['scheduler']}/healthz", client=None),
+            60,
+        )
+
+    def _start_host_side(self, b: Path, ports: dict[str, int], timeout: float) -> None:
+        """kwok and its fake GPU nodes, the CRDs, Prometheus and the bridge: the same for an attached
+        cluster as for our own control plane."""
         kwok_config = self.dir / "kwok.yaml"
         kwok_config.write_text(crds.kwok_config())
         self._start(
@@ -372,17 +540,6 @@ class LocalCluster:
                 f"--server-address=127.0.0.1:{ports['kwok']}",
             ],
         )
-        self._wait(
-            "kube-controller-manager",
-            lambda: self._https_ok(f"https://127.0.0.1:{ports['cm']}/healthz", client=None),
-            60,
-        )
-        self._wait(
-            "kube-scheduler",
-            lambda: self._https_ok(f"https://127.0.0.1:{ports['scheduler']}/healthz", client=None),
-            60,
-        )
-
         docs = crds.our_crds() + (crds.optional_crds() if self.optional_crds else [])
         self.apply(docs)
         self.kubectl(
@@ -409,15 +566,12 @@ class LocalCluster:
             )
             self._wait("bridge", lambda: (self.dir / "bridge.ready").exists(), 30)
 
-        env = {"KUBECONFIG": str(self.kubeconfig), "SLOGATE_DEV_DIR": str(self.dir)}
-        if self.prometheus:
-            env["PROMETHEUS_URL"] = self.prometheus_url
-        self.env_file.write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
-
     def _nodes_ready(self) -> bool:
         out = json.loads(self.kubectl("get", "nodes", "-o", "json"))
-        items = out["items"]
-        want = len(build_nodes(self.nodes))
+        # Only our fake nodes count: an attached cluster has its own (kind's) node besides.
+        ours = set(self.fake_node_names)
+        items = [n for n in out["items"] if n["metadata"]["name"] in ours]
+        want = len(ours)
         ready = [
             n
             for n in items
@@ -457,7 +611,7 @@ class LocalCluster:
                 find_prometheus(),
                 f"--config.file={cfg}",
                 f"--storage.tsdb.path={self.dir / 'prometheus-data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
+                f"--web.listen-address={self.prometheus_host}:{port}",
                 "--web.enable-lifecycle",
                 "--log.level=warn",
                 "--storage.tsdb.retention.time=1d",
@@ -465,13 +619,22 @@ class LocalCluster:
         )
         self._wait(
             "prometheus",
-            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2).status == 200,
+            lambda: urllib.request.urlopen(f"{self.prometheus_url}/-/ready", timeout=2).status == 200,
             60,
         )
 
     def down(self, *, timeout: float = 15) -> list[str]:
-        """Stop every recorded process (newest first), SIGTERM then SIGKILL. Returns names still alive (none)."""
+        """Stop every recorded process (newest first), SIGTERM then SIGKILL. Returns names still alive (none).
+
+        Attached, it first deletes the fake nodes it created (their pods go with them); the attached
+        cluster itself, and the CRDs applied to it, stay.
+        """
         procs: dict[str, int] = self.state.get("processes", {})
+        if self.attach and procs and self.kubeconfig.exists():
+            try:
+                self.kubectl("delete", "node", "--ignore-not-found", "--wait=false", *self.fake_node_names)
+            except (ClusterError, OSError, KeyError):
+                pass  # the cluster may be gone already; processes are stopped regardless
         for _name, pid in reversed(list(procs.items())):
             if _alive(pid):
                 try:
@@ -519,8 +682,12 @@ class LocalCluster:
 
     def audit_writes(self, user: str, *, since: float | None = None) -> list[dict[str, Any]]:
         """Write requests by ``user`` recorded in the audit log (ResponseComplete), optionally since a Unix time."""
-        path = self.logs / "audit.log"
-        out = []
+        path = self.audit_log
+        if path is None:
+            raise ClusterError(
+                "this cluster's audit log is not readable here (kind: see docs/kind.md, Audit log)"
+            )
+        out: list[dict[str, Any]] = []
         if not path.exists():
             return out
         for line in path.read_text().splitlines():
@@ -550,6 +717,19 @@ class LocalCluster:
             "ports": self.state.get("ports", {}),
             "kubeconfig": str(self.kubeconfig),
         }
+
+
+def token_kubeconfig(flat: dict[str, Any], *, user: str, token: str) -> dict[str, Any]:
+    """A copy of a flattened one-context kubeconfig that authenticates with a bearer token. Pure."""
+    ctx = flat["contexts"][0]
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": flat["clusters"][:1],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": ctx["name"], "context": {"cluster": ctx["context"]["cluster"], "user": user}}],
+        "current-context": ctx["name"],
+    }
 
 
 def default_dir() -> Path:
