@@ -179,6 +179,31 @@ def test_valid_modeldeployment_is_accepted_and_printer_columns_exist(cluster: Lo
     )
 
 
+def test_every_example_is_accepted_by_the_api_server(kube, namespace):
+    """The examples pass the CRD's schema and CEL rules in the real API server (server-side dry run),
+    not only `slogate validate`."""
+    import yaml
+
+    from slogate.dev.crds import REPO
+
+    api = client.CustomObjectsApi(kube)
+    docs = [
+        (path.name, doc)
+        for path in sorted((REPO / "examples").rglob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc and doc.get("kind") == "ModelDeployment"
+    ]
+    assert len(docs) >= 9, [name for name, _ in docs]
+    for name, doc in docs:
+        doc["metadata"].pop("namespace", None)
+        try:
+            api.create_namespaced_custom_object(
+                "slogate.io", "v1alpha1", namespace, "modeldeployments", doc, dry_run="All"
+            )
+        except ApiException as exc:
+            raise AssertionError(f"{name}: {exc.body}") from None
+
+
 def test_deleting_an_owner_garbage_collects_its_children(kube, namespace):
     api = client.CustomObjectsApi(kube)
     core = client.CoreV1Api(kube)
