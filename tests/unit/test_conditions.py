@@ -272,6 +272,7 @@ def test_vocabulary():
         "OverBudget",
     )
     assert REASONS == (
+        "MinimumReplicasAvailable",
         "AllReplicasReady",
         "MinimumReplicasUnavailable",
         "NoReplicasReady",
@@ -285,6 +286,7 @@ def test_vocabulary():
         "PodsUnschedulable",
         "EngineCrashLooping",
         "AutoscalerFallback",
+        "RolledBack",
         "AsExpected",
         "OverBudget",
         "WithinBudget",

@@ -54,6 +54,8 @@ CONDITION_TYPES: Final = (
 class Reason:
     """CamelCase reasons an SRE can grep, shared by conditions and Events."""
 
+    MINIMUM_REPLICAS_AVAILABLE: Final = "MinimumReplicasAvailable"
+    """At least the minimum number of replicas are ready."""
     ALL_REPLICAS_READY: Final = "AllReplicasReady"
     """Every desired replica is ready."""
     MINIMUM_REPLICAS_UNAVAILABLE: Final = "MinimumReplicasUnavailable"
@@ -80,6 +82,8 @@ class Reason:
     """An engine container keeps crashing or cannot start (image, config)."""
     AUTOSCALER_FALLBACK: Final = "AutoscalerFallback"
     """KEDA is not installed, so an HPA scales instead."""
+    ROLLED_BACK: Final = "RolledBack"
+    """The candidate breached its SLO (or stayed inconclusive) and traffic went back to stable."""
     AS_EXPECTED: Final = "AsExpected"
     """Nothing to report; the condition holds its normal value."""
     OVER_BUDGET: Final = "OverBudget"

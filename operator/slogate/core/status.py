@@ -12,8 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from slogate.api.v1alpha1 import ConditionStatus
+from slogate.core.conditions import ConditionType as T
+from slogate.core.conditions import Reason as R
 from slogate.core.conditions import phase_from, set_condition
 from slogate.core.preflight import Preflight, crashloop_message, unschedulable_message
+
+TRUE, FALSE = ConditionStatus.TRUE.value, ConditionStatus.FALSE.value
 
 
 @dataclass(frozen=True)
@@ -108,27 +113,27 @@ def compute_status(
     if ready > 0:
         conditions = _cond(
             conditions,
-            type="Available",
-            status="True",
-            reason="MinimumReplicasAvailable",
+            type=T.AVAILABLE,
+            status=TRUE,
+            reason=R.MINIMUM_REPLICAS_AVAILABLE,
             message=f"{ready} of {desired} replicas of revision {plan.stable} are Ready",
             **gen,
         )
     else:
         conditions = _cond(
             conditions,
-            type="Available",
-            status="False",
-            reason="NoReplicasReady",
+            type=T.AVAILABLE,
+            status=FALSE,
+            reason=R.NO_REPLICAS_READY,
             message=f"no replica of revision {plan.stable} is Ready",
             **gen,
         )
     if stable and stable.fully_ready and candidate is None:
         conditions = _cond(
             conditions,
-            type="Ready",
-            status="True",
-            reason="AllReplicasReady",
+            type=T.READY,
+            status=TRUE,
+            reason=R.ALL_REPLICAS_READY,
             message=f"revision {plan.stable} serves with {ready}/{desired} replicas Ready",
             **gen,
         )
@@ -140,9 +145,9 @@ def compute_status(
         )
         conditions = _cond(
             conditions,
-            type="Ready",
-            status="False",
-            reason="RevisionProgressing" if plan.candidate else "MinimumReplicasUnavailable",
+            type=T.READY,
+            status=FALSE,
+            reason=R.REVISION_PROGRESSING if plan.candidate else R.MINIMUM_REPLICAS_UNAVAILABLE,
             message=why,
             **gen,
         )
@@ -151,9 +156,9 @@ def compute_status(
         cdesired = candidate.desired if candidate else 0
         conditions = _cond(
             conditions,
-            type="Progressing",
-            status="True",
-            reason="RevisionProgressing",
+            type=T.PROGRESSING,
+            status=TRUE,
+            reason=R.REVISION_PROGRESSING,
             message=f"revision {plan.candidate}: {cready}/{cdesired} replicas Ready; "
             f"revision {plan.stable} keeps serving until then",
             **gen,
@@ -161,9 +166,9 @@ def compute_status(
     else:
         conditions = _cond(
             conditions,
-            type="Progressing",
-            status="True",
-            reason="NewRevisionAvailable",
+            type=T.PROGRESSING,
+            status=TRUE,
+            reason=R.NEW_REVISION_AVAILABLE,
             message=f"revision {plan.stable} is the serving revision",
             **gen,
         )
@@ -172,18 +177,18 @@ def compute_status(
     crashloop = crashloop_message(pods)
     if rolled_back:
         conditions = _cond(
-            conditions, type="Degraded", status="True", reason="RolledBack", message=rolled_back, **gen
+            conditions, type=T.DEGRADED, status=TRUE, reason=R.ROLLED_BACK, message=rolled_back, **gen
         )
     elif crashloop:
         conditions = _cond(
-            conditions, type="Degraded", status="True", reason="EngineCrashLooping", message=crashloop, **gen
+            conditions, type=T.DEGRADED, status=TRUE, reason=R.ENGINE_CRASH_LOOPING, message=crashloop, **gen
         )
     elif unschedulable:
         conditions = _cond(
             conditions,
-            type="Degraded",
-            status="True",
-            reason="PodsUnschedulable",
+            type=T.DEGRADED,
+            status=TRUE,
+            reason=R.PODS_UNSCHEDULABLE,
             message=unschedulable,
             **gen,
         )
@@ -197,32 +202,30 @@ def compute_status(
     ):
         conditions = _cond(
             conditions,
-            type="Degraded",
-            status="True",
-            reason="MinimumReplicasUnavailable",
+            type=T.DEGRADED,
+            status=TRUE,
+            reason=R.MINIMUM_REPLICAS_UNAVAILABLE,
             message=f"{ready} of {desired} replicas Ready",
             **gen,
         )
     else:
-        conditions = _cond(
-            conditions, type="Degraded", status="False", reason="AsExpected", message="", **gen
-        )
+        conditions = _cond(conditions, type=T.DEGRADED, status=FALSE, reason=R.AS_EXPECTED, message="", **gen)
 
     if preflight is not None:
         if preflight.ok:
             conditions = _cond(
                 conditions,
-                type="InsufficientGPU",
-                status="False",
-                reason="GPUAvailable",
+                type=T.INSUFFICIENT_GPU,
+                status=FALSE,
+                reason=R.GPU_AVAILABLE,
                 message=preflight.message or "enough GPUs are free",
                 **gen,
             )
         else:
             conditions = _cond(
                 conditions,
-                type="InsufficientGPU",
-                status="True",
+                type=T.INSUFFICIENT_GPU,
+                status=TRUE,
                 reason=preflight.reason,
                 message=preflight.message,
                 **gen,
@@ -232,14 +235,14 @@ def compute_status(
         rollout_phase = "Progressing" if plan.candidate else None
     phase = phase_from(conditions, rollout_phase=rollout_phase)
     message = None
-    for ctype in ("InsufficientGPU", "Degraded"):
+    for ctype in (T.INSUFFICIENT_GPU, T.DEGRADED):
         c = next((c for c in conditions if c["type"] == ctype and c["status"] == "True"), None)
         if c:
             message = c["message"]
             break
     if message is None:
         message = next(
-            c["message"] for c in conditions if c["type"] == ("Progressing" if plan.candidate else "Ready")
+            c["message"] for c in conditions if c["type"] == (T.PROGRESSING if plan.candidate else T.READY)
         )
 
     new: dict[str, Any] = {
@@ -270,11 +273,11 @@ def compute_status(
             return c
         return None
 
-    if c := flipped("InsufficientGPU"):
+    if c := flipped(T.INSUFFICIENT_GPU):
         events.append(EventSpec("Warning", c["reason"], c["message"]))
-    if (c := flipped("Degraded")) and c["reason"] != "RolledBack":  # the rollout posts its own RolledBack
+    if (c := flipped(T.DEGRADED)) and c["reason"] != R.ROLLED_BACK:  # the rollout posts its own RolledBack
         events.append(EventSpec("Warning", c["reason"], c["message"]))
-    if c := flipped("Ready"):
+    if c := flipped(T.READY):
         events.append(EventSpec("Normal", "Ready", c["message"]))
     if (
         stable
