@@ -471,8 +471,14 @@ def _rollout() -> list[dict[str, Any]]:
             "Rollbacks and promotions in range",
             "Counted over the dashboard's time range.",
             _targets(
-                (f"sum by (outcome) (increase(slogate_rollbacks_total{MD}[$__range]))", "{{outcome}}"),
-                (f"sum(increase(slogate_promotions_total{MD}[$__range]))", "Promoted"),
+                (
+                    f"sum by (outcome, reason) (increase(slogate_rollbacks_total{MD}[$__range]))",
+                    "{{outcome}} ({{reason}})",
+                ),
+                (
+                    f"sum by (reason) (increase(slogate_promotions_total{MD}[$__range]))",
+                    "Promoted ({{reason}})",
+                ),
             ),
             width=4,
             height=8,
@@ -726,16 +732,16 @@ def _annotations() -> list[dict[str, Any]]:
         _annotation(
             "Rollbacks",
             "red",
-            f"sum by (namespace, modeldeployment, outcome) ({_new_or_changed('slogate_rollbacks_total')})",
+            f"sum by (namespace, modeldeployment, outcome, reason) ({_new_or_changed('slogate_rollbacks_total')})",
             "{{outcome}}",
-            "{{modeldeployment}}: rollout {{outcome}}",
+            "{{modeldeployment}}: rollout {{outcome}} ({{reason}})",
         ),
         _annotation(
             "Promotions",
             "green",
-            f"sum by (namespace, modeldeployment) ({_new_or_changed('slogate_promotions_total')})",
+            f"sum by (namespace, modeldeployment, reason) ({_new_or_changed('slogate_promotions_total')})",
             "Promoted",
-            "{{modeldeployment}}: candidate promoted to stable",
+            "{{modeldeployment}}: candidate promoted to stable ({{reason}})",
         ),
         _annotation(
             "Fallback",

@@ -15,6 +15,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from slogate.core.analysis import base_value
+from slogate.core.rollout import CAUSES
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -76,10 +77,17 @@ OBJECTIVE_VERDICT = Gauge(
     registry=REGISTRY,
 )
 ROLLBACKS = Counter(
-    "slogate_rollbacks_total", "Rollouts rolled back or aborted.", [*MD_LABELS, "outcome"], registry=REGISTRY
+    "slogate_rollbacks_total",
+    "Rollouts rolled back or aborted, by outcome (RolledBack, Aborted) and reason "
+    "(analysis_failed, inconclusive, manual).",
+    [*MD_LABELS, "outcome", "reason"],
+    registry=REGISTRY,
 )
 PROMOTIONS = Counter(
-    "slogate_promotions_total", "Revisions promoted to stable.", MD_LABELS, registry=REGISTRY
+    "slogate_promotions_total",
+    "Revisions promoted to stable, by reason (steps_completed, manual: `slogate promote --full`).",
+    [*MD_LABELS, "reason"],
+    registry=REGISTRY,
 )
 FALLBACK_ACTIVE = Gauge(
     "slogate_fallback_active", "1 while traffic is on a fallback tier.", MD_LABELS, registry=REGISTRY
@@ -160,8 +168,12 @@ def record_modeldeployment(
     gpus_requested: int,
     gpus_running: int,
     thresholds: Mapping[str, float] | None = None,
+    cause: str | None = None,
 ) -> None:
     """Export one ModelDeployment's state (called by the reconcile after its status is computed).
+
+    ``cause`` is the rollout decision's ``cause`` (``core.rollout.CAUSES``): the ``reason`` label of
+    the rollback or promotion counted on this tick.
 
     ``thresholds`` are the spec's objective thresholds in base units by objective name (exact, where
     ``status.lastAnalysis`` holds them rounded for people).
@@ -178,9 +190,15 @@ def record_modeldeployment(
     GPUS.labels(**md, state="running").set(gpus_running)
     for _type, reason in events:
         if reason in ("RolledBack", "Aborted"):
-            ROLLBACKS.labels(**md, outcome=reason).inc()
+            ROLLBACKS.labels(**md, outcome=reason, reason=_cause(reason, cause)).inc()
         elif reason == "Promoted" and _type == "Normal":
-            PROMOTIONS.labels(**md).inc()
+            PROMOTIONS.labels(**md, reason=_cause(reason, cause)).inc()
+
+
+def _cause(outcome: str, cause: str | None) -> str:
+    """``cause`` when it is one of the outcome's bounded causes, else the outcome's first one."""
+    causes = CAUSES[outcome]
+    return cause if cause in causes else causes[0]
 
 
 def record_input_drift(
@@ -285,10 +303,13 @@ def forget_modeldeployment(namespace: str, name: str) -> None:
         currency = _currencies.pop((namespace, name), None)
     for phase in PHASES:
         PHASE.remove(namespace, name, phase)
-    for metric in (ROLLOUT_WEIGHT, ROLLOUT_STEP, PROMOTIONS, FALLBACK_ACTIVE):
+    for metric in (ROLLOUT_WEIGHT, ROLLOUT_STEP, FALLBACK_ACTIVE):
         metric.remove(namespace, name)
+    for reason in CAUSES["Promoted"]:
+        PROMOTIONS.remove(namespace, name, reason)
     for outcome in ("RolledBack", "Aborted"):
-        ROLLBACKS.remove(namespace, name, outcome)
+        for reason in CAUSES[outcome]:
+            ROLLBACKS.remove(namespace, name, outcome, reason)
     for state in ("requested", "running"):
         GPUS.remove(namespace, name, state)
     for revision, objective in objectives:

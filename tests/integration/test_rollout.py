@@ -129,7 +129,7 @@ def test_a_good_canary_is_promoted_through_every_step(cluster, kube, namespace, 
     }
     has_events(kube, namespace, "good", "RolloutStarted", "WeightSet", "Promoted")
     assert (
-        f'slogate_promotions_total{{modeldeployment="good",namespace="{namespace}"}} 1.0'
+        f'slogate_promotions_total{{modeldeployment="good",namespace="{namespace}",reason="steps_completed"}} 1.0'
         in operator.metrics()
     )
     assert md["status"]["sloVerdict"] == "Pass"
@@ -191,8 +191,8 @@ def test_a_breaching_canary_is_rolled_back_with_the_reason(
     # The operator's own metrics say it too.
     metrics = operator.metrics()
     assert (
-        f'slogate_rollbacks_total{{modeldeployment="bad",namespace="{namespace}",outcome="RolledBack"}} 1.0'
-        in metrics
+        f'slogate_rollbacks_total{{modeldeployment="bad",namespace="{namespace}",outcome="RolledBack",'
+        'reason="analysis_failed"} 1.0' in metrics
     )
     assert (
         f'slogate_slo_objective_verdict{{modeldeployment="bad",namespace="{namespace}",objective="{objective}",'

@@ -130,6 +130,9 @@ def test_good_canary_walks_every_step_then_waits_at_the_gate_and_is_promoted():
     assert d.state.stable == "bbbb" and d.retire == ("aaaa",)
     assert w.status["history"][-1]["outcome"] == "Promoted"
     assert w.reasons().count("GateReleased") == 1 and w.reasons().count("Promoted") == 1
+    # A gate released by a person is still a promotion by completed steps (not `promote --full`).
+    assert d.cause == "steps_completed" and w.status["history"][-1]["reason"] == "all steps passed"
+    assert [x.cause for x in w.decisions if x.cause] == ["steps_completed"]
     # Steady afterwards: nothing more happens.
     d = w.tick()
     assert d.events == () and d.state.stable == "bbbb"
@@ -141,13 +144,14 @@ def test_failing_canary_is_rolled_back_after_failure_limit_and_rejected():
     d = run_until(w, lambda d: d.state.failures == 1, verdict=Verdict.FAIL)
     assert d.rollout_phase == "Progressing" and "AnalysisFailed" in w.reasons()
     d = run_until(w, lambda d: d.rollout_phase == "RolledBack", verdict=Verdict.FAIL)
-    assert d.candidate_scaled_down and d.canary_weight == 0
+    assert d.candidate_scaled_down and d.canary_weight == 0 and d.cause == "analysis_failed"
     assert d.state.outcome == "RolledBack" and "ttft p95 300ms vs 500ms" in d.state.outcome_message
     assert d.state.rejected == ("bbbb",)
     assert w.status["history"][-1]["outcome"] == "RolledBack"
     # It stays rolled back, and is not retried, until a person retries or the spec changes.
     for _ in range(5):
-        assert w.tick().rollout_phase == "RolledBack"
+        held = w.tick()
+        assert held.rollout_phase == "RolledBack" and held.cause is None  # counted once, when it happened
     d = w.tick(command=Command("retry", "r1"))
     assert d.state.canary == "bbbb" and d.state.outcome is None and "Retry" in w.reasons()
 
@@ -177,6 +181,7 @@ def test_inconclusive_can_roll_back_when_configured():
     )
     d = run_until(w, lambda d: d.rollout_phase == "RolledBack", verdict=Verdict.INCONCLUSIVE)
     assert d.state.outcome == "RolledBack" and "inconclusive 2 times" in d.state.outcome_message
+    assert d.cause == "inconclusive"
 
 
 def test_auto_rollback_off_pauses_on_failure():
@@ -194,15 +199,18 @@ def test_abort_and_pause_commands_and_commands_apply_once():
     assert d.rollout_phase == "Paused"
     d = w.tick(command=Command("abort", "a1"))
     assert d.rollout_phase == "RolledBack" and d.state.outcome == "Aborted" and d.candidate_scaled_down
+    assert d.cause == "manual"
 
 
 def test_promote_full_skips_the_remaining_steps():
     w = World(spec())
     run_until(w, lambda d: d.state.weight == 10)
     d = w.tick(command=Command("promote-full", "f1"))
-    assert d.state.promoting and d.candidate_full_size
+    assert d.state.promoting and d.state.promoted_by_person and d.candidate_full_size
+    assert w.status["rollout"]["promotedByPerson"] is True  # survives a restart
     d = run_until(w, lambda d: d.state.canary is None)
-    assert d.state.stable == "bbbb"
+    assert d.state.stable == "bbbb" and d.cause == "manual" and not d.state.promoted_by_person
+    assert w.status["history"][-1]["reason"] == "promoted to full by a person"
 
 
 def test_blue_green_runs_the_candidate_at_full_size_with_no_traffic_then_switches():

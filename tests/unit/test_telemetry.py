@@ -18,14 +18,21 @@ def test_per_modeldeployment_series_follow_the_status_and_count_decisions():
         "fallback": {"active": False},
     }
     record_modeldeployment(
-        "t-telemetry", "llama", status, events=[("Warning", "RolledBack")], gpus_requested=3, gpus_running=2
+        "t-telemetry",
+        "llama",
+        status,
+        events=[("Warning", "RolledBack")],
+        gpus_requested=3,
+        gpus_running=2,
+        cause="inconclusive",
     )
     assert value("slogate_modeldeployment_phase", **md, phase="RolledBack") == 1
     assert value("slogate_modeldeployment_phase", **md, phase="Ready") == 0
     assert value("slogate_rollout_step", **md) == 1
     assert value("slogate_slo_objective_verdict", **md, objective="ttft-p95", verdict="Fail") == 1
     assert value("slogate_slo_objective_verdict", **md, objective="ttft-p95", verdict="Pass") == 0
-    assert value("slogate_rollbacks_total", **md, outcome="RolledBack") == 1
+    assert value("slogate_rollbacks_total", **md, outcome="RolledBack", reason="inconclusive") == 1
+    assert value("slogate_rollbacks_total", **md, outcome="RolledBack", reason="analysis_failed") is None
     assert value("slogate_gpus", **md, state="requested") == 3
     assert value("slogate_gpus", **md, state="running") == 2
     assert value("slogate_fallback_active", **md) == 0
@@ -36,7 +43,8 @@ def test_per_modeldeployment_series_follow_the_status_and_count_decisions():
         events=[("Normal", "Promoted")],
         gpus_requested=2,
         gpus_running=2,
+        cause="manual",
     )
-    assert value("slogate_promotions_total", **md) == 1
+    assert value("slogate_promotions_total", **md, reason="manual") == 1
     assert value("slogate_rollout_step", **md) == -1
-    assert value("slogate_rollbacks_total", **md, outcome="RolledBack") == 1  # not counted again
+    assert value("slogate_rollbacks_total", **md, outcome="RolledBack", reason="inconclusive") == 1  # once

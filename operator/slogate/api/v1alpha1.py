@@ -847,6 +847,8 @@ class RolloutStatus(_Status):
     """Why it ended that way: the objective, value and threshold that failed."""
     promoting: bool | None = None
     """The candidate is being scaled to full size to become stable."""
+    promoted_by_person: bool | None = None
+    """``slogate promote --full`` skipped the remaining steps (the promotion is counted as manual)."""
     last_command_id: str | None = None
     """Id of the last person's command applied (commands are applied once)."""
 

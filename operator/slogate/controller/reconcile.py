@@ -314,6 +314,7 @@ class Reconciler:
             gpus_requested=sum(pod_gpus),
             gpus_running=sum(running),
             thresholds=thresholds_of(spec),
+            cause=decision.cause,
         )
         rollout_events.extend(
             self._cost(spec, namespace, name, pods, new_status, generation, prometheus_url, now)

@@ -73,6 +73,8 @@ class RolloutState:
     outcome_message: str | None = None
     promoting: bool = False
     """The last step is done: the candidate is being scaled to full size before it becomes stable."""
+    promoted_by_person: bool = False
+    """``slogate promote --full`` skipped the remaining steps (counted and told as a manual promotion)."""
     rejected: tuple[str, ...] = ()
     history: tuple[dict[str, str], ...] = ()
     last_command_id: str | None = None
@@ -99,6 +101,7 @@ class RolloutState:
             outcome=ro.get("outcome"),
             outcome_message=ro.get("outcomeMessage"),
             promoting=bool(ro.get("promoting")),
+            promoted_by_person=bool(ro.get("promotedByPerson")),
             rejected=tuple(status.get("rejectedRevisions") or ()),
             history=tuple(status.get("history") or ()),
             last_command_id=ro.get("lastCommandId"),
@@ -132,6 +135,7 @@ class RolloutState:
                     "outcome": self.outcome,
                     "outcomeMessage": self.outcome_message,
                     "promoting": self.promoting or None,
+                    "promotedByPerson": self.promoted_by_person or None,
                     "lastCommandId": self.last_command_id,
                 }.items()
                 if v is not None
@@ -172,6 +176,14 @@ class Command:
     id: str
 
 
+CAUSES: dict[str, tuple[str, ...]] = {
+    "RolledBack": ("analysis_failed", "inconclusive"),
+    "Aborted": ("manual",),
+    "Promoted": ("steps_completed", "manual"),
+}
+"""The bounded causes of each way a rollout ends (``Decision.cause``; the counters' ``reason`` label)."""
+
+
 @dataclass(frozen=True)
 class Decision:
     """What to do now. Consumed by ``controller.reconcile``."""
@@ -192,6 +204,8 @@ class Decision:
     rollout_phase: str | None
     """``Progressing``, ``Paused``, ``RolledBack`` or None (steady)."""
     requeue_after: float
+    cause: str | None = None
+    """Why a rollout ended on this tick, one of ``CAUSES`` (a bounded metric label), else None."""
 
 
 def steps_of(spec: ModelDeploymentSpec) -> tuple[Step, ...]:
@@ -357,6 +371,7 @@ def plan(
             outcome=None,
             outcome_message=None,
             promoting=False,
+            promoted_by_person=False,
         )
         events.append(
             (
@@ -386,6 +401,7 @@ def _rollback(
         weight=0,
         paused_reason=None,
         promoting=False,
+        promoted_by_person=False,
         outcome=outcome,
         outcome_message=reason,
         rejected=(*[r for r in s.rejected if r != s.canary], s.canary)[-REJECTED_LIMIT:],
@@ -410,7 +426,13 @@ def _progress(
     limits = spec.rollout.analysis
 
     def decision(
-        st: RolloutState, phase: str | None, requeue: float, *, full: bool = False, down: bool = False
+        st: RolloutState,
+        phase: str | None,
+        requeue: float,
+        *,
+        full: bool = False,
+        down: bool = False,
+        cause: str | None = None,
     ) -> Decision:
         weight = st.weight
         mirror = strategy == Strategy.SHADOW and weight == 0 and not down
@@ -424,6 +446,7 @@ def _progress(
             events=tuple(events),
             rollout_phase=phase,
             requeue_after=requeue,
+            cause=cause,
         )
 
     # Finished rollouts (rolled back / aborted) hold until the spec changes or a person retries.
@@ -439,7 +462,7 @@ def _progress(
         verb = command.verb
         if verb == "abort":
             s = _rollback(s, "aborted by a person", now, events, outcome="Aborted")
-            return decision(s, "RolledBack", 30.0, down=True)
+            return decision(s, "RolledBack", 30.0, down=True, cause="manual")
         if verb == "pause":
             s = dataclasses.replace(s, paused_reason="paused by a person: run `slogate resume` to continue")
             events.append(("Normal", "Paused", f"rollout of {s.canary} paused by a person"))
@@ -448,7 +471,9 @@ def _progress(
             s = dataclasses.replace(s, paused_reason=None, consecutive_inconclusive=0)
         elif verb == "promote-full":
             events.append(("Normal", "PromotedByPerson", f"revision {s.canary} promoted to full by a person"))
-            s = dataclasses.replace(s, paused_reason=None, promoting=True, weight=100, step=len(steps))
+            s = dataclasses.replace(
+                s, paused_reason=None, promoting=True, promoted_by_person=True, weight=100, step=len(steps)
+            )
         elif verb == "promote":
             gate = s.step < len(steps) and steps[s.step].pause is not None
             if gate or s.paused_reason:
@@ -485,7 +510,7 @@ def _progress(
             if s.failures >= limits.failure_limit:
                 if spec.rollout.auto_rollback:
                     s = _rollback(s, summary, now, events, outcome="RolledBack")
-                    return decision(s, "RolledBack", 30.0, down=True)
+                    return decision(s, "RolledBack", 30.0, down=True, cause="analysis_failed")
                 s = dataclasses.replace(
                     s,
                     paused_reason=f"analysis failed ({summary}); autoRollback is off: "
@@ -514,7 +539,7 @@ def _progress(
                         events,
                         outcome="RolledBack",
                     )
-                    return decision(s, "RolledBack", 30.0, down=True)
+                    return decision(s, "RolledBack", 30.0, down=True, cause="inconclusive")
                 s = dataclasses.replace(
                     s,
                     paused_reason=f"analysis inconclusive {s.consecutive_inconclusive} times "
@@ -538,7 +563,13 @@ def _progress(
             new = RolloutState(
                 stable=s.canary,
                 rejected=s.rejected,
-                history=_history(s, s.canary, "Promoted", "all steps passed", now),
+                history=_history(
+                    s,
+                    s.canary,
+                    "Promoted",
+                    "promoted to full by a person" if s.promoted_by_person else "all steps passed",
+                    now,
+                ),
                 last_command_id=s.last_command_id,
             )
             return Decision(
@@ -551,6 +582,7 @@ def _progress(
                 events=tuple(events),
                 rollout_phase=None,
                 requeue_after=fast,
+                cause="manual" if s.promoted_by_person else "steps_completed",
             )
         return decision(s, "Progressing", fast, full=True)
 
