@@ -456,37 +456,86 @@ def test_idle_and_restart_make_zero_writes(cluster, kube, namespace, operator):
     assert "slogate_reconcile_total" in operator.metrics()
 
 
-@pytest.mark.local_only(reason="starts a second control plane of its own, without the KEDA CRDs")
-def test_missing_keda_falls_back_to_an_hpa_and_says_so(tmp_path):
+# ------------------------------------------------------- a second control plane without optional CRDs
+PROMETHEUSRULES_CRD = "prometheusrules.monitoring.coreos.com"
+
+
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory) -> Iterator[tuple[LocalCluster, OperatorProcess, client.ApiClient]]:
+    """A second control plane without the optional CRDs (KEDA, prometheus-operator, Gateway API),
+    Prometheus or simulators, with an operator of its own. Shared by the tests below, in order."""
+    from kubernetes import config
+
     other = temporary_cluster(optional_crds=False, prometheus=False, bridge=False)
     other.up()
-    op = OperatorProcess(other, tmp_path / "operator.log")
+    op = OperatorProcess(other, tmp_path_factory.mktemp("bare") / "operator.log")
     try:
         op.start()
-        from kubernetes import config
-
-        kube = config.new_client_from_config(config_file=str(other.kubeconfig))
-        spec = mdep("hpa", replicas=1, autoscaling={"provider": "keda", "minReplicas": 1, "maxReplicas": 4})
-        client.CustomObjectsApi(kube).create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, spec)
-        hpa = wait_for(
-            lambda: client.AutoscalingV2Api(kube).read_namespaced_horizontal_pod_autoscaler("hpa", "default"),
-            timeout=60,
-            what="an HPA",
-        )
-        assert hpa.spec.max_replicas == 4
-        md = wait_for(
-            lambda: (
-                (m := get_md(kube, "default", "hpa"))
-                .get("status", {})
-                .get("autoscaler", "")
-                .startswith("hpa")
-                and m
-            ),
-            timeout=30,
-            what="the autoscaler note in status",
-        )
-        assert "KEDA" in md["status"]["autoscaler"]
-        has_events(kube, "default", "hpa", "AutoscalerFallback")
+        yield other, op, config.new_client_from_config(config_file=str(other.kubeconfig))
     finally:
         op.stop()
         assert other.down() == []
+
+
+@pytest.mark.local_only(reason="starts a second control plane of its own, without the optional CRDs")
+def test_missing_keda_falls_back_to_an_hpa_and_says_so(bare):
+    _, _, kube = bare
+    spec = mdep("hpa", replicas=1, autoscaling={"provider": "keda", "minReplicas": 1, "maxReplicas": 4})
+    client.CustomObjectsApi(kube).create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, spec)
+    hpa = wait_for(
+        lambda: client.AutoscalingV2Api(kube).read_namespaced_horizontal_pod_autoscaler("hpa", "default"),
+        timeout=60,
+        what="an HPA",
+    )
+    assert hpa.spec.max_replicas == 4
+    md = wait_for(
+        lambda: (
+            (m := get_md(kube, "default", "hpa")).get("status", {}).get("autoscaler", "").startswith("hpa")
+            and m
+        ),
+        timeout=30,
+        what="the autoscaler note in status",
+    )
+    assert "KEDA" in md["status"]["autoscaler"]
+    has_events(kube, "default", "hpa", "AutoscalerFallback")
+
+
+@pytest.mark.local_only(reason="starts a second control plane of its own, without the optional CRDs")
+def test_a_prometheusrule_is_made_only_where_its_crd_is_served(bare):
+    """The generated PrometheusRule exists only where its own CRD is served (not inferred from
+    PodMonitor's), and appears once the CRD is installed."""
+    from slogate.core.rules import prometheus_rule_name
+    from slogate.dev import crds
+
+    other, op, kube = bare
+    custom = client.CustomObjectsApi(kube)
+    slo = {
+        "objectives": [
+            {"metric": "errorRate", "maxPercent": 1},
+            {"metric": "ttft", "percentile": 95, "max": "1s"},
+        ]
+    }
+    custom.create_namespaced_custom_object(
+        GROUP, VERSION, "default", PLURAL, mdep("rules", replicas=1, slo=slo)
+    )
+    # Without the CRD the ModelDeployment still becomes Ready: the rule is simply not made, and
+    # nothing failed trying.
+    md = ready(kube, "default", "rules")
+    assert md["status"]["observedGeneration"] == md["metadata"]["generation"]
+    assert "slogate_reconcile_errors_total{" not in op.metrics(), op.metrics()
+    assert "prometheusrules" not in other.kubectl("api-resources", "--api-group=monitoring.coreos.com")
+
+    # Install the CRD; a restarted operator (or the next discovery refresh, every 60 s) makes the rule.
+    other.apply([d for d in crds.optional_crds() if d["metadata"]["name"] == PROMETHEUSRULES_CRD])
+    other.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{PROMETHEUSRULES_CRD}")
+    op.stop()
+    op.start()
+    rule = wait_for(
+        lambda: custom.get_namespaced_custom_object(
+            "monitoring.coreos.com", "v1", "default", "prometheusrules", prometheus_rule_name("rules")
+        ),
+        timeout=60,
+        what="the PrometheusRule once its CRD is served",
+    )
+    assert rule["metadata"]["ownerReferences"][0]["name"] == "rules"
+    assert [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r], rule["spec"]
