@@ -4,7 +4,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install test unit integration lint crds docs dashboards check-generated bins prometheus lua cluster-up cluster-down demo demo-down kind-up kind-down e2e-kind clean
+.PHONY: help install test unit integration lint crds docs dashboards bins prometheus lua cluster-up cluster-down demo demo-down kind-up kind-down e2e-kind clean
 
 help:
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
