@@ -50,8 +50,12 @@ def pytest_terminal_summary(terminalreporter) -> None:
         tr.write_line(f"{nodeid}: {reason}")
 
 
-def wait_for(fn, *, timeout: float, what: str, interval: float = 0.25):
-    """Poll ``fn`` until it returns a truthy value without raising; fail with ``what`` on timeout."""
+def wait_for(fn, *, timeout: float, what: str, interval: float = 0.25, explain=None):
+    """Poll ``fn`` until it returns a truthy value without raising; fail with ``what`` on timeout.
+
+    ``explain``, a callable returning text, is called once on timeout and its answer added to the
+    failure (what the object looked like then), so a timeout in CI can be diagnosed from its output.
+    """
     import time
 
     deadline = time.monotonic() + timeout
@@ -64,7 +68,13 @@ def wait_for(fn, *, timeout: float, what: str, interval: float = 0.25):
         except Exception as exc:
             last = exc
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
+    detail = ""
+    if explain is not None:
+        try:
+            detail = f"\n{explain()}"
+        except Exception as exc:  # the explanation must not hide the timeout
+            detail = f"\n(explain failed: {exc!r})"
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last}){detail}")
 
 
 @pytest.fixture(scope="session")

@@ -217,6 +217,22 @@ def events_for(kube, ns: str, name: str) -> list:
     ]
 
 
+def describe(kube, ns: str, name: str) -> str:
+    """What an SRE would look at when a wait times out: the status, the Events and the pods."""
+    import json
+
+    st = (get_md(kube, ns, name).get("status") or {}).copy()
+    st.pop("history", None)
+    events = [f"  {e.type} {e.reason}: {e.message}" for e in events_for(kube, ns, name)][-15:]
+    pods = [
+        f"  {p.metadata.name} {p.status.phase} node={p.spec.node_name}"
+        for p in client.CoreV1Api(kube).list_namespaced_pod(ns).items
+    ]
+    return "\n".join(
+        [f"status: {json.dumps(st, sort_keys=True)}", "events (newest 15):", *events, "pods:", *pods]
+    )
+
+
 def has_events(kube, ns: str, name: str, *reasons: str, warning: bool = False) -> list:
     """Wait until the object has Events with all ``reasons`` (Events follow the status write)."""
 

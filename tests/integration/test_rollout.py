@@ -14,7 +14,9 @@ import time
 import pytest
 from kubernetes import client
 
+from slogate.adapters.prometheus import PrometheusSource
 from slogate.api.v1alpha1 import ModelDeploymentSpec
+from slogate.core.analysis import requests_query
 from slogate.core.naming import revision_of
 from slogate.dev.cli import set_simulators
 from slogate.dev.cluster import LocalCluster
@@ -23,6 +25,7 @@ from tests.integration.test_operator import (
     GROUP,
     PLURAL,
     VERSION,
+    describe,
     events_for,
     get_md,
     has_events,
@@ -121,6 +124,7 @@ def test_a_good_canary_is_promoted_through_every_step(cluster, kube, namespace, 
         lambda: (m := get_md(kube, namespace, "good"))["status"].get("stableRevision") == new and m,
         timeout=120,
         what="promotion",
+        explain=lambda: describe(kube, namespace, "good"),
     )
     assert md["status"]["history"][-1] == {
         **md["status"]["history"][-1],
@@ -161,6 +165,7 @@ def test_a_breaching_canary_is_rolled_back_with_the_reason(
         lambda: (m := get_md(kube, namespace, "bad"))["status"].get("phase") == "RolledBack" and m,
         timeout=120,
         what="the rollback",
+        explain=lambda: describe(kube, namespace, "bad"),
     )
     st = md["status"]
     assert st["stableRevision"] == stable and rev in st["rejectedRevisions"]
@@ -220,6 +225,7 @@ def test_a_manual_gate_waits_until_slogate_promote(cluster, kube, namespace, ope
         lambda: (m := get_md(kube, namespace, "gate"))["status"].get("phase") == "Paused" and m,
         timeout=90,
         what="the manual gate",
+        explain=lambda: describe(kube, namespace, "gate"),
     )
     assert "manual gate" in md["status"]["rollout"]["pausedReason"]
     time.sleep(8)
@@ -230,6 +236,7 @@ def test_a_manual_gate_waits_until_slogate_promote(cluster, kube, namespace, ope
         lambda: get_md(kube, namespace, "gate")["status"].get("stableRevision") == new,
         timeout=90,
         what="promotion after the gate",
+        explain=lambda: describe(kube, namespace, "gate"),
     )
     # Consumed, then cleared (right after the status write that recorded it).
     wait_for(
@@ -251,6 +258,7 @@ def test_prometheus_outage_is_inconclusive_and_never_promotes(cluster, kube, nam
             lambda: (m := get_md(kube, namespace, "outage"))["status"].get("phase") == "Paused" and m,
             timeout=90,
             what="the inconclusive pause",
+            explain=lambda: describe(kube, namespace, "outage"),
         )
         st = md["status"]
         assert st["stableRevision"] != new and st["canaryRevision"] == new
@@ -259,11 +267,28 @@ def test_prometheus_outage_is_inconclusive_and_never_promotes(cluster, kube, nam
         assert "inconclusive" in st["rollout"]["pausedReason"]
     finally:
         cluster.start_prometheus_again()
+    # As an SRE would: resume once Prometheus holds enough of the canary's requests to decide. Resumed
+    # earlier, the analysis is rightly inconclusive again (no data in the window yet) and pauses again.
+    source = PrometheusSource(cluster.prometheus_url)
+    enough = requests_query(
+        spec=ModelDeploymentSpec.model_validate(
+            {**doc["spec"], "model": {"source": "hf://Qwen/Qwen2.5-7B-Instruct"}}
+        ),
+        namespace=namespace,
+        name="outage",
+        revision=new,
+    )
+    wait_for(
+        lambda: (source.query(enough) or 0) >= SLO["minRequests"],
+        timeout=60,
+        what="Prometheus to hold the canary's requests again",
+    )
     cli(cluster, "resume", "outage", "-n", namespace)
     wait_for(
         lambda: get_md(kube, namespace, "outage")["status"].get("stableRevision") == new,
         timeout=120,
         what="promotion once Prometheus is back",
+        explain=lambda: describe(kube, namespace, "outage"),
     )
 
 
@@ -275,6 +300,7 @@ def test_an_operator_killed_mid_rollout_resumes_where_it_was(cluster, kube, name
         lambda: get_md(kube, namespace, "resume")["status"].get("currentStep") == 1,
         timeout=90,
         what="the pause step",
+        explain=lambda: describe(kube, namespace, "resume"),
     )
     operator.kill()  # no graceful shutdown
     time.sleep(3)
@@ -283,6 +309,7 @@ def test_an_operator_killed_mid_rollout_resumes_where_it_was(cluster, kube, name
         lambda: get_md(kube, namespace, "resume")["status"].get("stableRevision") == new,
         timeout=120,
         what="promotion after the restart",
+        explain=lambda: describe(kube, namespace, "resume"),
     )
     weights = [e.message for e in events_for(kube, namespace, "resume") if e.reason == "WeightSet"]
     assert len(weights) == 2, weights  # 0 → 50 and 50 → 75, each exactly once
