@@ -38,8 +38,9 @@ lint: install ## ruff lint and format check; shellcheck on the scripts
 	$(BIN)/ruff format --check operator tests bench
 	$(BIN)/shellcheck -x -P SCRIPTDIR hack/*.sh hack/kind/*.sh .ci/run
 
-crds: install ## regenerate crds/ from the API models
+crds: install ## regenerate crds/ from the API models, and the chart's copy
 	$(BIN)/slogate crd > crds/slogate.io_modeldeployments.yaml
+	cp crds/slogate.io_modeldeployments.yaml charts/slogate/crds/slogate.io_modeldeployments.yaml
 
 dashboards: install ## regenerate the chart's Grafana dashboard (charts/slogate/dashboards/slogate.json)
 	$(BIN)/slogate dashboard > charts/slogate/dashboards/slogate.json

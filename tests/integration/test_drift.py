@@ -3,13 +3,16 @@ from the first revision's traffic, a shifted prompt-length mix (`slogate dev sim
 turns `InputDrift` True with a Warning Event and the metrics, shifting back clears it, and a promotion
 replaces the baseline.
 
-Short settings keep it quick: a 20 s window, 50 requests minimum (the simulators send 10 requests/s
-per pod), a check every 2 s.
+Short settings keep it quick: a 20 s window, a check every 2 s, 150 requests minimum (the simulators
+send 10 requests/s per pod, so a whole window holds about 200). Fewer would make the test a coin
+toss: with 50 requests a side the distance at one bucket boundary varies by about 0.1 from sampling
+alone, against a threshold of 0.2 and a recovery at 0.15.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 import pytest
 from kubernetes import client
@@ -22,6 +25,7 @@ from tests.integration.test_operator import (
     PLURAL,
     VERSION,
     condition,
+    describe,
     events_for,
     get_md,
     has_events,
@@ -30,7 +34,7 @@ from tests.integration.test_operator import (
     ready,
 )
 
-DRIFT = {"inputDrift": {"window": "20s", "minRequests": 50, "threshold": 0.2}}
+DRIFT = {"inputDrift": {"window": "20s", "minRequests": 150, "threshold": 0.2}}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +50,16 @@ def drift_condition(kube, namespace: str, name: str, status: str, timeout: float
         c = condition(get_md(kube, namespace, name), "InputDrift")
         return c if c and c["status"] == status else None
 
-    return wait_for(check, timeout=timeout, what=f"InputDrift={status} on {namespace}/{name}")
+    return wait_for(
+        check,
+        timeout=timeout,
+        what=f"InputDrift={status} on {namespace}/{name}",
+        explain=lambda: describe(kube, namespace, name),
+    )
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def metric(text: str, name: str, **labels: str) -> float | None:
@@ -67,11 +80,17 @@ def test_a_shifted_prompt_mix_is_reported_as_input_drift_and_clears(cluster, kub
     api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, doc)
     stable = ready(kube, namespace, name)["status"]["stableRevision"]
 
-    # 1. The first revision nobody called yet gets its baseline once its traffic reaches minRequests.
+    # 1. The first revision gets its baseline once it has served a whole window with minRequests in it.
     within = drift_condition(kube, namespace, name, "False")
     assert within["reason"] == "WithinBaseline"
-    baseline = get_md(kube, namespace, name)["status"]["inputBaseline"]
-    assert baseline["revision"] == stable and baseline["window"] == "20s" and baseline["requests"] >= 50
+    md = get_md(kube, namespace, name)
+    baseline = md["status"]["inputBaseline"]
+    assert baseline["revision"] == stable and baseline["window"] == "20s" and baseline["requests"] >= 150
+    available = condition(md, "Available")
+    assert available and available["status"] == "True"
+    assert parse_time(baseline["recordedAt"]) - parse_time(available["lastTransitionTime"]) >= timedelta(
+        seconds=20
+    )
     assert baseline["prompt"] and all(len(p) == 2 for p in baseline["prompt"])
     has_events(kube, namespace, name, "InputBaselineRecorded")
     labels = {"namespace": namespace, "modeldeployment": name}

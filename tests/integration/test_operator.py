@@ -439,11 +439,13 @@ def test_idle_and_restart_make_zero_writes(cluster, kube, namespace, operator):
             # No SLO: the analysis interval only paces the input-drift checks, which then run every
             # resync through the idle period and right after the restart.
             rollout={"analysis": {"interval": "3s"}},
+            # A short window so the baseline comes within the test (it needs a whole window served).
+            observability={"inputDrift": {"window": "30s"}},
         ),
     )
     ready(kube, namespace, "idle")
-    # The steady state includes the request-mix baseline, recorded once (one status write) when the
-    # simulator's traffic reaches inputDrift.minRequests (200; about 20 s at 10 requests/s).
+    # The steady state includes the request-mix baseline, recorded once (one status write) after a
+    # whole 30 s window served with inputDrift.minRequests in it (200; about 300 at 10 requests/s).
     wait_for(
         lambda: (c := condition(get_md(kube, namespace, "idle"), "InputDrift")) and c["status"] == "False",
         timeout=90,

@@ -24,9 +24,9 @@ VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 @pytest.mark.parametrize("crd", sorted(p.name for p in (REPO / "crds").glob("*.yaml")))
 def test_the_charts_crd_is_an_exact_copy_of_crds(crd):
     chart_copy = CHART / "crds" / crd
-    assert chart_copy.exists(), f"charts/slogate/crds/{crd} is missing: cp crds/{crd} charts/slogate/crds/"
+    assert chart_copy.exists(), f"charts/slogate/crds/{crd} is missing: make crds"
     assert chart_copy.read_bytes() == (REPO / "crds" / crd).read_bytes(), (
-        f"charts/slogate/crds/{crd} differs from crds/{crd}: cp crds/{crd} charts/slogate/crds/"
+        f"charts/slogate/crds/{crd} differs from crds/{crd}: make crds"
     )
 
 

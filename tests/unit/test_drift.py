@@ -37,6 +37,7 @@ from slogate.core.drift import (
     measure,
     previous_condition,
     samples_to_buckets,
+    serving_since,
     settings_of,
 )
 from slogate.errors import PrometheusUnavailable
@@ -77,6 +78,8 @@ def measured(prompt_center: int = 500, gen_center: int = 120, n: int = 400) -> M
 
 
 SETTINGS = DriftSettings(window="1h", threshold=0.2, min_requests=200)
+SERVING = T0 - timedelta(hours=3)
+"""Available since well before the window (1h) began: the window is whole."""
 
 
 def recorded(m: Measurement | None = None, revision: str = "rev1") -> dict[str, Any]:
@@ -102,6 +105,7 @@ def run(
     settings: DriftSettings = SETTINGS,
     stable: str = "rev1",
     generation: int = 1,
+    serving_since: datetime | None = SERVING,
 ) -> DriftDecision:
     return decide(
         settings=settings,
@@ -111,6 +115,7 @@ def run(
         previous=previous,
         generation=generation,
         now=T0,
+        serving_since=serving_since,
     )
 
 
@@ -397,7 +402,7 @@ def test_no_traffic_yet_leaves_the_baseline_pending():
     d = run(baseline=None, measurement=measured(n=50))
     assert d.condition is not None
     assert d.condition[:2] == ("Unknown", DriftReason.BASELINE_PENDING)
-    assert "200 requests within 1h" in d.condition[2] and "rev1" in d.condition[2]
+    assert "200 requests within a whole 1h window of serving" in d.condition[2] and "rev1" in d.condition[2]
     assert d.baseline is None and d.events == ()
 
 
@@ -417,6 +422,61 @@ def test_the_first_check_with_enough_traffic_records_the_baseline():
         ("Normal", "InputBaselineRecorded", "request-mix baseline of revision rev1 recorded from 400 requests over 1h"),
     )  # fmt: skip
     assert d.distances == {"prompt": 0.0, "generation": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("since", "records"),
+    [
+        pytest.param(None, False, id="not-available"),
+        pytest.param(T0 - timedelta(minutes=20), False, id="serving-for-part-of-the-window"),
+        pytest.param(T0 - timedelta(hours=1, seconds=-1), False, id="one-second-short"),
+        pytest.param(T0 - timedelta(hours=1), True, id="exactly-one-window"),
+        pytest.param(T0 - timedelta(days=3), True, id="long-serving"),
+    ],
+)
+def test_a_baseline_needs_a_whole_window_of_serving(since, records):
+    """Prometheus extrapolates a window the pods did not serve throughout and drops each new series'
+    first scrape: enough requests on paper, a skewed mix in fact. No baseline from such a window."""
+    d = run(baseline=None, measurement=measured(n=5000), serving_since=since)
+    assert (d.baseline is not None) is records
+    assert d.condition is not None
+    assert d.condition[:2] == (
+        ("False", DriftReason.WITHIN_BASELINE) if records else ("Unknown", DriftReason.BASELINE_PENDING)
+    )
+    assert [e[1] for e in d.events] == (["InputBaselineRecorded"] if records else [])
+
+
+def test_a_partial_window_does_not_hold_back_a_verdict_once_a_baseline_exists():
+    """Serving time gates only recording: a recorded baseline is compared at every check."""
+    d = run(baseline=recorded(), measurement=measured(prompt_center=2000), serving_since=T0 - timedelta(minutes=1),
+            previous=cond("False", DriftReason.WITHIN_BASELINE))  # fmt: skip
+    assert d.condition is not None and d.condition[:2] == ("True", DriftReason.DRIFT_DETECTED)
+
+
+def test_a_promotion_while_not_serving_long_enough_keeps_the_old_baseline_but_judges_nothing():
+    old = recorded(revision="rev1")
+    d = run(baseline=old, measurement=measured(), stable="rev2", serving_since=T0 - timedelta(minutes=5),
+            previous=cond("False", DriftReason.WITHIN_BASELINE))  # fmt: skip
+    assert d.baseline == old and not d.drifting
+    assert d.condition is not None and d.condition[:2] == ("Unknown", DriftReason.BASELINE_PENDING)
+    assert [e[1] for e in d.events] == []
+
+
+@pytest.mark.parametrize(
+    ("conditions", "expected"),
+    [
+        ([{"type": "Available", "status": "True", "lastTransitionTime": "2026-03-01T11:00:00Z"}],
+         datetime(2026, 3, 1, 11, 0, tzinfo=UTC)),
+        ([{"type": "Available", "status": "False", "lastTransitionTime": "2026-03-01T11:00:00Z"}], None),
+        ([{"type": "Available", "status": "True", "lastTransitionTime": "yesterday"}], None),
+        ([{"type": "Available", "status": "True", "lastTransitionTime": "2026-03-01T11:00:00"}], None),
+        ([{"type": "Available", "status": "True"}], None),
+        ([{"type": "Ready", "status": "True", "lastTransitionTime": "2026-03-01T11:00:00Z"}], None),
+        ([], None),
+    ],
+)  # fmt: skip
+def test_serving_since_is_the_available_transition_while_true(conditions, expected):
+    assert serving_since(conditions) == expected
 
 
 def test_a_promotion_replaces_the_baseline():
@@ -572,7 +632,8 @@ def test_transitions_over_a_day_write_the_condition_only_when_it_flips():
     for i, m in enumerate(script):
         now = T0 + timedelta(minutes=i)
         d = decide(settings=SETTINGS, stable="rev1", baseline=baseline, measurement=m,
-                   previous=previous_condition(conditions), generation=3, now=now)  # fmt: skip
+                   previous=previous_condition(conditions), generation=3, now=now,
+                   serving_since=SERVING)  # fmt: skip
         new = apply_condition(conditions, d, generation=3, now=now)
         writes += new != conditions or d.baseline != baseline
         conditions, baseline = new, d.baseline

@@ -601,7 +601,8 @@ class InputDrift(_Spec):
     enabled: bool = True
     """Compare the request mix with its baseline and report ``InputDrift``. Defaults to ``true``."""
     window: Duration = "1h"
-    """Window the length distributions are taken over, for the baseline and for each check.
+    """Window the length distributions are taken over, for the baseline and for each check. A
+    baseline is recorded only once the ModelDeployment has been ``Available`` for a whole window.
     Defaults to ``1h``."""
     threshold: Annotated[float, Field(gt=0, le=1)] = 0.2
     """Largest Kolmogorov-Smirnov distance (0..1) between baseline and now, in either dimension,

@@ -489,6 +489,7 @@ class Reconciler:
             previous=drift.previous_condition(conditions),
             generation=generation,
             now=now,
+            serving_since=drift.serving_since(conditions),
         )
         new_status["inputBaseline"] = decision.baseline
         new_status["conditions"] = drift.apply_condition(conditions, decision, generation=generation, now=now)

@@ -131,6 +131,24 @@ def check_due(
     return now - last[1] >= interval
 
 
+def serving_since(conditions: Sequence[Mapping[str, Any]]) -> datetime | None:
+    """Since when the ModelDeployment has served without a break: the ``Available`` condition's
+    ``lastTransitionTime`` while it is ``True``; ``None`` when it is not True or has no valid time. Pure.
+
+    >>> serving_since([{"type": "Available", "status": "True", "lastTransitionTime": "2026-03-01T11:00:00Z"}])
+    datetime.datetime(2026, 3, 1, 11, 0, tzinfo=datetime.timezone.utc)
+    >>> serving_since([{"type": "Available", "status": "False", "lastTransitionTime": "2026-03-01T11:00:00Z"}])
+    """
+    cond = get_condition(conditions, ConditionType.AVAILABLE)
+    if not cond or cond.get("status") != "True":
+        return None
+    try:
+        t = datetime.fromisoformat(str(cond.get("lastTransitionTime") or "").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None else None
+
+
 # -------------------------------------------------------------------------------------------- PromQL
 
 
@@ -391,18 +409,23 @@ def decide(
     previous: Mapping[str, Any] | None,
     generation: int,
     now: datetime,
+    serving_since: datetime | None,
 ) -> DriftDecision:
     """The drift verdict of one check. Pure; consumed by ``controller.reconcile``.
 
     Inputs: the settings, the stable revision, ``status.inputBaseline``, the current window's
     ``measurement`` (``None`` when Prometheus could not answer), the previous ``InputDrift``
-    condition and the spec's generation. In order:
+    condition, the spec's generation and since when the ModelDeployment has served without a break
+    (``serving_since``, ``None`` when it does not serve). In order:
 
     1. disabled → remove the condition (and the baseline);
     2. no measurement (Prometheus down) → keep the last condition as it is; Unknown only if none yet;
-    3. no baseline for the stable revision → record one when the window holds ``min_requests``
-       (condition False), else Unknown ``BaselinePending``. A promotion thus replaces the baseline;
-       a first revision nobody called yet gets one at the first check with enough traffic;
+    3. no baseline for the stable revision → record one when the ModelDeployment has served for the
+       whole window and the window holds ``min_requests`` (condition False), else Unknown
+       ``BaselinePending``. A promotion thus replaces the baseline; a first revision nobody called
+       yet gets one at the first check with enough traffic. A window that began before the pods
+       served is not a baseline: Prometheus extrapolates its counts and drops each new series' first
+       scrape, so a few dozen requests could pass for ``min_requests`` and fix a skewed mix for good;
     4. fewer than ``min_requests`` now → Unknown ``NotEnoughTraffic``;
     5. the Kolmogorov-Smirnov distance per dimension; drifting when any is above ``threshold``, or,
        when already drifting, above ``threshold * RECOVERY_FACTOR`` (hysteresis).
@@ -460,7 +483,8 @@ def decide(
         f"(Kolmogorov-Smirnov distance ≤ {settings.threshold:g} for prompt and generation length)"
     )
     if baseline is None or baseline.get("revision") != stable:
-        if measurement.requests >= settings.min_requests:
+        covered = serving_since is not None and now - serving_since >= parse_duration(window)
+        if covered and measurement.requests >= settings.min_requests:
             recorded = baseline_status(revision=stable, now=now, window=window, measurement=measurement)
             events.append(
                 (
@@ -482,8 +506,10 @@ def decide(
         return result(
             "Unknown",
             DriftReason.BASELINE_PENDING,
-            f"waiting for {settings.min_requests} requests within {window} to record the request-mix "
-            f"baseline of revision {stable}",
+            # One message for both waits (too little time serving, too few requests): the condition is
+            # rewritten only when its reason changes, so a message naming one of them would go stale.
+            f"waiting for {settings.min_requests} requests within a whole {window} window of serving "
+            f"(Available throughout) to record the request-mix baseline of revision {stable}",
             new_baseline=baseline,
         )
 
