@@ -12,11 +12,12 @@ alone, against a threshold of 0.2 and a recovery at 0.15.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from kubernetes import client
 
+from slogate.core.conditions import parse_rfc3339
 from slogate.dev.cli import set_simulators
 from slogate.dev.cluster import LocalCluster
 from tests.integration.conftest import wait_for
@@ -58,10 +59,6 @@ def drift_condition(kube, namespace: str, name: str, status: str, timeout: float
     )
 
 
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def metric(text: str, name: str, **labels: str) -> float | None:
     want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     m = re.search(rf"^{re.escape(name)}\{{{re.escape(want)}\}} (\S+)$", text, re.MULTILINE)
@@ -88,9 +85,8 @@ def test_a_shifted_prompt_mix_is_reported_as_input_drift_and_clears(cluster, kub
     assert baseline["revision"] == stable and baseline["window"] == "20s" and baseline["requests"] >= 150
     available = condition(md, "Available")
     assert available and available["status"] == "True"
-    assert parse_time(baseline["recordedAt"]) - parse_time(available["lastTransitionTime"]) >= timedelta(
-        seconds=20
-    )
+    recorded, since = parse_rfc3339(baseline["recordedAt"]), parse_rfc3339(available["lastTransitionTime"])
+    assert recorded and since and recorded - since >= timedelta(seconds=20)
     assert baseline["prompt"] and all(len(p) == 2 for p in baseline["prompt"])
     has_events(kube, namespace, name, "InputBaselineRecorded")
     labels = {"namespace": namespace, "modeldeployment": name}

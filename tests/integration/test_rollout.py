@@ -74,9 +74,12 @@ def manifest(
     }
 
 
+def spec_with(doc: dict, model: str) -> ModelDeploymentSpec:
+    return ModelDeploymentSpec.model_validate({**doc["spec"], "model": {"source": model}})
+
+
 def new_model(doc: dict, model: str) -> tuple[dict, str]:
-    spec = {**doc["spec"], "model": {"source": model}}
-    return {"spec": {"model": {"source": model}}}, revision_of(ModelDeploymentSpec.model_validate(spec))
+    return {"spec": {"model": {"source": model}}}, revision_of(spec_with(doc, model))
 
 
 def sim_set(cluster: LocalCluster, namespace: str, selector: str, *flags: str) -> None:
@@ -253,7 +256,8 @@ def test_prometheus_outage_is_inconclusive_and_never_promotes(cluster, kube, nam
     start(kube, namespace, doc)
     cluster.stop_component("prometheus")
     try:
-        new = roll(kube, namespace, doc, "hf://Qwen/Qwen2.5-7B-Instruct")
+        model = "hf://Qwen/Qwen2.5-7B-Instruct"
+        new = roll(kube, namespace, doc, model)
         md = wait_for(
             lambda: (m := get_md(kube, namespace, "outage"))["status"].get("phase") == "Paused" and m,
             timeout=90,
@@ -271,9 +275,7 @@ def test_prometheus_outage_is_inconclusive_and_never_promotes(cluster, kube, nam
     # earlier, the analysis is rightly inconclusive again (no data in the window yet) and pauses again.
     source = PrometheusSource(cluster.prometheus_url)
     enough = requests_query(
-        spec=ModelDeploymentSpec.model_validate(
-            {**doc["spec"], "model": {"source": "hf://Qwen/Qwen2.5-7B-Instruct"}}
-        ),
+        spec=spec_with(doc, model),
         namespace=namespace,
         name="outage",
         revision=new,

@@ -113,6 +113,24 @@ def rfc3339(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_rfc3339(value: Any) -> datetime | None:
+    """A timezone-aware time from an RFC 3339 timestamp in status, or ``None`` when it is absent,
+    unreadable or has no offset. Pure; the reverse of ``rfc3339``.
+
+    >>> parse_rfc3339("2026-01-02T03:04:05Z")
+    datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    >>> parse_rfc3339("2026-01-02T03:04:05"), parse_rfc3339("yesterday"), parse_rfc3339(None)
+    (None, None, None)
+    """
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None else None
+
+
 def get_condition(conditions: Sequence[Mapping[str, Any]], type: str) -> dict[str, Any] | None:
     """A copy of the condition of ``type``, or ``None``. Pure."""
     for cond in conditions:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from slogate.api.types import format_duration, parse_duration
 from slogate.api.v1alpha1 import EngineKind, ModelDeploymentSpec
-from slogate.core.conditions import ConditionType, get_condition, rfc3339, set_condition
+from slogate.core.conditions import ConditionType, get_condition, parse_rfc3339, rfc3339, set_condition
 from slogate.core.engine_metrics import metrics_for, selector
 
 DIMENSIONS = ("prompt", "generation")
@@ -142,11 +142,7 @@ def serving_since(conditions: Sequence[Mapping[str, Any]]) -> datetime | None:
     cond = get_condition(conditions, ConditionType.AVAILABLE)
     if not cond or cond.get("status") != "True":
         return None
-    try:
-        t = datetime.fromisoformat(str(cond.get("lastTransitionTime") or "").replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return t if t.tzinfo is not None else None
+    return parse_rfc3339(cond.get("lastTransitionTime"))
 
 
 # -------------------------------------------------------------------------------------------- PromQL

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from slogate.api.types import format_duration, parse_duration
 from slogate.api.v1alpha1 import Fallback, FallbackTarget
-from slogate.core.conditions import rfc3339
+from slogate.core.conditions import parse_rfc3339, rfc3339
 
 
 class EventReason:
@@ -127,17 +127,6 @@ def _normalise(previous: Mapping[str, Any] | None) -> dict[str, Any]:
     out["active"] = bool(out["active"])
     out["reason"] = out["reason"] or ""
     return out
-
-
-def _parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 timestamp from status, or ``None`` when absent or unreadable (the countdown restarts)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return t if t.tzinfo is not None else None
 
 
 def _held(start: datetime, now: datetime) -> timedelta:
@@ -281,8 +270,8 @@ def _on_primary(
     if primary_healthy:
         return _Next(False, None, None, None, None, "")
     stamp = rfc3339(now)
-    unhealthy_since = prev["unhealthySince"] if _parse_time(prev["unhealthySince"]) else stamp
-    held = _held(_parse_time(unhealthy_since) or now, now)
+    unhealthy_since = prev["unhealthySince"] if parse_rfc3339(prev["unhealthySince"]) else stamp
+    held = _held(parse_rfc3339(unhealthy_since) or now, now)
     why = primary_reason or "unhealthy"
     if held < after:
         head = (
@@ -338,19 +327,19 @@ def _on_tier(
     """A tier serves: return after ``restoreAfter`` of primary health; leave a tier that fails."""
     stamp = rfc3339(now)
     current: str = prev["target"] or "(none)"
-    since: str = prev["since"] if _parse_time(prev["since"]) else stamp
+    since: str = prev["since"] if parse_rfc3339(prev["since"]) else stamp
     unhealthy_since: str | None = None
     healthy_since: str | None = None
     if primary_healthy:
-        healthy_since = prev["healthySince"] if _parse_time(prev["healthySince"]) else stamp
-        held = _held(_parse_time(healthy_since) or now, now)
+        healthy_since = prev["healthySince"] if parse_rfc3339(prev["healthySince"]) else stamp
+        held = _held(parse_rfc3339(healthy_since) or now, now)
         if held >= restore_after:
             msg = (
                 f"Primary healthy for {format_duration(held)}: traffic returns from {current} to the primary"
             )
             return _Next(False, None, None, None, None, "", event=("Normal", EventReason.RESTORED, msg))
     else:
-        unhealthy_since = prev["unhealthySince"] if _parse_time(prev["unhealthySince"]) else stamp
+        unhealthy_since = prev["unhealthySince"] if parse_rfc3339(prev["unhealthySince"]) else stamp
     detail = "" if primary_healthy else primary_reason
 
     if current in ids and health[current].healthy:
