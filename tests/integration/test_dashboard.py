@@ -35,6 +35,8 @@ ENGINES = {
     "llama": ("vllm/vllm-openai:v0.11.0", "vllm0001", {"error_rate": 0.2}),
     "mistral": ("ghcr.io/huggingface/text-generation-inference:3.3.4", "tgi00001", {}),
 }
+# Grafana's $__rate_interval as filled in here: the window the panels' rates are taken over.
+RATE_INTERVAL = "30s"
 # The injected error rate is judged over at least this many requests (the simulator serves 10/s).
 MIN_WINDOW_REQUESTS = 250
 
@@ -67,7 +69,12 @@ def _get(url: str, path: str, **params: str) -> dict[str, Any]:
 
 
 def _fill(promql: str, *, namespace: str, name: str, revision: str) -> str:
-    values = {**SAMPLE_VALUES, "__rate_interval": "30s", "namespace": namespace, "modeldeployment": name}
+    values = {
+        **SAMPLE_VALUES,
+        "__rate_interval": RATE_INTERVAL,
+        "namespace": namespace,
+        "modeldeployment": name,
+    }
     values["revision"] = revision
     return VARIABLE.sub(lambda m: values[next(g for g in m.groups() if g)], promql)
 
@@ -126,25 +133,28 @@ def test_every_dashboard_query_is_accepted_and_engine_panels_have_data(
     assert {s["slogate_io_revision"] for s in series["data"]} == {"vllm0001"}
 
     # The panels mean what they say: the injected 20% error rate, per revision. Asked once the
-    # panel's 30s window holds enough requests for 20% to be told from 0% or 100% by a wide margin
+    # panel's window holds enough requests for 20% to be told from 0% or 100% by a wide margin
     # (early on it holds a handful, and one failure in twenty reads as 5%).
+    revision = ENGINES["llama"][1]
+    in_window = (
+        f'sum(increase(http_requests_total{{namespace="{namespace}",slogate_io_revision="{revision}"}}'
+        f"[{RATE_INTERVAL}]))"
+    )
+
     def window_requests() -> list[float]:
-        counted = _numbers(
-            _get(
-                url,
-                "/api/v1/query",
-                query=f'sum(increase(http_requests_total{{namespace="{namespace}",slogate_io_revision="vllm0001"}}[30s]))',
-            )
-        )
+        counted = _numbers(_get(url, "/api/v1/query", query=in_window))
         assert counted and counted[0] >= MIN_WINDOW_REQUESTS, counted
         return counted
 
     wait_for(
-        window_requests, timeout=90, interval=2, what=f"{MIN_WINDOW_REQUESTS} requests in the 30s window"
+        window_requests,
+        timeout=90,
+        interval=2,
+        what=f"{MIN_WINDOW_REQUESTS} requests in the {RATE_INTERVAL} window",
     )
     (panel,) = [p for p in build_dashboard()["panels"] if p["title"] == "Error ratio by revision"]
-    promql = _fill(panel["targets"][0]["expr"], namespace=namespace, name="llama", revision="vllm0001")
+    promql = _fill(panel["targets"][0]["expr"], namespace=namespace, name="llama", revision=revision)
     result = _get(url, "/api/v1/query", query=promql)["data"]["result"]
-    assert [r["metric"] for r in result] == [{"slogate_io_revision": "vllm0001"}]
+    assert [r["metric"] for r in result] == [{"slogate_io_revision": revision}]
     # 250+ requests at 20%: the standard error is under 0.026, so these bounds are over 4.5 of them.
     assert 0.08 < float(result[0]["value"][1]) < 0.35, result

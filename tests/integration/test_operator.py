@@ -219,8 +219,6 @@ def events_for(kube, ns: str, name: str) -> list:
 
 def describe(kube, ns: str, name: str) -> str:
     """What an SRE would look at when a wait times out: the status, the Events and the pods."""
-    import json
-
     st = (get_md(kube, ns, name).get("status") or {}).copy()
     st.pop("history", None)
     events = [f"  {e.type} {e.reason}: {e.message}" for e in events_for(kube, ns, name)][-15:]
