@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from slogate.core.analysis import VLLM_COMPLETION_HANDLERS
 from slogate.core.drift import DEFAULT_THRESHOLD as DRIFT_THRESHOLD
 from slogate.core.engine_metrics import (
     PROM_LABEL_DEPLOYMENT,
@@ -28,6 +27,9 @@ from slogate.core.engine_metrics import (
     TGI,
     VLLM,
     EngineMetrics,
+    error_ratio_expr,
+    overload_ratio_expr,
+    requests_expr,
 )
 from slogate.core.rules import RECORD_PREFIX
 
@@ -52,8 +54,6 @@ ENGINE_ALL = f'{{namespace="$namespace",{PROM_LABEL_DEPLOYMENT}="$modeldeploymen
 """The engines' series of every revision of the selected ModelDeployment."""
 ENGINE = f'{{namespace="$namespace",{PROM_LABEL_DEPLOYMENT}="$modeldeployment",{REV}=~"$revision"}}'
 """The engines' series of the selected revisions."""
-HANDLERS = 'handler=~"' + "|".join(VLLM_COMPLETION_HANDLERS) + '"'
-"""vLLM's generation routes (``http_requests_total`` also counts /v1/models and friends)."""
 
 LATENCY_OBJECTIVES = "(ttft|latency|interTokenLatency)-p.+"
 """Objective names of the built-in latency SLIs (``core.analysis.objective_name``), in seconds."""
@@ -85,22 +85,19 @@ def _ttft(m: EngineMetrics) -> str:
     )
 
 
-def _requests(m: EngineMetrics, sel: str) -> str:
-    """Requests per second (successful or not) of one engine, selector ``sel``, before aggregation."""
-    if m.failure is None:
-        return f"rate({m.requests}{_with(sel, HANDLERS)}[{RATE}])"
-    return f"rate({m.requests}{sel}[{RATE}])"
+def _requests(m: EngineMetrics, sel: str, by: str = REV) -> str:
+    """Requests per second (successful or not) of one engine by ``by`` (``engine_metrics.requests_expr``)."""
+    return requests_expr(m, sel, window=RATE, by=(by,))
 
 
 def _error_ratio(m: EngineMetrics) -> str:
-    """Failed / all requests by revision, 0..1; 0 (not absent) while a revision has had no failure."""
-    total = f"sum by ({REV}) ({_requests(m, ENGINE)})"
-    if m.failure is None:
-        failures = _with(ENGINE, HANDLERS, 'status=~"5.."')
-        failed = f"sum by ({REV}) (rate({m.requests}{failures}[{RATE}]))"
-    else:
-        failed = f"sum by ({REV}) (rate({m.failure}{ENGINE}[{RATE}]))"
-    return f"({failed} or 0 * {total}) / {total}"
+    """Server faults / all requests by revision, 0..1 (``engine_metrics.error_ratio_expr``, as analysed)."""
+    return error_ratio_expr(m, ENGINE, window=RATE, by=(REV,))
+
+
+def _overload_ratio(m: EngineMetrics) -> str:
+    """Requests shed for load / all requests by revision (TGI 429); an empty query for vLLM."""
+    return overload_ratio_expr(m, ENGINE, window=RATE, by=(REV,)) or ""
 
 
 def _tokens(m: EngineMetrics, kind: str) -> str:
@@ -402,7 +399,9 @@ def _slis() -> list[dict[str, Any]]:
         ),
         _by_engine(
             "Error ratio by revision",
-            "Failed / all requests (vLLM: 5xx on the completion routes).",
+            "Server faults / all requests, as analysed: vLLM finished_reason=error (streamed "
+            "failures included) plus 5xx before the engine; TGI err=generation|incomplete "
+            "(not client drops, 422 or 429). docs/engines.md.",
             _error_ratio(VLLM),
             _error_ratio(TGI),
             rev,
@@ -412,11 +411,19 @@ def _slis() -> list[dict[str, Any]]:
         _by_engine(
             "Requests per second by revision",
             "All model requests, successful or not.",
-            f"sum by ({REV}) ({_requests(VLLM, ENGINE)})",
-            f"sum by ({REV}) ({_requests(TGI, ENGINE)})",
+            _requests(VLLM, ENGINE),
+            _requests(TGI, ENGINE),
             rev,
             width=8,
             unit="reqps",
+        ),
+        _timeseries(
+            "Load shed by revision",
+            'Requests refused for load (TGI: 429, tgi_request_failure{err="overloaded"}), a capacity '
+            "signal kept apart from errors. vLLM answers a full queue with 503, counted as an error.",
+            _targets((_overload_ratio(TGI), f"{rev} (TGI)")),
+            width=8,
+            unit="percentunit",
         ),
         _timeseries(
             "Error ratio, all revisions (recording rules)",
@@ -489,9 +496,7 @@ def _rollout() -> list[dict[str, Any]]:
 
 
 def _fallback() -> list[dict[str, Any]]:
-    engines = (
-        f"sum by ({TRACK}) ({_requests(VLLM, ENGINE_ALL)}) or sum by ({TRACK}) ({_requests(TGI, ENGINE_ALL)})"
-    )
+    engines = f"{_requests(VLLM, ENGINE_ALL, TRACK)} or {_requests(TGI, ENGINE_ALL, TRACK)}"
     return [
         _row("Fallback"),
         _state_timeline(

@@ -80,15 +80,6 @@ def obj(**fields: Any) -> Objective:
             id="vllm-itl-p99.9",
         ),
         pytest.param(
-            "vllm",
-            ERRORS_1,
-            "5m",
-            '100 * (sum(rate(http_requests_total{namespace="ml",slogate_io_deployment="llama",slogate_io_revision="abc12345",handler=~"/v1/chat/completions|/v1/completions",status=~"5.."}[5m])) or vector(0))'
-            ' / sum(rate(http_requests_total{namespace="ml",slogate_io_deployment="llama",slogate_io_revision="abc12345",handler=~"/v1/chat/completions|/v1/completions"}[5m]))',
-            "%",
-            id="vllm-errorRate",
-        ),
-        pytest.param(
             "tgi",
             TTFT_P95,
             "5m",
@@ -112,15 +103,6 @@ def obj(**fields: Any) -> Objective:
             'histogram_quantile(0.95, sum by (le) (rate(tgi_request_mean_time_per_token_duration_bucket{namespace="ml",slogate_io_deployment="llama",slogate_io_revision="abc12345"}[5m])))',
             "s",
             id="tgi-itl-p95",
-        ),
-        pytest.param(
-            "tgi",
-            ERRORS_1,
-            "5m",
-            '100 * (sum(rate(tgi_request_failure{namespace="ml",slogate_io_deployment="llama",slogate_io_revision="abc12345"}[5m])) or vector(0))'
-            ' / sum(rate(tgi_request_count{namespace="ml",slogate_io_deployment="llama",slogate_io_revision="abc12345"}[5m]))',
-            "%",
-            id="tgi-errorRate",
         ),
         pytest.param(
             "vllm",
@@ -180,25 +162,8 @@ def test_build_queries_one_per_objective_in_order():
     ]
 
 
-@pytest.mark.parametrize(
-    "engine, promql",
-    [
-        pytest.param(
-            "vllm",
-            'sum(increase(vllm:e2e_request_latency_seconds_count{namespace="ml",slogate_io_deployment="llama",slogate_io_revision="abc12345"}[5m]))'
-            ' + (sum(increase(http_requests_total{namespace="ml",slogate_io_deployment="llama",slogate_io_revision="abc12345",handler=~"/v1/chat/completions|/v1/completions",status=~"5.."}[5m])) or vector(0))',
-            id="vllm-finished-plus-failed",
-        ),
-        pytest.param(
-            "tgi",
-            'sum(increase(tgi_request_count{namespace="ml",slogate_io_deployment="llama",slogate_io_revision="abc12345"}[5m]))',
-            id="tgi-request-count",
-        ),
-    ],
-)
-def test_requests_query(engine, promql):
-    spec = make_spec(TTFT_P95, engine=engine)
-    assert requests_query(spec=spec, namespace=NS, name=NAME, revision=REV) == promql
+# The error rate and minRequests' count are built by engine_metrics.error_ratio_expr / requests_expr
+# and judged by promtool against each engine's counting in tests/unit/test_engine_semantics.py.
 
 
 def test_label_values_are_escaped_in_selectors():
@@ -781,7 +746,8 @@ def test_run_analysis_tgi_uses_tgi_series():
     source = FakeSource({_req(spec): 300.0, ttft: 0.16, err: 0.5})
     verdict, _ = _run(source, spec)
     assert verdict == Verdict.PASS
-    assert source.asked[0].startswith("sum(increase(tgi_request_count{")
+    assert "increase(tgi_request_success{" in source.asked[0]
+    assert "tgi_request_count" not in "".join(source.asked)  # counted twice per chat request by TGI
     assert "tgi_request_queue_duration_bucket" in source.asked[1]
 
 

@@ -1154,7 +1154,8 @@ def test_metrics_for():
     assert metrics_for(EngineKind("tgi")) is TGI
     assert VLLM.queue_depth == "vllm:num_requests_waiting"
     assert VLLM.ttft == "vllm:time_to_first_token_seconds"
-    assert VLLM.requests == "http_requests_total"
+    assert VLLM.http_requests == "http_requests_total"
+    assert TGI.http_requests is None
     assert TGI.kv_cache_usage is None
     assert TGI.ttft is None
     assert TGI.ttft_approximation == (
@@ -1228,10 +1229,7 @@ def _exported(text: str) -> set[str]:
     ],
 )
 def test_simulator_exports_every_named_series(metrics, exposition):
-    names = {v for k, v in vars(metrics).items() if isinstance(v, str) and k != "kind"} | {
-        name for name, _ in metrics.ttft_approximation
-    }
-    assert names - _exported(exposition()) == set()
+    assert metrics.series() - _exported(exposition()) == set()
 
 
 def _tgi_exposition() -> str:

@@ -19,6 +19,7 @@ import yaml
 from slogate.api.v1alpha1 import EngineKind, ModelDeploymentSpec, Objective, SLIMetric
 from slogate.core import rules
 from slogate.rulescli import register, render
+from tests.unit.engine_series import SERIES, Mix
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "promtool"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -114,7 +115,7 @@ def test_recording_rules_names_labels_and_windows():
     )
     assert "slogate_io_revision" not in ttft_5m  # every revision together
     err_1h = records[6]["expr"]
-    assert 'status=~"5.."' in err_1h and "/v1/chat/completions|/v1/completions" in err_1h and "[1h]" in err_1h
+    assert 'finished_reason="error"' in err_1h and 'status="5xx"' in err_1h and "[1h]" in err_1h
 
 
 def test_burn_rate_alerts():
@@ -243,29 +244,13 @@ EVAL = "70m"  # the 1h window is full; the 6h one is not, and rate() extrapolate
 
 
 def _series_error_rate(engine: str) -> list[dict[str, str]]:
+    """Each deployment fails ``burn`` of 100 *streamed* chat requests a minute inside the engine —
+    HTTP 200 then an error event on vLLM, tgi_request_count twice per request on TGI — as the
+    engines count them (tests/unit/engine_series.py)."""
     series = []
     for name, burn in BURNS.items():
-        bad = burn  # of 100 requests a minute; ratio = burn * budget (1%)
         lab = f'namespace="ml",slogate_io_deployment="{name}",slogate_io_revision="abc12345"'
-        if engine == "vllm":
-            chat = f'{lab},handler="/v1/chat/completions",method="POST"'
-            series += [
-                {
-                    "series": f'http_requests_total{{{chat},status="2xx"}}',
-                    "values": f"0+{100 - bad}x{MINUTES}",
-                },
-                {"series": f'http_requests_total{{{chat},status="5xx"}}', "values": f"0+{bad}x{MINUTES}"},
-                # not a model request: must not count, however often it fails
-                {
-                    "series": f'http_requests_total{{{lab},handler="/v1/models",method="GET",status="5xx"}}',
-                    "values": f"0+500x{MINUTES}",
-                },
-            ]
-        else:
-            series += [
-                {"series": f"tgi_request_count{{{lab}}}", "values": f"0+100x{MINUTES}"},
-                {"series": f'tgi_request_failure{{{lab},err="generation"}}', "values": f"0+{bad}x{MINUTES}"},
-            ]
+        series += SERIES[engine](lab, Mix(ok_streamed=100 - burn, fault_streamed=burn), MINUTES)
     return series
 
 

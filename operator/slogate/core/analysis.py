@@ -29,16 +29,11 @@ from slogate.api.v1alpha1 import (
     SLIMetric,
     Verdict,
 )
-from slogate.core.engine_metrics import EngineMetrics, metrics_for, selector
+from slogate.core.engine_metrics import EngineMetrics, error_ratio_expr, metrics_for, requests_expr, selector
 from slogate.errors import PrometheusUnavailable
 
 LATENCY_METRICS = frozenset({SLIMetric.TTFT, SLIMetric.LATENCY, SLIMetric.INTER_TOKEN_LATENCY})
 """Built-in SLIs measured as a latency percentile, in seconds (the ones ``maxRegressionPercent`` applies to)."""
-
-VLLM_COMPLETION_HANDLERS = ("/v1/chat/completions", "/v1/completions")
-"""The OpenAI generation routes of vLLM's API server. ``http_requests_total`` also counts
-``/v1/models``, ``/tokenize`` and friends; those are not model requests and must not dilute the
-error rate."""
 
 
 class MetricsSource(Protocol):
@@ -156,10 +151,6 @@ def _histogram_quantile(q: str, histogram: str, sel: str, window: str) -> str:
     return f"histogram_quantile({q}, sum by (le) (rate({histogram}_bucket{sel}[{window}])))"
 
 
-def _handlers() -> str:
-    return 'handler=~"' + "|".join(VLLM_COMPLETION_HANDLERS) + '"'
-
-
 def _latency_promql(m: EngineMetrics, metric: SLIMetric, q: str, sel: str, window: str) -> str:
     if metric == SLIMetric.TTFT:
         if m.ttft is not None:
@@ -174,19 +165,10 @@ def _latency_promql(m: EngineMetrics, metric: SLIMetric, q: str, sel: str, windo
 
 
 def _error_rate_promql(m: EngineMetrics, sel: str, window: str) -> str:
-    # ``or vector(0)``: a failure series appears only with the first failure (labelled counters), so
-    # without it a healthy revision would have no error rate at all. With no traffic the denominator
-    # is 0 or absent and the result NaN or empty: no data, as it should be.
-    if m.failure is None:  # vLLM: failures show only in the API server's HTTP metrics
-        requests = _with(sel, _handlers())
-        failures = _with(sel, _handlers(), 'status=~"5.."')
-        return (
-            f"100 * (sum(rate({m.requests}{failures}[{window}])) or vector(0))"
-            f" / sum(rate({m.requests}{requests}[{window}]))"
-        )
-    return (
-        f"100 * (sum(rate({m.failure}{sel}[{window}])) or vector(0)) / sum(rate({m.requests}{sel}[{window}]))"
-    )
+    # One definition of an error for analysis, alerts and dashboard (engine_metrics.errors_expr):
+    # 0 until the first failure; with no traffic the denominator is 0 or absent and the result
+    # NaN or empty: no data, as it should be.
+    return f"100 * {error_ratio_expr(m, sel, window=window)}"
 
 
 _PLACEHOLDER = re.compile(r"\$(?:\{(revision|namespace|window|name)\}|(revision|namespace|window|name)\b)")
@@ -240,20 +222,14 @@ def build_queries(*, spec: ModelDeploymentSpec, namespace: str, name: str, revis
 def requests_query(*, spec: ModelDeploymentSpec, namespace: str, name: str, revision: str) -> str:
     """PromQL for the number of requests the revision finished in the SLO window. Pure.
 
-    vLLM counts finished requests in its e2e histogram; requests that failed (HTTP 5xx) never reach
-    it and show only in ``http_requests_total``, so they are added. TGI counts every request in
-    ``tgi_request_count``. Compared with ``slo.minRequests`` by ``evaluate``.
+    The error rate's denominator as a count (``engine_metrics.requests_expr`` with ``increase``):
+    vLLM's finished requests (every ``finished_reason``, errors included) plus those that failed
+    before its engine; TGI's successes plus failures, once per generation. Compared with
+    ``slo.minRequests`` by ``evaluate``.
     """
     m = metrics_for(spec.engine.kind)
     sel = selector(namespace, name, revision)
-    window = _window(spec)
-    if m.failure is None:
-        failures = _with(sel, _handlers(), 'status=~"5.."')
-        return (
-            f"sum(increase({m.e2e_latency}_count{sel}[{window}]))"
-            f" + (sum(increase({m.requests}{failures}[{window}])) or vector(0))"
-        )
-    return f"sum(increase({m.requests}{sel}[{window}]))"
+    return requests_expr(m, sel, window=_window(spec), fn="increase")
 
 
 # ------------------------------------------------------------------------------------------ verdicts

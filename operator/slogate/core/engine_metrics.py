@@ -11,6 +11,7 @@ both. Pod labels reach Prometheus sanitised (``slogate.io/revision`` → ``sloga
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from slogate import constants as C
@@ -36,6 +37,24 @@ PROM_LABEL_REVISION = prometheus_label(C.LABEL_REVISION)
 """``slogate_io_revision``: the pod's revision hash."""
 PROM_LABEL_TRACK = prometheus_label(C.LABEL_TRACK)
 """``slogate_io_track``: ``stable`` or ``canary``."""
+
+
+VLLM_GENERATION_ROUTES = (
+    "/v1/chat/completions",  # vllm/entrypoints/openai/chat_completion/api_router.py:44 @ 0.33.0
+    "/v1/chat/completions/batch",  # openai/chat_completion/api_router.py:89
+    "/v1/completions",  # openai/completion/api_router.py:38
+    "/v1/responses",  # openai/responses/api_router.py:49
+    "/v1/messages",  # anthropic/api_router.py:53
+    "/cohere/v2/chat",  # cohere/api_router.py:120
+    "/inference/v1/generate",  # scale_out/token_in_token_out/api_router.py:47
+    "/invocations",  # serve/sagemaker/api_router.py:99 (SageMaker: dispatches to the routes above)
+    "/v1/decisions",  # openai/decisions/api_router.py:25
+    "/v1/systemone",  # generate/structured_decisions/api_router.py:34
+)
+"""The routes of vLLM 0.33.0's API server that run a generation (``@router.post`` under
+``vllm/entrypoints``, paths relative to it). Only failures that never reach the engine are read
+from these routes' HTTP metrics; everything the engine finishes is counted by the engine itself,
+whatever the route."""
 
 
 @dataclass(frozen=True)
@@ -72,12 +91,31 @@ class EngineMetrics:
     queue_time: str
     """Histogram (seconds): time a request waited before it was scheduled."""
     success: str
-    """Counter: requests that finished successfully."""
+    """Counter: requests the engine finished. vLLM: ``vllm:request_success_total``, one per finished
+    request whatever its ``finished_reason`` (stop, length, abort, error, repetition) — the name
+    says "success" but errors are counted in it too; TGI: ``tgi_request_success``."""
     failure: str | None
-    """Counter: failed requests. vLLM has none: its failures show only in ``http_requests``."""
-    requests: str
-    """Counter: all requests. vLLM: the API server's ``http_requests_total`` (filter on ``handler``
-    and on ``status`` grouped as ``2xx``/``4xx``/``5xx``); TGI: ``tgi_request_count``."""
+    """Counter of failed requests with a class label, or ``None``. TGI: ``tgi_request_failure{err}``.
+    vLLM has none apart from ``success{finished_reason="error"}``."""
+    server_fault: str
+    """Label matcher that selects the server faults among the failures: vLLM
+    ``finished_reason="error"`` on ``success``; TGI ``err=~"generation|incomplete"`` on
+    ``failure``. Client behaviour (disconnects, invalid requests) and load shedding are not
+    server faults (docs/engines.md, "What counts as an error")."""
+    invalid_excluded: str
+    """Label matcher on ``failure`` that leaves out invalid requests (TGI ``validation`` and
+    ``template``, HTTP 422), which are not counted as requests on any engine: vLLM answers them
+    with 4xx before its engine, and its request count leaves 4xx out."""
+    overload: str | None
+    """Label matcher on ``failure`` for requests shed for load (TGI ``err="overloaded"``, HTTP 429),
+    a separate signal from errors; ``None`` when the engine cannot tell them apart (vLLM answers a
+    full queue with 503, which its HTTP metrics group with every other 5xx)."""
+    http_requests: str | None
+    """Counter of the API server's HTTP responses (vLLM: the instrumentator's
+    ``http_requests_total{handler,method,status}``, status grouped ``2xx``/``5xx``), used to see
+    failures that never reach the engine; ``None`` for engines whose counters already see them."""
+    generation_routes: tuple[str, ...]
+    """The API routes that run a generation on the engine (``http_requests`` ``handler`` values)."""
     prompt_tokens_total: str | None
     """Counter: prompt tokens processed. TGI has none (use ``prompt_tokens`` ``_sum``)."""
     generation_tokens_total: str | None
@@ -86,6 +124,30 @@ class EngineMetrics:
     """Histogram: prompt length per request, in tokens."""
     generation_tokens: str
     """Histogram: generated length per request, in tokens."""
+
+    def series(self) -> frozenset[str]:
+        """Every series name slogate selects for this engine (histograms by their base name). Pure.
+
+        Consumed by the contract tests, which require each to be a family of the engine's fixture.
+        """
+        names = {
+            self.queue_depth,
+            self.running_requests,
+            self.kv_cache_usage,
+            self.ttft,
+            self.inter_token_latency,
+            self.e2e_latency,
+            self.queue_time,
+            self.success,
+            self.failure,
+            self.http_requests,
+            self.prompt_tokens_total,
+            self.generation_tokens_total,
+            self.prompt_tokens,
+            self.generation_tokens,
+            *(name for name, _ in self.ttft_approximation),
+        }
+        return frozenset(n for n in names if n is not None)
 
 
 VLLM = EngineMetrics(
@@ -100,7 +162,11 @@ VLLM = EngineMetrics(
     queue_time="vllm:request_queue_time_seconds",
     success="vllm:request_success_total",
     failure=None,
-    requests="http_requests_total",
+    server_fault='finished_reason="error"',
+    invalid_excluded="",
+    overload=None,
+    http_requests="http_requests_total",
+    generation_routes=VLLM_GENERATION_ROUTES,
     prompt_tokens_total="vllm:prompt_tokens_total",
     generation_tokens_total="vllm:generation_tokens_total",
     prompt_tokens="vllm:request_prompt_tokens",
@@ -123,7 +189,11 @@ TGI = EngineMetrics(
     queue_time="tgi_request_queue_duration",
     success="tgi_request_success",
     failure="tgi_request_failure",
-    requests="tgi_request_count",
+    server_fault='err=~"generation|incomplete"',
+    invalid_excluded='err!~"validation|template"',
+    overload='err="overloaded"',
+    http_requests=None,
+    generation_routes=(),
     prompt_tokens_total=None,
     generation_tokens_total=None,
     prompt_tokens="tgi_request_input_length",
@@ -191,3 +261,123 @@ VLLM_REQUEST_LATENCY_BUCKETS = (
     0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0,
     240.0, 480.0, 960.0, 1920.0, 7680.0,
 )  # fmt: skip
+
+
+# ------------------------------------------------------------------- requests, errors and overload
+#
+# One meaning of "error" for every engine: a request the server accepted and failed through its
+# own fault. Client behaviour (a disconnect, an invalid request: 4xx) is not an error and neither
+# is load shedding with 429 (a capacity signal, shown apart as ``overload``). Every consumer —
+# rollout analysis, the burn-rate rules, the dashboard — builds its PromQL with the functions
+# below, so the three cannot disagree. Sources and the reasoning: docs/engines.md.
+
+
+def _matchers(sel: str, *extra: str) -> str:
+    """Add label matchers to a ``{...}`` selector (``sel`` may be ``""``)."""
+    extra_text = ",".join(m for m in extra if m)
+    if not sel:
+        return "{" + extra_text + "}" if extra_text else ""
+    return sel if not extra_text else f"{sel[:-1]},{extra_text}}}"
+
+
+def _agg(by: Sequence[str]) -> str:
+    return f"sum by ({', '.join(by)}) " if by else "sum "
+
+
+def _sum(series: str, sel: str, fn: str, window: str, by: Sequence[str]) -> str:
+    return f"{_agg(by)}({fn}({series}{sel}[{window}]))"
+
+
+def _routes_matcher(m: EngineMetrics) -> str:
+    return 'handler=~"' + "|".join(re.escape(r) for r in m.generation_routes) + '"'
+
+
+def _zero_like(expr: str, by: Sequence[str]) -> str:
+    """``0`` with the labels of ``expr``'s result: ``vector(0)`` only works without grouping."""
+    return "vector(0)" if not by else f"0 * {expr}"
+
+
+def _vllm_pre_engine(m: EngineMetrics, sel: str, fn: str, window: str, by: Sequence[str]) -> str:
+    """vLLM requests that failed before the engine finished them (a 5xx that is not an engine error).
+
+    The engine counts every request it finishes in ``success`` (any ``finished_reason``); the API
+    server's instrumentator counts every response of a generation route by its status class, at
+    the end of the response (prometheus-fastapi-instrumentator 8.1.0 ``middleware.py``). A request
+    that never reached the engine (queue full → 503, engine dead, a crash in the server) is in the
+    HTTP ``5xx`` but not in ``success``; an engine error on a *non-streamed* request is in both
+    (HTTP 500 and ``finished_reason="error"``), on a *streamed* one only in ``success`` (HTTP 200
+    was sent first). The status class alone cannot tell a pre-engine 5xx from an engine one, so
+    the pre-engine part is estimated as the HTTP responses (2xx + 5xx) the engine did not finish,
+    bounded to ``[0, HTTP 5xx]``; 4xx never reach the engine and are left out of both sides. With
+    only some routes in ``generation_routes`` the estimate errs low (never double-counts).
+    """
+    routes = _routes_matcher(m)
+    http = m.http_requests
+    assert http is not None
+    finished = _sum(m.success, sel, fn, window, by)
+    answered = _sum(http, _matchers(sel, routes, 'status=~"[25]xx"'), fn, window, by)
+    failed = _sum(http, _matchers(sel, routes, 'status="5xx"'), fn, window, by)
+    unfinished = f"clamp_min({answered} - {finished}, 0)"
+    return f"(({unfinished} < {failed}) or {failed} or {_zero_like(finished, by)})"
+
+
+def requests_expr(
+    m: EngineMetrics, sel: str, *, window: str, fn: str = "rate", by: Sequence[str] = ()
+) -> str:
+    """PromQL for all requests of ``sel`` over ``window`` (``fn``: ``rate`` per second or
+    ``increase`` as a count), summed ``by`` the given labels. Pure.
+
+    vLLM: every request the engine finished (``vllm:request_success_total``, all reasons; the
+    same requests its e2e histogram observes) plus the ones that failed before it
+    (``_vllm_pre_engine``); 4xx are not requests. TGI: ``tgi_request_success`` +
+    ``tgi_request_failure`` (every class but the invalid ones, 422), counted once per generation — not ``tgi_request_count``, which the OpenAI routes increment
+    once more (router/src/server.rs @ v3.3.7: chat ~2 per request, completions 1 + N prompts).
+    Consumed by ``core.analysis`` (``minRequests``, the error rate's denominator),
+    ``core.rules`` and ``slogate.dashboard``.
+
+    >>> print(requests_expr(TGI, '{namespace="ml"}', window="5m").replace("namespace=", "ns="))
+    ((sum (rate(tgi_request_success{ns="ml"}[5m])) or 0 * sum (rate(tgi_request_failure{ns="ml",err!~"validation|template"}[5m]))) + (sum (rate(tgi_request_failure{ns="ml",err!~"validation|template"}[5m])) or 0 * sum (rate(tgi_request_success{ns="ml"}[5m]))))
+    """
+    finished = _sum(m.success, sel, fn, window, by)
+    if m.kind == EngineKind.VLLM:
+        return f"({finished} + {_vllm_pre_engine(m, sel, fn, window, by)})"
+    assert m.failure is not None
+    failed = _sum(m.failure, _matchers(sel, m.invalid_excluded), fn, window, by)
+    # Both counters appear only once first incremented (the metrics crate registers lazily).
+    return f"(({finished} or 0 * {failed}) + ({failed} or 0 * {finished}))"
+
+
+def errors_expr(m: EngineMetrics, sel: str, *, window: str, fn: str = "rate", by: Sequence[str] = ()) -> str:
+    """PromQL for the requests that failed by a server fault (see ``EngineMetrics.server_fault``). Pure.
+
+    vLLM: ``vllm:request_success_total{finished_reason="error"}`` — the only place vLLM counts an
+    engine failure of a streamed request (HTTP 200, then an SSE error event) — plus the failures
+    before the engine. TGI: ``tgi_request_failure{err=~"generation|incomplete"}``; ``dropped``
+    (client gone), ``validation``/``template`` (422) and ``overloaded`` (429) are not errors.
+    Never absent while there are requests: 0 until the first failure.
+    """
+    if m.kind == EngineKind.VLLM:
+        engine = _sum(m.success, _matchers(sel, m.server_fault), fn, window, by)
+        return f"({engine} + {_vllm_pre_engine(m, sel, fn, window, by)})"
+    assert m.failure is not None
+    faults = _sum(m.failure, _matchers(sel, m.server_fault), fn, window, by)
+    return f"({faults} or {_zero_like(requests_expr(m, sel, window=window, fn=fn, by=by), by)})"
+
+
+def error_ratio_expr(m: EngineMetrics, sel: str, *, window: str, by: Sequence[str] = ()) -> str:
+    """PromQL for errors / requests over ``window``, 0..1; empty (no data) without requests. Pure."""
+    return f"{errors_expr(m, sel, window=window, by=by)} / {requests_expr(m, sel, window=window, by=by)}"
+
+
+def overload_ratio_expr(m: EngineMetrics, sel: str, *, window: str, by: Sequence[str] = ()) -> str | None:
+    """PromQL for the share of requests shed for load (TGI: 429 ``overloaded``), or ``None``. Pure.
+
+    Shown beside the error rate on the dashboard, never counted as an error; vLLM answers a full
+    queue with 503, which its HTTP metrics cannot tell from other 5xx, so it counts as an error
+    there (``EngineMetrics.overload``).
+    """
+    if m.overload is None or m.failure is None:
+        return None
+    shed = _sum(m.failure, _matchers(sel, m.overload), "rate", window, by)
+    total = requests_expr(m, sel, window=window, by=by)
+    return f"({shed} or {_zero_like(total, by)}) / {total}"

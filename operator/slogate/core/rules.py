@@ -20,7 +20,6 @@ from slogate import constants as C
 from slogate.api.types import format_duration, parse_duration
 from slogate.api.v1alpha1 import EngineKind, ModelDeploymentSpec, Objective, SLIMetric
 from slogate.core.analysis import (
-    VLLM_COMPLETION_HANDLERS,
     _latency_promql,
     _quantile,
     _with,
@@ -36,6 +35,7 @@ from slogate.core.engine_metrics import (
     VLLM_REQUEST_LATENCY_BUCKETS,
     VLLM_TTFT_BUCKETS,
     EngineMetrics,
+    error_ratio_expr,
     metrics_for,
     selector,
 )
@@ -179,22 +179,13 @@ def _histogram_of(m: EngineMetrics, metric: SLIMetric) -> str:
 def error_ratio_promql(*, engine: EngineKind, obj: Objective, sel: str, window: str) -> str:
     """PromQL for the share of bad events of a built-in objective over ``window``, 0..1. Pure.
 
-    errorRate: failed / all requests (as ``core.analysis``, as a ratio rather than percent).
+    errorRate: server faults / all requests (``engine_metrics.error_ratio_expr``, as ``core.analysis``).
     Latency: ``1 - requests within the threshold bucket / all requests`` from the histogram.
     Consumed by ``build_rule_groups`` (recording rules).
     """
     m = metrics_for(engine)
     if obj.metric == SLIMetric.ERROR_RATE:
-        if m.failure is None:  # vLLM: failures show only in the API server's HTTP metrics
-            handlers = 'handler=~"' + "|".join(VLLM_COMPLETION_HANDLERS) + '"'
-            failures = _with(sel, handlers, 'status=~"5.."')
-            return (
-                f"(sum(rate({m.requests}{failures}[{window}])) or vector(0))"
-                f" / sum(rate({m.requests}{_with(sel, handlers)}[{window}]))"
-            )
-        return (
-            f"(sum(rate({m.failure}{sel}[{window}])) or vector(0)) / sum(rate({m.requests}{sel}[{window}]))"
-        )
+        return error_ratio_expr(m, sel, window=window)
     if obj.metric is None:
         raise ValueError(f"objective {objective_name(obj)} is a custom query: it has no error ratio")
     buckets = buckets_for(engine, obj.metric)
