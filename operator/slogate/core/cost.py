@@ -24,9 +24,9 @@ from typing import Any, Final
 
 from slogate import constants as C
 from slogate.api.types import format_duration, parse_duration
-from slogate.api.v1alpha1 import Budget, ModelDeploymentSpec
+from slogate.api.v1alpha1 import Budget, EngineKind, ModelDeploymentSpec
 from slogate.core.conditions import ConditionType, Reason, remove_condition, rfc3339, set_condition
-from slogate.core.engine_metrics import TGI, VLLM, selector
+from slogate.core.engine_metrics import ENGINES, generated_tokens_series, metrics_for, selector
 from slogate.core.preflight import is_mig, pod_extended_requests
 
 # ------------------------------------------------------------------------------------ price table
@@ -250,12 +250,10 @@ def cost_per_hour(held: Iterable[Holding], table: PriceTable) -> Decimal:
 DEFAULT_WINDOW: Final = "5m"
 """Token rate window when the ModelDeployment has no SLO (otherwise ``slo.window``)."""
 
-TOKEN_SERIES: Final = (
-    f"{VLLM.generation_tokens_total}",
-    f"{TGI.generation_tokens}_sum",
-)
-"""Generated-token counters: vLLM's ``vllm:generation_tokens_total``; TGI has no counter, so the
-``_sum`` of its ``tgi_request_generated_tokens`` histogram (tokens per request, summed)."""
+TOKEN_SERIES: Final = tuple(generated_tokens_series(m) for m in ENGINES)
+"""Generated-token counters from each engine's profile (``engine_metrics.generated_tokens_series``):
+vLLM's ``vllm:generation_tokens_total``; TGI has no counter, so the ``_sum`` of its
+``tgi_request_generated_tokens`` histogram (tokens per request, summed)."""
 
 
 def token_series(engine: str) -> str:
@@ -264,7 +262,7 @@ def token_series(engine: str) -> str:
     >>> token_series("vllm"), token_series("tgi")
     ('vllm:generation_tokens_total', 'tgi_request_generated_tokens_sum')
     """
-    return TOKEN_SERIES[0] if engine == "vllm" else TOKEN_SERIES[1]
+    return generated_tokens_series(metrics_for(EngineKind(engine)))
 
 
 def cost_window(spec: ModelDeploymentSpec) -> str:

@@ -203,6 +203,19 @@ TGI = EngineMetrics(
 
 _BY_KIND = {EngineKind.VLLM: VLLM, EngineKind.TGI: TGI}
 
+ENGINES: tuple[EngineMetrics, ...] = tuple(_BY_KIND.values())
+"""Every engine's profile, in ``EngineKind`` order (consumers that sum over engines iterate it)."""
+
+
+def generated_tokens_series(m: EngineMetrics) -> str:
+    """The series counting generated tokens: the counter, else the ``_sum`` of the per-request
+    histogram (TGI has no token counter). Pure; consumed by ``core.cost``.
+
+    >>> generated_tokens_series(VLLM), generated_tokens_series(TGI)
+    ('vllm:generation_tokens_total', 'tgi_request_generated_tokens_sum')
+    """
+    return m.generation_tokens_total or f"{m.generation_tokens}_sum"
+
 
 def metrics_for(kind: EngineKind) -> EngineMetrics:
     """The metric names of one engine. Pure; consumed by ``core.desired`` and SLO analysis."""
