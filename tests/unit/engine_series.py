@@ -10,7 +10,9 @@ vLLM 0.33.0 (``vllm/v1/metrics/loggers.py:1289-1297``; ``v1/engine/__init__.py:4
 prometheus-fastapi-instrumentator 8.1.0 ``middleware.py``: status from ``http.response.start``,
 grouped ``Nxx``, recorded when the response ends):
 - every request the engine finishes increments ``vllm:request_success_total{finished_reason}``
-  (``stop``/``length`` ok, ``error`` an engine fault, ``abort`` the client went away);
+  (``stop``/``length`` ok, ``error`` an engine fault); a request whose client went away is
+  aborted without finished stats (``v1/engine/async_llm.py:804-809``, ``output_processor.py``
+  ``abort_requests``), so it is in no vLLM counter but the HTTP ``2xx`` of its stream;
 - a streamed request has sent HTTP 200 before generating: an engine fault mid-stream is ``2xx``
   (``chat_completion/serving.py:947-953``); a non-streamed one is ``5xx`` (``generate/base/serving.py:200-207``);
 - a failure before the engine (queue full → 503, ``exceptions.py:162-176``; engine dead) is only ``5xx``;
@@ -63,6 +65,10 @@ class Mix:
             + self.overloaded
         )
 
+    def requests(self, engine: str) -> int:
+        """The requests the engine's counters can see: vLLM never counts a client disconnect."""
+        return self.accepted - (self.client_drop if engine == "vllm" else 0)
+
     def faults(self, engine: str) -> int:
         """Server faults: what slogate must count as errors (vLLM's 503 on overload included)."""
         base = self.fault_streamed + self.fault_plain + self.pre_engine + self.incomplete
@@ -79,7 +85,7 @@ def vllm_series(labels: str, mix: Mix, minutes: int) -> list[dict[str, str]]:
     reasons = {
         "stop": mix.ok_streamed + mix.ok_plain,
         "length": 0,
-        "abort": mix.client_drop,
+        "abort": 0,  # engine-initiated aborts only; a client disconnect records no finished stats
         "error": mix.fault_streamed + mix.fault_plain,
         "repetition": 0,
     }
