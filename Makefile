@@ -4,7 +4,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install test unit integration lint crds docs dashboards bins prometheus lua cluster-up cluster-down demo demo-down kind-up kind-down e2e-kind clean
+.PHONY: help install engine-sources test unit integration lint crds docs dashboards bins prometheus lua cluster-up cluster-down demo demo-down kind-up kind-down e2e-kind clean
 
 help:
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -27,7 +27,10 @@ prometheus: ## install Debian's Prometheus when missing
 lua: ## install Debian's lua5.4 when missing (tests the Argo CD health check)
 	bash hack/ensure-lua.sh
 
-test: install bins prometheus lua ## all tests: unit + integration against the local control plane
+engine-sources: ## fetch the engines' released Python source from PyPI (provenance tests; cached)
+	bash hack/fetch-engine-sources.sh
+
+test: install bins prometheus lua engine-sources ## all tests: unit + integration against the local control plane
 	$(BIN)/pytest -q
 
 unit: install lua ## unit tests only (no cluster)

@@ -261,7 +261,7 @@ def test_apply_creates_children_pods_land_on_matching_nodes_and_status_is_ready(
     apps, core = client.AppsV1Api(kube), client.CoreV1Api(kube)
     dep = apps.read_namespaced_deployment(f"llama-{rev}", namespace)
     c = dep.spec.template.spec.containers[0]
-    assert c.args[:2] == ["--model", "meta-llama/Llama-3.1-8B-Instruct"]
+    assert c.args[0] == "meta-llama/Llama-3.1-8B-Instruct"  # vLLM 0.33's positional model
     assert "--served-model-name" in c.args and c.args[c.args.index("--served-model-name") + 1] == "llama-chat"
     assert c.args[c.args.index("--tensor-parallel-size") + 1] == "1"
     assert c.resources.limits["nvidia.com/gpu"] == "1"

@@ -160,6 +160,7 @@ SRC = "spec.model.source"
 OBJ = "spec.slo.objectives"
 STEPS = "spec.rollout.steps"
 TP = "spec.engine.tensorParallelSize"
+ARGS = "spec.engine.args"
 
 INVALID = [
     # --- CEL: model source
@@ -412,6 +413,49 @@ INVALID = [
         "TGI shards over every GPU of the pod: tensorParallelSize must equal resources.gpu.count",
         id="tgi-tensor-parallel-below-count",
     ),
+    # --- engine.args against the engine flag tables (core/engine_flags.py): reported per entry
+    pytest.param(
+        setting("spec.engine.args", ["--max-model-len=8192", "--port=9000"]),
+        f"{ARGS}[1]",
+        "--port is set by slogate from engine.port; set engine.port instead",
+        id="args-vllm-port-owned",
+    ),
+    pytest.param(
+        setting("spec.engine.args", ["-tp", "2"]),
+        f"{ARGS}[0]",
+        "--tensor-parallel-size (-tp) is set by slogate from engine.tensorParallelSize",
+        id="args-vllm-tp-alias-owned",
+    ),
+    pytest.param(
+        setting("spec.engine.args", ["--model", "other/model"]),
+        f"{ARGS}[0]",
+        "--model is set by slogate from model.source; set model.source instead",
+        id="args-vllm-model-owned",
+    ),
+    pytest.param(
+        setting("spec.engine.args", ["--disable-log-stats"]),
+        f"{ARGS}[0]",
+        "--disable-log-stats turns off every vllm:* series, which slo needs",
+        id="args-vllm-disable-log-stats-with-slo",
+    ),
+    pytest.param(
+        setting("spec.engine.args", ["--custom-histogram-buckets", '{"time_to_first_token": [0.1, 1]}']),
+        f"{ARGS}[0]",
+        "burn-rate alert rules slogate generates for ttft objectives select vLLM's default le bounds",
+        id="args-vllm-ttft-buckets-with-ttft-objective",
+    ),
+    pytest.param(
+        merging("spec.engine", {"kind": "tgi", "args": ["--num-shard=2"]}),
+        f"{ARGS}[0]",
+        "--num-shard is set by slogate from resources.gpu.count; set resources.gpu.count instead",
+        id="args-tgi-num-shard-owned",
+    ),
+    pytest.param(
+        merging("spec.engine", {"kind": "tgi", "args": ["--api-key", "two words"]}),
+        f"{ARGS}[1]",
+        "so whitespace splits this argument in two",
+        id="args-tgi-whitespace",
+    ),
     pytest.param(
         setting("metadata.name", "chat-llama-" + "x" * 43),
         "<root>",
@@ -605,6 +649,16 @@ def test_valid_variants_are_accepted() -> None:
         (setting("metadata.name", "m" * 53),),
         (removing("spec.fallback"),),
         (removing("spec.slo"),),
+        # engine.args: an overridable flag, a passthrough, buckets of a family no rule reads
+        (setting("spec.engine.args", ["--gpu-memory-utilization=0.95", "--max-model-len=8192"]),),
+        (setting("spec.engine.args", ["--custom-histogram-buckets", '{"request_tokens": [1, 10]}']),),
+        (merging("spec.engine", {"kind": "tgi", "args": ["--max-total-tokens", "4096"]}),),
+        (
+            setting("spec.engine.args", ["--disable-log-stats"]),
+            removing("spec.slo"),
+            removing("spec.autoscaling"),
+            setting("spec.observability", {"inputDrift": {"enabled": False}}),
+        ),
     ]
     for i, variant in enumerate(variants):
         problems = validate_document(mutated(*variant))

@@ -126,56 +126,56 @@ GPU4_H100 = {"gpu": {"count": 4, "products": [H100], "minMemoryGiB": 80}}
         pytest.param(
             {"resources": GPU1},
             (),
-            "--model meta-llama/Llama-3.1-8B-Instruct --served-model-name llama --tensor-parallel-size 1"
+            "meta-llama/Llama-3.1-8B-Instruct --served-model-name llama --tensor-parallel-size 1"
             " --port 8000 --gpu-memory-utilization 0.90",
             id="vllm-defaults",
         ),
         pytest.param(
             {"resources": GPU4_H100},
             (),
-            "--model meta-llama/Llama-3.1-8B-Instruct --served-model-name llama --tensor-parallel-size 4"
+            "meta-llama/Llama-3.1-8B-Instruct --served-model-name llama --tensor-parallel-size 4"
             " --port 8000 --gpu-memory-utilization 0.90",
             id="vllm-tp4",
         ),
         pytest.param(
             {"resources": {"gpu": {"count": 4}}, "engine": {"tensorParallelSize": 2}},
             (),
-            "--model meta-llama/Llama-3.1-8B-Instruct --served-model-name llama --tensor-parallel-size 2"
+            "meta-llama/Llama-3.1-8B-Instruct --served-model-name llama --tensor-parallel-size 2"
             " --pipeline-parallel-size 2 --port 8000 --gpu-memory-utilization 0.90",
             id="vllm-tp2-of-4-pipeline-2",
         ),
         pytest.param(
             {"resources": GPU1, "model": {"revision": "0e9e39f", "servedName": "chat"}},
             ("gpt-4o-mini", "primary"),
-            "--model meta-llama/Llama-3.1-8B-Instruct --served-model-name chat gpt-4o-mini primary"
+            "meta-llama/Llama-3.1-8B-Instruct --served-model-name chat gpt-4o-mini primary"
             " --tensor-parallel-size 1 --port 8000 --gpu-memory-utilization 0.90 --revision 0e9e39f",
             id="vllm-served-name-aliases-revision",
         ),
         pytest.param(
             {"resources": GPU1, "model": {"source": "s3://models/llama-8b"}},
             (),
-            "--model s3://models/llama-8b --served-model-name llama --tensor-parallel-size 1 --port 8000"
+            "s3://models/llama-8b --served-model-name llama --tensor-parallel-size 1 --port 8000"
             " --gpu-memory-utilization 0.90 --load-format runai_streamer",
             id="vllm-s3",
         ),
         pytest.param(
             {"resources": GPU1, "model": {"source": "gs://bucket/llama", "revision": "main"}},
             (),
-            "--model gs://bucket/llama --served-model-name llama --tensor-parallel-size 1 --port 8000"
+            "gs://bucket/llama --served-model-name llama --tensor-parallel-size 1 --port 8000"
             " --gpu-memory-utilization 0.90 --load-format runai_streamer",
             id="vllm-gs-revision-ignored",
         ),
         pytest.param(
             {"resources": GPU1, "model": {"source": "pvc://weights/llama/8b"}},
             (),
-            "--model /mnt/models/llama/8b --served-model-name llama --tensor-parallel-size 1 --port 8000"
+            "/mnt/models/llama/8b --served-model-name llama --tensor-parallel-size 1 --port 8000"
             " --gpu-memory-utilization 0.90",
             id="vllm-pvc",
         ),
         pytest.param(
             {"resources": GPU1, "model": {"source": "oci://registry.example/models/llama:8b"}},
             (),
-            "--model /mnt/models --served-model-name llama --tensor-parallel-size 1 --port 8000"
+            "/mnt/models --served-model-name llama --tensor-parallel-size 1 --port 8000"
             " --gpu-memory-utilization 0.90",
             id="vllm-oci",
         ),
@@ -188,14 +188,14 @@ GPU4_H100 = {"gpu": {"count": 4, "products": [H100], "minMemoryGiB": 80}}
                 },
             },
             (),
-            "--model meta-llama/Llama-3.1-8B-Instruct --served-model-name llama --tensor-parallel-size 1"
-            " --port 9000 --gpu-memory-utilization 0.90 --max-model-len 8192 --gpu-memory-utilization 0.95",
-            id="vllm-port-extra-args-last",
+            "meta-llama/Llama-3.1-8B-Instruct --served-model-name llama --tensor-parallel-size 1"
+            " --port 9000 --max-model-len 8192 --gpu-memory-utilization 0.95",
+            id="vllm-port-extra-args-last-override-replaces",
         ),
         pytest.param(
             {},
             (),
-            "--model meta-llama/Llama-3.1-8B-Instruct --served-model-name llama --tensor-parallel-size 1"
+            "meta-llama/Llama-3.1-8B-Instruct --served-model-name llama --tensor-parallel-size 1"
             " --port 8000 --gpu-memory-utilization 0.90",
             id="vllm-cpu-only",
         ),
@@ -654,16 +654,56 @@ def test_volumes(changes, volumes, mounts):
     assert container(spec)["volumeMounts"] == mounts
 
 
+@pytest.mark.parametrize(
+    "engine, security",
+    [
+        pytest.param(
+            {},
+            {
+                "runAsNonRoot": True,
+                "runAsUser": 2000,
+                "runAsGroup": 2000,
+                "fsGroup": 2000,
+                "fsGroupChangePolicy": "OnRootMismatch",
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            id="vllm-image-user-2000-restricted",
+        ),
+        pytest.param(
+            {"kind": "tgi"},
+            {
+                "runAsNonRoot": False,
+                "runAsUser": 0,
+                "runAsGroup": 0,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            id="tgi-root-baseline-only",
+        ),
+        pytest.param(
+            {"kind": "tgi", "image": "registry.example/tgi:patched"},
+            {
+                "runAsNonRoot": False,
+                "runAsUser": 0,
+                "runAsGroup": 0,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            id="tgi-custom-image-keeps-the-kind-default",
+        ),
+    ],
+)
+def test_pod_security_per_engine(engine, security):
+    spec = make_spec(resources=GPU1, engine=engine)
+    assert pod(spec)["securityContext"] == security
+    # Root or not, the container never gains privileges.
+    assert container(spec)["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": False,
+    }
+
+
 def test_pod_security_and_lifecycle():
     p = pod(make_spec(resources=GPU1))
-    assert p["securityContext"] == {
-        "runAsNonRoot": True,
-        "runAsUser": 1000,
-        "runAsGroup": 1000,
-        "fsGroup": 1000,
-        "fsGroupChangePolicy": "OnRootMismatch",
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
     assert p["terminationGracePeriodSeconds"] == 120
     assert p["enableServiceLinks"] is False
     assert p["automountServiceAccountToken"] is False

@@ -17,6 +17,10 @@ from pydantic.alias_generators import to_camel
 
 from slogate.api.types import DNSLabel, DNSSubdomain, Duration, Quantity
 
+# The engine flag tables are a leaf module (standard library only): the CRD's rules about
+# ``engine.args`` are generated from the same tables the operator builds command lines from.
+from slogate.core import engine_flags
+
 DURATION_CEL = "^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$"
 
 
@@ -114,15 +118,29 @@ class EnvVar(_Spec):
     """A core/v1 EnvVarSource (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef)."""
 
 
+def _engine_flag_rules(rules: list[engine_flags.CelRule]) -> list[dict[str, str]]:
+    return [cel(r.rule, r.message, field_path=r.field_path, reason=r.reason) for r in rules]
+
+
 class Engine(_Spec):
     """The serving engine and how to run it."""
+
+    # Flags slogate owns, per engine kind, in every exact spelling (core/engine_flags.py).
+    model_config = _config(
+        *_engine_flag_rules(engine_flags.engine_cel_rules(default_kind=EngineKind.VLLM.value))
+    )
 
     kind: EngineKind = EngineKind.VLLM
     """``vllm`` or ``tgi``. Defaults to ``vllm``."""
     image: Annotated[str | None, Field(max_length=512)] = None
     """Container image. Defaults to a pinned, tested image per kind (see docs/api.md)."""
     args: Annotated[list[Annotated[str, Field(max_length=1024)]], Field(max_length=64)] = []
-    """Extra engine arguments, appended after the ones slogate derives."""
+    """Extra engine arguments, appended after the ones slogate derives. A flag slogate derives from a
+    spec field is rejected, with the field to set instead: the model, served name, parallelism, port
+    and revision. ``--gpu-memory-utilization`` and ``--load-format`` (vLLM) replace slogate's value.
+    ``--disable-log-stats`` and ``--custom-histogram-buckets`` (vLLM) are rejected while a feature
+    needs the series they remove or reshape. With TGI an argument must not contain whitespace (the
+    image's entrypoint splits it). See docs/engines.md."""
     env: Annotated[list[EnvVar], Field(max_length=64)] = []
     """Extra environment variables."""
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
@@ -646,6 +664,8 @@ class ModelDeploymentSpec(_Spec):
             field_path=".autoscaling.metric",
             reason="FieldValueInvalid",
         ),
+        # engine.args that would remove or reshape the series a feature needs (core/engine_flags.py).
+        *_engine_flag_rules(engine_flags.spec_cel_rules(default_kind=EngineKind.VLLM.value)),
     )
 
     model: ModelSource

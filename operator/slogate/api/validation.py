@@ -1,10 +1,14 @@
 """Offline validation of ModelDeployment manifests: the same rules the API server applies.
 
-Two layers, each with one source of truth:
+Three layers, each with one source of truth:
 1. pydantic validates types, enums, patterns and bounds (the same models the CRD is generated from);
 2. the CEL rules (``x-kubernetes-validations``) are read from the *generated* CRD schema and
    evaluated here with cel-python, so a rule is written once and enforced identically by the API
-   server and by ``slogate validate`` in a GitOps pipeline.
+   server and by ``slogate validate`` in a GitOps pipeline;
+3. ``engine.args`` are checked against the engine flag tables (``core.engine_flags.check``), which
+   also generate the CEL rules about them. The API server can only say ``spec.engine.args``; this
+   layer names the entry, ``spec.engine.args[i]``, and replaces the CEL problem it refines. It also
+   knows the spellings CEL does not try (vLLM's unique prefixes), as the operator does.
 ``validate_document`` is pure (a dict in, problems out); the CLI adds file names and exit codes.
 """
 
@@ -22,7 +26,8 @@ from pydantic import ValidationError
 from slogate import constants as C
 from slogate.api.crd import openapi_schema
 from slogate.api.types import DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN, DURATION_PATTERN, QUANTITY_PATTERN
-from slogate.api.v1alpha1 import ModelDeployment
+from slogate.api.v1alpha1 import EngineKind, ModelDeployment
+from slogate.core import engine_flags
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,20 @@ def prune_nulls(value: Any) -> Any:
     return value
 
 
+def _engine_arg_problems(spec: Any) -> tuple[list[Problem], set[str]]:
+    """Per-index problems of ``spec.engine.args``, and the CEL messages they refine."""
+    engine = spec.get("engine") if isinstance(spec, dict) else None
+    if not isinstance(engine, dict):
+        return [], set()
+    args, kind = engine.get("args"), engine.get("kind", EngineKind.VLLM.value)
+    if kind not in engine_flags.ENGINES or not isinstance(args, list):
+        return [], set()
+    if not all(isinstance(a, str) for a in args):
+        return [], set()  # pydantic reports the type
+    found = engine_flags.check(kind=kind, args=args, features=engine_flags.features_of(spec))
+    return [Problem(f"spec.engine.args[{p.index}]", p.message) for p in found], {p.rule for p in found}
+
+
 def validate_document(doc: dict[str, Any]) -> list[Problem]:
     """All problems of one ModelDeployment document, sorted by path. Pure; consumed by the CLI's
     ``validate`` command and by tests that compare it with the API server's verdict."""
@@ -168,6 +187,9 @@ def validate_document(doc: dict[str, Any]) -> list[Problem]:
         problems.append(Problem("metadata.name", "required field is missing"))
     else:
         problems += _cel_problems(_schema(), doc, "")
+    arg_problems, refined = _engine_arg_problems(doc.get("spec"))
+    problems = [p for p in problems if not (p.path == "spec.engine.args" and p.message in refined)]
+    problems += arg_problems
     seen: set[Problem] = set()
     unique = [p for p in problems if not (p in seen or seen.add(p))]
     return sorted(unique, key=lambda p: p.path)

@@ -22,7 +22,7 @@ from slogate.adapters.prometheus import PrometheusSource
 from slogate.api.types import parse_duration
 from slogate.api.v1alpha1 import ModelDeploymentSpec, Router, Strategy, Verdict
 from slogate.config import OperatorConfig
-from slogate.core import cost, drift
+from slogate.core import cost, drift, engine_flags
 from slogate.core.analysis import MetricsSource, base_threshold, objective_name, run_analysis
 from slogate.core.compare import is_subset
 from slogate.core.conditions import phase_from, set_condition
@@ -710,32 +710,42 @@ class Reconciler:
     def _parse_spec(
         self, body: dict[str, Any], old: dict[str, Any], generation: int, now: datetime, result: Result
     ) -> ModelDeploymentSpec | None:
+        raw = body.get("spec") or {}
         try:
-            return ModelDeploymentSpec.model_validate(body.get("spec") or {})
+            spec = ModelDeploymentSpec.model_validate(raw)
         except ValidationError as exc:
             problems = "; ".join(
                 f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
             )
-            conditions, _ = set_condition(
-                list(old.get("conditions") or []),
-                type="Ready",
-                status="False",
-                reason="InvalidSpec",
-                message=problems,
-                observed_generation=generation,
-                now=now,
+        else:
+            # The CRD's CEL rules reject exact spellings; an abbreviation (--tensor-parallel) or
+            # --flag_name spelling passes the API server and is caught here, as by slogate validate.
+            flags = engine_flags.check(
+                kind=spec.engine.kind, args=spec.engine.args, features=engine_flags.features_of(raw)
             )
-            new = {
-                **old,
-                "observedGeneration": generation,
-                "phase": "Failed",
-                "conditions": conditions,
-                "message": problems,
-            }
-            result.writes += self._write_status(
-                body, old, new, [EventSpec("Warning", "InvalidSpec", problems)], now
-            )
-            return None
+            if not flags:
+                return spec
+            problems = "; ".join(f"spec.engine.args[{p.index}]: {p.message}" for p in flags[:5])
+        conditions, _ = set_condition(
+            list(old.get("conditions") or []),
+            type="Ready",
+            status="False",
+            reason="InvalidSpec",
+            message=problems,
+            observed_generation=generation,
+            now=now,
+        )
+        new = {
+            **old,
+            "observedGeneration": generation,
+            "phase": "Failed",
+            "conditions": conditions,
+            "message": problems,
+        }
+        result.writes += self._write_status(
+            body, old, new, [EventSpec("Warning", "InvalidSpec", problems)], now
+        )
+        return None
 
     def _list_children(self, namespace: str, name: str, uid: str) -> dict[str, list[dict[str, Any]]]:
         selector = f"{C.LABEL_DEPLOYMENT}={name},{C.LABEL_MANAGED_BY}=slogate"

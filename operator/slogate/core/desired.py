@@ -24,6 +24,8 @@ from slogate.api.v1alpha1 import (
     ModelDeploymentSpec,
     Toleration,
 )
+from slogate.core import engine_flags
+from slogate.core.engine_flags import Derived
 from slogate.core.engine_metrics import autoscaling_series, selector
 from slogate.core.naming import (
     Capabilities,
@@ -45,6 +47,56 @@ DEFAULT_IMAGES: dict[EngineKind, str] = {
 }
 """Pinned, tested image per engine kind (``engine.image`` overrides)."""
 
+
+@dataclass(frozen=True)
+class ImageUser:
+    """Who an engine image can run as, read from the image's Dockerfile at the pinned version."""
+
+    run_as_user: int
+    """``runAsUser``; ``0`` only when the image cannot run as anyone else."""
+    run_as_group: int
+    """``runAsGroup``."""
+    fs_group: int | None
+    """``fsGroup`` for the volumes (``None``: not set)."""
+    evidence: str
+    """Why, with the Dockerfile lines."""
+
+
+IMAGE_USERS: dict[EngineKind, ImageUser] = {
+    EngineKind.VLLM: ImageUser(
+        run_as_user=2000,
+        run_as_group=2000,
+        fs_group=2000,
+        evidence=(
+            "vLLM v0.33.0 docker/Dockerfile (sdist): the vllm-openai target keeps USER root (:1336-1344) "
+            "but the runtime base creates the image's own non-root user, `useradd --uid 2000 --gid 0 "
+            "--home-dir /home/vllm vllm` (:889-900), and keeps uv's Python and cache out of /root "
+            "(UV_PYTHON_INSTALL_DIR=/opt/uv/python, chmod -R g+rwX,a+rX /opt/uv, :848-859); Python "
+            "comes from apt and vLLM from `uv pip install --system` (:762-797, :1008-1020), both "
+            "world-readable. uid 2000 is in /etc/passwd, which getpass.getuser() needs "
+            "(vllm_flash_attn/cute/cache_utils.py:46) when USER/LOGNAME are unset. Group 2000 rather "
+            "than the image's gid 0: gid 0 may write /etc/passwd, /etc/group (chmod g=u, :900) and "
+            "/opt/uv, none of which the engine needs (HOME is /tmp)."
+        ),
+    ),
+    EngineKind.TGI: ImageUser(
+        run_as_user=0,
+        run_as_group=0,
+        fs_group=None,
+        evidence=(
+            "TGI v3.3.7 Dockerfile: no USER line, so the image runs as root; `uv python install 3.11` "
+            "runs as root (:170), putting CPython under /root/.local/share/uv/python, and the "
+            "launcher needs its libpython from there (LD_LIBRARY_PATH, :248). Nothing chmods /root, which "
+            "the base image nvidia/cuda:12.4.0-base-ubuntu22.04 (:144) keeps at mode 0700 as Ubuntu's "
+            "base-files create it (inferred), so any other uid fails at once with `libpython3.11.so.1.0: "
+            "cannot open shared object file` (huggingface/text-generation-inference#3082, reported with "
+            "--user 1000 on 3.1.1; its fix, PR #3197, is not in v3.3.7)."
+        ),
+    ),
+}
+"""Per engine kind: the identity its pinned image runs under. Used for ``engine.image`` overrides too."""
+
+
 CONTAINER_NAME = "engine"
 PORT_NAME = "http"
 MODEL_MOUNT = "/mnt/models"
@@ -54,7 +106,8 @@ VLLM_CACHE_MOUNT = "/model-cache"
 TGI_CACHE_MOUNT = "/data"
 """TGI's conventional cache directory (``HUGGINGFACE_HUB_CACHE``), also an emptyDir."""
 HOME_DIR = "/tmp"
-"""``HOME`` for a non-root user in images built for root; ``/tmp`` is a writable emptyDir."""
+"""``HOME`` for every engine user: a writable emptyDir, so caches (Triton, torch.compile, FlashInfer)
+land on a volume rather than in the image's layer."""
 SHM_SIZE = "8Gi"
 """Size limit of the in-memory ``/dev/shm`` for multi-GPU pods (NCCL's shared-memory transport).
 It is a cap, not a reservation, but what is used counts against the container's memory limit."""
@@ -92,7 +145,7 @@ class ModelLocation:
     scheme: str
     """``hf``, ``s3``, ``gs``, ``pvc`` or ``oci``."""
     model: str
-    """What the engine's ``--model``/``--model-id`` receives."""
+    """What the engine receives as its model: vLLM's positional argument, TGI's ``--model-id``."""
     volume: dict[str, Any] | None
     """The pod volume holding the weights (``pvc``, ``oci``), mounted read-only at ``/mnt/models``."""
 
@@ -183,38 +236,64 @@ def min_memory_mib_exclusive(min_memory_gib: int) -> int:
 def engine_args(*, name: str, spec: ModelDeploymentSpec, aliases: Sequence[str] = ()) -> list[str]:
     """The engine's command-line arguments. Pure; consumed by ``engine_container``.
 
-    vLLM: ``--model M --served-model-name SERVED [ALIASES...] --tensor-parallel-size TP
-    [--pipeline-parallel-size PP] --port PORT --gpu-memory-utilization 0.90 [--revision R]
-    [--load-format runai_streamer]`` then ``engine.args``. ``aliases`` are extra served names (the
-    fallback feature passes a primary's served name so this model answers for it).
+    vLLM (the image's ENTRYPOINT is ``vllm serve``): ``MODEL --served-model-name SERVED [ALIASES...]
+    --tensor-parallel-size TP [--pipeline-parallel-size PP] --port PORT --gpu-memory-utilization 0.90
+    [--revision R] [--load-format runai_streamer]``. The model is the first positional argument,
+    as vLLM 0.33 asks (``utils/argparse_utils.py:324-354`` deprecates ``--model`` with ``vllm
+    serve``; ``entrypoints/cli/serve.py:56-57`` lets the positional model win). ``aliases`` are
+    extra served names (the fallback feature passes a primary's served name so this model answers
+    for it).
 
-    TGI: ``--model-id M [--revision R] --num-shard COUNT --port PORT`` then ``engine.args``. TGI
-    serves one model and ignores the OpenAI ``model`` field, so it needs no served name or aliases.
+    TGI (``text-generation-launcher``): ``--model-id M [--revision R] --num-shard COUNT --port
+    PORT``. TGI serves one model and ignores the OpenAI ``model`` field, so it needs no served name
+    or aliases.
 
-    ``engine.args`` come last, so a user's ``--gpu-memory-utilization 0.95`` wins (both engines'
-    parsers keep the last occurrence).
+    ``engine.args`` follow as written, after ``engine_flags.merge`` has dropped each derived
+    ``Overridable`` flag the user gives (``--gpu-memory-utilization``, ``--load-format``), in any
+    spelling the engine accepts: the flag appears once, because TGI's clap parser rejects a
+    repeated option (``error: the argument '--port <PORT>' cannot be used multiple times``) and
+    so "last occurrence wins" is not something both engines do. A user flag that slogate owns
+    (model, served name, parallelism, port, revision) or that would remove the series slogate
+    reads (``--disable-log-stats``, ``--custom-histogram-buckets`` against latency objectives)
+    raises ``ValueError``, as the CRD's CEL rules and ``slogate validate`` reject it
+    (``engine_flags.check``).
     """
+    kind = spec.engine.kind
+    problems = engine_flags.check(
+        kind=kind,
+        args=spec.engine.args,
+        features=engine_flags.features_of(spec.model_dump(mode="json", by_alias=True, exclude_none=True)),
+    )
+    if problems:
+        raise ValueError("; ".join(f"engine.args[{p.index}]: {p.message}" for p in problems))
     location = model_location(spec.model.source)
     revision = spec.model.revision if location.scheme == "hf" else None
     tp, pp = parallelism(spec)
     port = str(spec.engine.port)
-    if spec.engine.kind == EngineKind.TGI:
+    derived: list[Derived]
+    if kind == EngineKind.TGI:
         count = spec.resources.gpu.count if spec.resources.gpu else 1
-        args = ["--model-id", location.model]
+        derived = [Derived("--model-id", (location.model,))]
         if revision:
-            args += ["--revision", revision]
-        args += ["--num-shard", str(count), "--port", port]
-        return args + list(spec.engine.args)
-    args = ["--model", location.model, "--served-model-name", spec.model.served_name or name, *aliases]
-    args += ["--tensor-parallel-size", str(tp)]
-    if pp > 1:
-        args += ["--pipeline-parallel-size", str(pp)]
-    args += ["--port", port, "--gpu-memory-utilization", GPU_MEMORY_UTILIZATION]
-    if revision:
-        args += ["--revision", revision]
-    if location.scheme in ("s3", "gs"):
-        args += ["--load-format", "runai_streamer"]
-    return args + list(spec.engine.args)
+            derived.append(Derived("--revision", (revision,)))
+        derived += [Derived("--num-shard", (str(count),)), Derived("--port", (port,))]
+    else:
+        derived = [
+            Derived(None, (location.model,)),
+            Derived("--served-model-name", (spec.model.served_name or name, *aliases)),
+            Derived("--tensor-parallel-size", (str(tp),)),
+        ]
+        if pp > 1:
+            derived.append(Derived("--pipeline-parallel-size", (str(pp),)))
+        derived += [
+            Derived("--port", (port,)),
+            Derived("--gpu-memory-utilization", (GPU_MEMORY_UTILIZATION,)),
+        ]
+        if revision:
+            derived.append(Derived("--revision", (revision,)))
+        if location.scheme in ("s3", "gs"):
+            derived.append(Derived("--load-format", ("runai_streamer",)))
+    return engine_flags.merge(kind=kind, derived=derived, user=spec.engine.args)
 
 
 def _env(spec: ModelDeploymentSpec) -> list[dict[str, Any]]:
@@ -397,12 +476,32 @@ def _volumes(spec: ModelDeploymentSpec) -> list[dict[str, Any]]:
     return sorted(volumes, key=lambda v: v["name"])
 
 
+def pod_security_context(kind: EngineKind) -> dict[str, Any]:
+    """The pod ``securityContext`` for an engine kind. Pure; consumed by ``pod_spec``.
+
+    vLLM runs as uid/gid 2000 (the image's own ``vllm`` user) and meets the *restricted* Pod
+    Security Standard. TGI runs as root because its image cannot start as any other user
+    (``IMAGE_USERS`` has the Dockerfile evidence): such pods meet *baseline* only, so a namespace
+    that enforces ``restricted`` rejects them. Both keep seccomp ``RuntimeDefault``; the container
+    drops every capability and forbids privilege escalation (``engine_container``), root included.
+    """
+    user = IMAGE_USERS[kind]
+    out: dict[str, Any] = {
+        "runAsNonRoot": user.run_as_user != 0,
+        "runAsUser": user.run_as_user,
+        "runAsGroup": user.run_as_group,
+    }
+    if user.fs_group is not None:
+        out |= {"fsGroup": user.fs_group, "fsGroupChangePolicy": "OnRootMismatch"}
+    out["seccompProfile"] = {"type": "RuntimeDefault"}
+    return out
+
+
 def pod_spec(*, name: str, spec: ModelDeploymentSpec, aliases: Sequence[str] = ()) -> dict[str, Any]:
     """The pod spec of one revision. Pure; consumed by ``build_deployment``.
 
-    The security context meets the *restricted* Pod Security Standard (non-root uid/gid 1000,
-    RuntimeDefault seccomp, no privilege escalation, all capabilities dropped). Service links are
-    off: Kubernetes would otherwise inject ``<SERVICE>_PORT=tcp://...`` variables, and a Service
+    The security context is ``pod_security_context`` of the engine kind. Service links are off:
+    Kubernetes would otherwise inject ``<SERVICE>_PORT=tcp://...`` variables, and a Service
     named ``vllm`` sets ``VLLM_PORT``, which vLLM reads as its own setting and fails on. The engine
     needs no Kubernetes API access, so no service-account token is mounted.
     """
@@ -410,14 +509,7 @@ def pod_spec(*, name: str, spec: ModelDeploymentSpec, aliases: Sequence[str] = (
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 1000,
-            "runAsGroup": 1000,
-            "fsGroup": 1000,
-            "fsGroupChangePolicy": "OnRootMismatch",
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security_context(spec.engine.kind),
         "containers": [engine_container(name=name, spec=spec, aliases=aliases)],
         "volumes": _volumes(spec),
     }
