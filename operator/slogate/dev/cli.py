@@ -95,7 +95,7 @@ def set_simulators(
     directory: Path,
     *,
     namespace: str,
-    change: dict[str, float | int],
+    change: dict[str, float | int | str],
     selector: str | None = None,
     pod: str | None = None,
 ) -> list[str]:
@@ -128,6 +128,9 @@ def _cmd_sim_set(args: argparse.Namespace) -> int:
             "ttft_ms": args.ttft_ms,
             "itl_ms": args.itl_ms,
             "error_rate": args.error_rate,
+            "error_stage": args.error_stage,
+            "overload_rate": args.overload_rate,
+            "client_drop_rate": args.client_drop_rate,
             "rps": args.rps,
             "prompt_tokens": args.prompt_tokens,
             "generation_tokens": args.generation_tokens,
@@ -136,8 +139,8 @@ def _cmd_sim_set(args: argparse.Namespace) -> int:
     }
     if not change:
         print(
-            "error: nothing to set (use --ttft-ms, --itl-ms, --error-rate, --rps, --prompt-tokens"
-            " or --generation-tokens)",
+            "error: nothing to set (use --ttft-ms, --itl-ms, --error-rate, --error-stage,"
+            " --overload-rate, --client-drop-rate, --rps, --prompt-tokens or --generation-tokens)",
             file=sys.stderr,
         )
         return 2
@@ -217,7 +220,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-n", "--namespace", default="default")
     p.add_argument("--ttft-ms", type=float)
     p.add_argument("--itl-ms", type=float)
-    p.add_argument("--error-rate", type=float)
+    p.add_argument("--error-rate", type=float, help="fraction of requests failing with an engine-side fault")
+    p.add_argument(
+        "--error-stage",
+        choices=("midstream", "prestream"),
+        help="where --error-rate faults happen: mid-stream after some tokens (HTTP 200 + SSE error when"
+        " streamed) or before the engine (vLLM JSON 500; TGI failed prefill)",
+    )
+    p.add_argument(
+        "--overload-rate", type=float, help="fraction shed for load (TGI 429 overloaded, vLLM 503)"
+    )
+    p.add_argument(
+        "--client-drop-rate",
+        type=float,
+        help="fraction the client abandons after some tokens (TGI err=dropped; not a server fault)",
+    )
     p.add_argument("--rps", type=float)
     p.add_argument(
         "--prompt-tokens", type=int, help="mean prompt length of synthetic requests (shifts the request mix)"

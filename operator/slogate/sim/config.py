@@ -1,8 +1,10 @@
 """Run-time configuration of one model-server simulator.
 
-Owns ``SimConfig`` (the knobs a test or an operator turns: latency, error rate, synthetic load, ...)
+Owns ``SimConfig`` (the knobs a test or an operator turns: latency, faults, synthetic load, ...)
 and ``apply_update``, the single validation path shared by ``Simulator.update`` and the
-``POST /admin/config`` endpoint. Everything here is pure: no I/O, no clock, no globals.
+``POST /admin/config`` endpoint. Everything here is pure: no I/O, no clock, no globals. What each
+fault looks like on the wire and in the metrics of each engine is decided in ``slogate.sim.engines``
+and ``slogate.sim.metrics``; this module only holds and validates the numbers.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MODES: tuple[str, ...] = ("vllm", "tgi")
+ERROR_STAGES: tuple[str, ...] = ("midstream", "prestream")
+# The three fault knobs split one uniform draw per request, so their sum is a probability.
+FAULT_RATES: tuple[str, ...] = ("error_rate", "overload_rate", "client_drop_rate")
 
 # Upper bounds keep a mistyped admin call from turning the simulator into a CPU heater.
 MAX_RPS = 1000.0
@@ -29,18 +34,44 @@ class SimConfig:
     """Behaviour of a simulated model server. Immutable: changes produce a new instance."""
 
     mode: str = "vllm"
+    """``vllm`` (0.33.0) or ``tgi`` (3.3.7): which engine to imitate."""
     model: str = "sim-model"
+    """Served model name (vLLM's ``model_name`` label, TGI's ``model_id``)."""
     aliases: list[str] = field(default_factory=list)
+    """Extra served names (vLLM ``--served-model-name A B``); TGI has none and ignores them."""
+    model_path: str | None = None
+    """What vLLM reports as ``root`` in ``/v1/models`` (the ``--model`` path); ``None`` = ``model``."""
     ttft_ms: float = 150.0
+    """Mean time to first token, milliseconds."""
     itl_ms: float = 25.0
+    """Mean inter-token latency, milliseconds."""
     jitter: float = 0.2
+    """Coefficient of variation of every latency and token-count draw; 0 = exact."""
     error_rate: float = 0.0
+    """Fraction of requests that fail with an engine-side server fault (see ``error_stage``)."""
+    error_stage: str = "midstream"
+    """Where an ``error_rate`` fault happens. ``midstream``: inside the engine after some tokens (a
+    streamed request already has HTTP 200 and gets the engine's SSE error event; a non-streamed one
+    gets vLLM's 500 or TGI's 424). ``prestream``: before any token (vLLM: a JSON 500 from the API
+    server, nothing in ``vllm:*``; TGI: a failed prefill batch, ``err="generation"``)."""
+    overload_rate: float = 0.0
+    """Fraction of requests shed for load (TGI: 429 ``err="overloaded"``; vLLM: 503
+    ``QueueOverflowError``, ``vllm:admission_rejections_total``)."""
+    client_drop_rate: float = 0.0
+    """Fraction of requests the client abandons after some tokens (TGI ``err="dropped"``; vLLM
+    counts only the tokens already produced). Not a server fault."""
     rps: float = 0.0
+    """Synthetic background requests per second (streamed chat completions, see ``Simulator``)."""
     prompt_tokens: int = 512
+    """Mean prompt length of synthetic requests, tokens."""
     generation_tokens: int = 128
+    """Mean generated length of synthetic requests, tokens."""
     kv_cache_usage: float = 0.1
+    """Value of vLLM's KV-cache gauge, 0..1 (TGI has none)."""
     healthy: bool = True
+    """``/health`` answers 503 while false; generation is not affected."""
     seed: int | None = None
+    """Seed of the simulator's random generator, for reproducible runs."""
 
     def __post_init__(self) -> None:
         # Copy so a caller mutating its list cannot change a frozen config behind our back.
@@ -66,7 +97,10 @@ class SimConfig:
         return names
 
 
-_FLOAT_FIELDS = ("ttft_ms", "itl_ms", "jitter", "error_rate", "rps", "kv_cache_usage")
+_FLOAT_FIELDS = (
+    "ttft_ms", "itl_ms", "jitter", "error_rate", "overload_rate", "client_drop_rate", "rps",
+    "kv_cache_usage",
+)  # fmt: skip
 _INT_FIELDS = ("prompt_tokens", "generation_tokens")
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(SimConfig))
 
@@ -88,7 +122,15 @@ def _validate(cfg: SimConfig) -> None:
     _check_number("ttft_ms", cfg.ttft_ms, lo=0.0, hi=MAX_LATENCY_MS)
     _check_number("itl_ms", cfg.itl_ms, lo=0.0, hi=MAX_LATENCY_MS)
     _check_number("jitter", cfg.jitter, lo=0.0, hi=5.0)
-    _check_number("error_rate", cfg.error_rate, lo=0.0, hi=1.0)
+    if cfg.model_path is not None and (not isinstance(cfg.model_path, str) or not cfg.model_path.strip()):
+        raise ConfigError("model_path must be a non-empty string or null")
+    for name in FAULT_RATES:
+        _check_number(name, getattr(cfg, name), lo=0.0, hi=1.0)
+    total = sum(getattr(cfg, name) for name in FAULT_RATES)
+    if total > 1.0 + 1e-9:
+        raise ConfigError(f"error_rate + overload_rate + client_drop_rate must be at most 1, got {total:g}")
+    if cfg.error_stage not in ERROR_STAGES:
+        raise ConfigError(f"error_stage must be one of {', '.join(ERROR_STAGES)}, got {cfg.error_stage!r}")
     _check_number("rps", cfg.rps, lo=0.0, hi=MAX_RPS)
     _check_number("kv_cache_usage", cfg.kv_cache_usage, lo=0.0, hi=1.0)
     for name in _INT_FIELDS:

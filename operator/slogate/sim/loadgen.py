@@ -3,12 +3,15 @@
 Owns ``run_load`` (open-loop chat-completion requests at a fixed rate for a fixed time, TTFT
 measured on the client side) and its ``main``. It refuses non-loopback URLs and caps rate,
 duration and request count, so it can only ever exercise a local simulator or a port-forward.
+It judges each request the way a client would: a stream that carries an error event failed, even
+though it was HTTP 200 and ended in ``[DONE]`` (how vLLM and TGI report engine failures mid-stream).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import enum
 import ipaddress
 import json
 import sys
@@ -26,18 +29,39 @@ REQUEST_TIMEOUT_S = 60.0
 CHAT_PATH = "/v1/chat/completions"
 
 
+class Seen(enum.StrEnum):
+    """What the client saw of one request."""
+
+    OK = "ok"
+    """HTTP 200 and a complete answer (a stream ending in ``[DONE]`` with no error event)."""
+    HTTP_ERROR = "http_error"
+    """A non-200 status: the server refused or failed the request before answering."""
+    STREAM_ERROR = "stream_error"
+    """HTTP 200, but the stream carried an error event (``{"error": ...}``), or the body was one."""
+    TRANSPORT_ERROR = "transport_error"
+    """No usable answer: connection refused or cut, a stream without ``[DONE]``, a timeout, bad JSON."""
+
+
 @dataclass(frozen=True)
 class LoadReport:
-    """What one load run saw. TTFT is client-side (for non-streaming requests: the whole response)."""
+    """What one load run saw. TTFT is client-side (for non-streaming requests: the whole response).
+
+    ``errors`` is every request that was not ``ok``: ``http_errors + stream_errors +
+    transport_errors``. ``statuses`` counts the HTTP status codes received (as strings).
+    """
 
     sent: int
     ok: int
     errors: int
+    http_errors: int
+    stream_errors: int
+    transport_errors: int
+    statuses: dict[str, int]
     ttft_p50_s: float | None
     ttft_p95_s: float | None
     duration_s: float
 
-    def to_dict(self) -> dict[str, float | int | None]:
+    def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
@@ -60,19 +84,24 @@ def loopback_endpoint(url: str) -> str:
 
 async def _one(
     session: aiohttp.ClientSession, endpoint: str, payload: dict[str, object], *, stream: bool
-) -> tuple[bool, float | None]:
+) -> tuple[Seen, int | None, float | None]:
+    """Send one request; returns what the client saw, the HTTP status (if any) and the TTFT."""
     loop = asyncio.get_running_loop()
     started = loop.time()
+    status: int | None = None
     try:
         async with session.post(endpoint, json=payload) as resp:
+            status = resp.status
             if resp.status != 200:
                 await resp.read()
-                return False, None
+                return Seen.HTTP_ERROR, status, None
             if not stream:
-                await resp.json()
-                return True, loop.time() - started
+                doc = await resp.json()
+                if not isinstance(doc, dict) or "error" in doc:
+                    return Seen.STREAM_ERROR if isinstance(doc, dict) else Seen.TRANSPORT_ERROR, status, None
+                return Seen.OK, status, loop.time() - started
             ttft: float | None = None
-            done = False
+            done = failed = False
             async for raw in resp.content:
                 line = raw.decode("utf-8", "replace").strip()
                 if not line.startswith("data:"):
@@ -81,21 +110,34 @@ async def _one(
                 if data == "[DONE]":
                     done = True
                     break
-                if ttft is None and _has_content(data):
+                chunk = _event(data)
+                if chunk is None or "error" in chunk:
+                    failed = True  # keep reading: both engines still send [DONE] after the error
+                elif ttft is None and _has_content(chunk):
                     ttft = loop.time() - started
-            return done, ttft
+            if failed:
+                return Seen.STREAM_ERROR, status, None
+            return (Seen.OK, status, ttft) if done else (Seen.TRANSPORT_ERROR, status, None)
     except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError):
-        return False, None
+        return Seen.TRANSPORT_ERROR, status, None
 
 
-def _has_content(data: str) -> bool:
+def _event(data: str) -> dict[str, object] | None:
+    """One SSE data payload as a JSON object, or ``None`` if it is not one."""
     try:
         chunk = json.loads(data)
     except json.JSONDecodeError:
-        return False
-    for choice in chunk.get("choices") or []:
+        return None
+    return chunk if isinstance(chunk, dict) else None
+
+
+def _has_content(chunk: dict[str, object]) -> bool:
+    choices = chunk.get("choices")
+    for choice in choices if isinstance(choices, list) else []:
+        if not isinstance(choice, dict):
+            continue
         delta = choice.get("delta") or {}
-        if delta.get("content") or choice.get("text"):
+        if (isinstance(delta, dict) and delta.get("content")) or choice.get("text"):
             return True
     return False
 
@@ -120,19 +162,28 @@ async def run_load(
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     started = loop.time()
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        tasks: list[asyncio.Task[tuple[bool, float | None]]] = []
+        tasks: list[asyncio.Task[tuple[Seen, int | None, float | None]]] = []
         for i in range(total):
             delay = started + i / rps - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(_one(session, endpoint, payload, stream=stream)))
         results = await asyncio.gather(*tasks)
-    ok = sum(1 for success, _ in results if success)
-    ttfts = [t for success, t in results if success and t is not None]
+    seen = [s for s, _, _ in results]
+    statuses: dict[str, int] = {}
+    for _, status, _ in results:
+        if status is not None:
+            statuses[str(status)] = statuses.get(str(status), 0) + 1
+    ok = seen.count(Seen.OK)
+    ttfts = [t for s, _, t in results if s is Seen.OK and t is not None]
     return LoadReport(
         sent=len(results),
         ok=ok,
         errors=len(results) - ok,
+        http_errors=seen.count(Seen.HTTP_ERROR),
+        stream_errors=seen.count(Seen.STREAM_ERROR),
+        transport_errors=seen.count(Seen.TRANSPORT_ERROR),
+        statuses=dict(sorted(statuses.items())),
         ttft_p50_s=percentile(ttfts, 0.5),
         ttft_p95_s=percentile(ttfts, 0.95),
         duration_s=loop.time() - started,

@@ -1,13 +1,15 @@
 """Latency, token-count and load distributions of the simulator, as pure seedable functions.
 
-Owns how one simulated request looks (``RequestSample``: TTFT, inter-token latencies, token
-counts, success) and how much synthetic traffic is due per tick. Every function takes its
+Owns how one simulated request looks (``RequestSample``: its ``Outcome``, TTFT, inter-token
+latencies, token counts) and how much synthetic traffic is due per tick. Every function takes its
 ``random.Random`` explicitly, so unit tests pin a seed and assert exact values; nothing here
-sleeps, reads the clock or touches metrics.
+sleeps, reads the clock or touches metrics. What an outcome means to each engine's metrics and
+clients is decided elsewhere (``slogate.sim.metrics``, ``slogate.sim.engines``).
 """
 
 from __future__ import annotations
 
+import enum
 import math
 import random
 from collections.abc import Sequence
@@ -25,9 +27,67 @@ ITL_GROUPS = 4
 STOP_SHARE = 0.85
 
 
+class Outcome(enum.StrEnum):
+    """How one request ends. The knobs of ``SimConfig`` choose it; the engines disagree on how it
+    shows (``slogate.sim.engines`` for the client, ``slogate.sim.metrics`` for Prometheus)."""
+
+    OK = "ok"
+    """Finished normally (``stop`` or ``length``)."""
+    ENGINE_ERROR = "engine_error"
+    """``error_rate`` with ``error_stage="midstream"``: failed inside the engine after some tokens."""
+    PRESTREAM_ERROR = "prestream_error"
+    """``error_rate`` with ``error_stage="prestream"``: a server fault before any token."""
+    OVERLOAD = "overload"
+    """``overload_rate``: shed for load before it was queued."""
+    CLIENT_DROP = "client_drop"
+    """``client_drop_rate``: the client went away after some (possibly zero) tokens."""
+
+
+def draw_outcome(cfg: SimConfig, rng: random.Random) -> Outcome:
+    """One request's outcome from the fault knobs, with a single uniform draw. Pure but for ``rng``.
+
+    The draw ``u`` is split in this order: ``[0, error_rate)`` is a server fault (its stage from
+    ``error_stage``), the next ``overload_rate`` is load shedding, the next ``client_drop_rate`` a
+    client drop, the rest succeeds. With only ``error_rate`` set this is the draw the simulator
+    always made, so seeded runs keep their failure pattern.
+    """
+    u = rng.random()
+    if u < cfg.error_rate:
+        return Outcome.ENGINE_ERROR if cfg.error_stage == "midstream" else Outcome.PRESTREAM_ERROR
+    u -= cfg.error_rate
+    if u < cfg.overload_rate:
+        return Outcome.OVERLOAD
+    u -= cfg.overload_rate
+    if u < cfg.client_drop_rate:
+        return Outcome.CLIENT_DROP
+    return Outcome.OK
+
+
+def tokens_before_failure(outcome: Outcome, planned: int, rng: random.Random) -> int:
+    """How many tokens a request produced before ``outcome`` ended it (``planned`` when it did not).
+
+    A mid-stream engine fault comes after at least one token ("some tokens, then the error"); a
+    client may leave before the first token; shed and pre-stream failures produce none.
+    """
+    if outcome is Outcome.OK:
+        return planned
+    if outcome is Outcome.ENGINE_ERROR:
+        return rng.randint(1, max(1, planned - 1))
+    if outcome is Outcome.CLIENT_DROP:
+        return rng.randint(0, max(0, planned - 1))
+    return 0
+
+
 @dataclass(frozen=True)
 class RequestSample:
-    """Everything the metrics need to know about one finished (or failed) request."""
+    """Everything the metrics need to know about one engine request, however it ended.
+
+    ``generation_tokens`` counts the tokens actually produced (before the failure, if any), and
+    ``itls`` the gaps after each of them; a mid-stream engine fault adds one last gap, from the last
+    token to the failing step, as vLLM's ``IterationStats.update_from_output`` records it for the
+    token-less error output (vllm/v1/metrics/stats.py:509-561 @ 0.33.0). ``ok`` is kept for callers
+    that only know success and failure: ``ok=False`` without an outcome means an engine fault.
+    """
 
     ok: bool
     prompt_tokens: int
@@ -35,6 +95,14 @@ class RequestSample:
     ttft_s: float
     itls: tuple[tuple[float, int], ...]  # (inter-token latency in s, how many tokens had it)
     finish_reason: str = "length"
+    outcome: Outcome | None = None
+    max_tokens: int | None = None  # the request's max_tokens, None when the client set none
+
+    def __post_init__(self) -> None:
+        if self.outcome is None:
+            object.__setattr__(self, "outcome", Outcome.OK if self.ok else Outcome.ENGINE_ERROR)
+        elif self.ok != (self.outcome is Outcome.OK):
+            raise ValueError(f"ok={self.ok} contradicts outcome={self.outcome.value}")
 
     @property
     def queue_s(self) -> float:
@@ -59,9 +127,15 @@ class RequestSample:
 
     @property
     def mean_itl_s(self) -> float:
-        """Mean time per output token after the first (vLLM's request_time_per_output_token)."""
-        n = sum(w for _, w in self.itls)
-        return self.decode_s / n if n else 0.0
+        """Decode time over tokens after the first, 0 for one token, as vLLM computes
+        ``mean_time_per_output_token`` (vllm/v1/metrics/stats.py:611-616 @ 0.33.0)."""
+        n = self.generation_tokens - 1
+        return self.decode_s / n if n > 0 else 0.0
+
+    @property
+    def reached_engine(self) -> bool:
+        """Whether the engine ever held the request (pre-stream faults and shed requests did not)."""
+        return self.outcome not in (Outcome.PRESTREAM_ERROR, Outcome.OVERLOAD)
 
 
 def lognormal_around(mean: float, jitter: float, rng: random.Random) -> float:
@@ -101,28 +175,49 @@ def sample_itls(
     )
 
 
-def sample_request(cfg: SimConfig, rng: random.Random, *, max_tokens: int | None = None) -> RequestSample:
+def sample_request(
+    cfg: SimConfig,
+    rng: random.Random,
+    *,
+    max_tokens: int | None = None,
+    outcome: Outcome | None = None,
+) -> RequestSample:
     """Draw one synthetic request from ``cfg``'s distributions.
 
-    With ``max_tokens`` the request generates exactly that many tokens and finishes on
-    ``length`` (what the simulator's own endpoints do); otherwise the count is drawn around
-    ``cfg.generation_tokens`` and most requests finish on ``stop``.
+    With ``max_tokens`` the request plans exactly that many tokens and finishes on ``length``
+    (what the simulator's own endpoints do); otherwise the count is drawn around
+    ``cfg.generation_tokens`` and most requests finish on ``stop``. The outcome is drawn from the
+    fault knobs unless given; a failed request keeps only the tokens (and latencies) it produced
+    before the failure, and ``finish_reason`` becomes ``error``/``abort`` where vLLM would say so.
     """
-    ok = rng.random() >= cfg.error_rate
+    if outcome is None:
+        outcome = draw_outcome(cfg, rng)
     prompt = sample_count(cfg.prompt_tokens, cfg.jitter, rng)
     if max_tokens is not None:
-        generated, reason = max(1, max_tokens), "length"
+        planned, reason = max(1, max_tokens), "length"
     else:
-        generated = sample_count(cfg.generation_tokens, cfg.jitter, rng)
+        planned = sample_count(cfg.generation_tokens, cfg.jitter, rng)
         reason = "stop" if rng.random() < STOP_SHARE else "length"
     ttft = lognormal_around(cfg.ttft_ms / 1000.0, cfg.jitter, rng)
+    produced = tokens_before_failure(outcome, planned, rng)
+    itls = sample_itls(cfg.itl_ms, cfg.jitter, produced, rng)
+    if outcome is Outcome.ENGINE_ERROR:
+        # The failing engine step comes one inter-token latency after the last token.
+        itls = (*itls, (lognormal_around(cfg.itl_ms / 1000.0, cfg.jitter, rng), 1))
+        reason = "error"
+    elif outcome is Outcome.CLIENT_DROP:
+        reason = "abort"
+    elif outcome is not Outcome.OK:
+        reason, ttft = "error", 0.0  # never reached the engine: no latency to speak of
     return RequestSample(
-        ok=ok,
+        ok=outcome is Outcome.OK,
         prompt_tokens=prompt,
-        generation_tokens=generated,
+        generation_tokens=produced,
         ttft_s=ttft,
-        itls=sample_itls(cfg.itl_ms, cfg.jitter, generated, rng),
+        itls=itls,
         finish_reason=reason,
+        outcome=outcome,
+        max_tokens=max_tokens,
     )
 
 

@@ -2,9 +2,10 @@
 
 Owns ``Simulator`` (aiohttp app, lifecycle, run-time reconfiguration, the synthetic-traffic
 task) and the ``python -m slogate.sim`` entry point (``main``). Requests to the OpenAI routes (and
-TGI's ``/generate``) sleep the configured TTFT and inter-token latencies and are recorded in the
-engine's metrics exactly like synthetic traffic, which is drawn from the pure functions in
-``slogate.sim.sampling`` without sockets or sleeping.
+TGI's ``/generate``) draw an ``Outcome`` from the fault knobs, sleep the configured TTFT and
+inter-token latencies, and answer the way the engine's profile says (``slogate.sim.engines``);
+they are recorded in the engine's metrics exactly like synthetic traffic, which is drawn from the
+pure functions in ``slogate.sim.sampling`` without sockets or sleeping.
 """
 
 from __future__ import annotations
@@ -23,30 +24,38 @@ from typing import Any
 
 from aiohttp import web
 
-from slogate.sim.config import MAX_TOKENS, ConfigError, SimConfig, apply_update
-from slogate.sim.metrics import (
-    CONTENT_TYPE,
-    TGI_MAX_INPUT_TOKENS,
-    TGI_MAX_TOTAL_TOKENS,
-    VLLM_MAX_MODEL_LEN,
-    EngineMetrics,
-    build_metrics,
+from slogate.sim.config import ERROR_STAGES, MAX_TOKENS, MODES, ConfigError, SimConfig, apply_update
+from slogate.sim.engines import (
+    MAX_MODEL_LEN,
+    Api,
+    EngineProfile,
+    Reply,
+    compact_json,
+    profile_for,
 )
+from slogate.sim.metrics import CONTENT_TYPE, EngineMetrics, build_metrics
 from slogate.sim.sampling import (
+    Outcome,
     RequestSample,
+    draw_outcome,
     due_requests,
     expected_load,
     lognormal_around,
     noisy_level,
     sample_request,
+    tokens_before_failure,
 )
 
 DEFAULT_MAX_TOKENS = 16
 DEFAULT_TICK_S = 0.25
-# Synthetic traffic is accounted as if it had arrived on this route.
-SYNTHETIC_HANDLER = "/v1/chat/completions"
+# Synthetic traffic is accounted as streamed requests arriving on this route.
+SYNTHETIC_HANDLER = Api.CHAT.value
 # After an event-loop stall, at most this much synthetic time is caught up in one tick.
 MAX_CATCH_UP_S = 5.0
+# How long a request rejected before the engine (pre-stream fault, load shedding) takes.
+REJECTION_S = 0.002
+# JSON around a synthetic request's prompt, for the instrumentator's request-size summary.
+SYNTHETIC_BODY_OVERHEAD_BYTES = 200
 _NOT_INSTRUMENTED = frozenset({"/admin/config"})
 _WORDS = (
     "the", "model", "server", "is", "simulated", "and", "every", "token", "here", "is", "made",
@@ -54,6 +63,7 @@ _WORDS = (
 )  # fmt: skip
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Emit = Callable[[int, str], Awaitable[None]]
 
 
 class _ApiError(Exception):
@@ -66,15 +76,33 @@ class _ApiError(Exception):
         self.err_type = err_type
 
 
+class _ClientGone(Exception):
+    """The client closed the connection while the response was streaming.
+
+    ``_generate_tokens`` fills in the latencies of the tokens produced until then.
+    """
+
+    ttft: float = 0.0
+    itls: tuple[float, ...] = ()
+
+
+def json_reply(status: int, body: dict[str, Any] | None) -> web.Response:
+    """A JSON response written compactly, as Starlette and axum write it; ``None`` = empty body."""
+    if body is None:
+        return web.Response(status=status)
+    return web.Response(status=status, text=compact_json(body), content_type="application/json")
+
+
 def openai_error(status: int, message: str, err_type: str, *, param: str | None = None) -> web.Response:
     """An OpenAI-style error body, as vLLM's API server returns it."""
-    body = {"error": {"message": message, "type": err_type, "param": param, "code": status}}
-    return web.json_response(body, status=status)
+    return json_reply(
+        status, {"error": {"message": message, "type": err_type, "param": param, "code": status}}
+    )
 
 
 def tgi_error(status: int, message: str, error_type: str) -> web.Response:
     """TGI's error body (``ErrorResponse`` in router/src/lib.rs)."""
-    return web.json_response({"error": message, "error_type": error_type}, status=status)
+    return json_reply(status, {"error": message, "error_type": error_type})
 
 
 def fake_token(i: int) -> str:
@@ -86,7 +114,8 @@ def estimate_tokens(text: str) -> int:
     return max(1, (len(text) + 3) // 4)
 
 
-def _prompt_text(body: dict[str, Any], *, chat: bool) -> str:
+def _prompt_texts(body: dict[str, Any], *, chat: bool) -> list[str]:
+    """The prompts of a request: one for chat, one per list entry for a completion."""
     if chat:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
@@ -98,12 +127,14 @@ def _prompt_text(body: dict[str, Any], *, chat: bool) -> str:
                 parts.append(content)
             elif isinstance(content, list):
                 parts.extend(str(p.get("text", "")) for p in content if isinstance(p, dict))
-        return "\n".join(parts)
+        return ["\n".join(parts)]
     prompt = body.get("prompt")
     if isinstance(prompt, str):
-        return prompt
+        return [prompt]
     if isinstance(prompt, list) and prompt:
-        return " ".join(str(p) for p in prompt)
+        if all(isinstance(p, int) for p in prompt):
+            return [" ".join(str(p) for p in prompt)]  # one prompt given as token ids
+        return [str(p) for p in prompt]
     raise _ApiError(400, "prompt must be a string or a non-empty list")
 
 
@@ -130,6 +161,12 @@ def _sse(payload: dict[str, Any] | str) -> bytes:
     return f"data: {data}\n\n".encode()
 
 
+def _cut(request: web.Request) -> None:
+    """Close the connection without another byte: the simulator plays the client that left."""
+    if request.transport is not None:
+        request.transport.close()
+
+
 class Simulator:
     """One simulated model server on one port. See the module docstring and docs/simulator.md."""
 
@@ -148,6 +185,7 @@ class Simulator:
         self._tick_s = tick_s
         self._rng = random.Random(self._config.seed)
         self._metrics: EngineMetrics = build_metrics(self._config.mode, self._config.model)
+        self._profile: EngineProfile = profile_for(self._config.mode)
         self._inflight = 0
         self._carry = 0.0
         self._runner: web.AppRunner | None = None
@@ -178,6 +216,10 @@ class Simulator:
     def metrics(self) -> EngineMetrics:
         return self._metrics
 
+    @property
+    def profile(self) -> EngineProfile:
+        return self._profile
+
     def update(self, **changes: Any) -> SimConfig:
         """Change the configuration at run time (same validation as ``POST /admin/config``).
 
@@ -188,6 +230,7 @@ class Simulator:
         old, self._config = self._config, new
         if (new.mode, new.model) != (old.mode, old.model):
             self._metrics = build_metrics(new.mode, new.model)
+            self._profile = profile_for(new.mode)
         if "seed" in changes:
             self._rng.seed(new.seed)
         self._refresh_gauges()
@@ -240,15 +283,29 @@ class Simulator:
             last = now
 
     def synthetic_tick(self, dt_s: float) -> int:
-        """Serve ``dt_s`` seconds' worth of synthetic requests into the metrics; returns how many."""
+        """Serve ``dt_s`` seconds' worth of synthetic requests into the metrics; returns how many.
+
+        Each synthetic request is a streamed ``/v1/chat/completions`` request: it goes through
+        the handler (TGI counts it there and again in the inner generate), the engine (one
+        ``record``) and the HTTP layer with the status a streamed request of its outcome gets
+        (vLLM: 200 for a mid-stream fault or a drop, 500/503 when rejected before the stream).
+        """
         cfg = self._config
         n, self._carry = due_requests(self._carry, cfg.rps, dt_s)
-        metrics = self._metrics
+        metrics, profile = self._metrics, self._profile
         for _ in range(n):
             sample = sample_request(cfg, self._rng)
+            metrics.record_handler(SYNTHETIC_HANDLER)
             metrics.record(sample)
-            status, duration = (200, sample.e2e_s) if sample.ok else (500, sample.queue_s)
-            metrics.record_http(SYNTHETIC_HANDLER, "POST", status, duration)
+            reply = profile.reply(sample.outcome or Outcome.OK, api=Api.CHAT, stream=True)
+            metrics.record_http(
+                SYNTHETIC_HANDLER,
+                "POST",
+                reply.status,
+                sample.e2e_s if sample.reached_engine else REJECTION_S,
+                request_bytes=4 * sample.prompt_tokens + SYNTHETIC_BODY_OVERHEAD_BYTES,
+                response_bytes=len(compact_json(reply.body)) if reply.body is not None else 0,
+            )
         self._refresh_gauges()
         return n
 
@@ -259,6 +316,7 @@ class Simulator:
             running=noisy_level(running, self._rng) + self._inflight,
             waiting=noisy_level(waiting, self._rng),
             kv_cache_usage=cfg.kv_cache_usage,
+            tokens_per_request=cfg.prompt_tokens + cfg.generation_tokens,
         )
 
     # --- HTTP ----------------------------------------------------------------------------------------
@@ -266,6 +324,7 @@ class Simulator:
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
         app.router.add_get("/health", self._health)
+        app.router.add_get("/ping", self._ping)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/chat/completions", self._chat_completions)
@@ -283,6 +342,7 @@ class Simulator:
         route = request.match_info.route.resource
         path = route.canonical if route is not None else "none"
         status = 500
+        response: web.StreamResponse | None = None
         try:
             response = await handler(request)
             status = response.status
@@ -290,53 +350,46 @@ class Simulator:
         except _ApiError as exc:
             status = exc.status
             if self._config.mode == "tgi" and path in ("/generate", "/generate_stream"):
-                return tgi_error(exc.status, exc.message, "validation")
-            return openai_error(exc.status, exc.message, exc.err_type)
+                response = tgi_error(exc.status, exc.message, "validation")
+            else:
+                response = openai_error(exc.status, exc.message, exc.err_type)
+            return response
         except web.HTTPException as exc:
             status = exc.status
             raise
         finally:
             if path not in _NOT_INSTRUMENTED:
-                self._metrics.record_http(path, request.method, status, time.perf_counter() - started)
+                out = response.content_length if isinstance(response, web.Response) else None
+                self._metrics.record_http(
+                    path,
+                    request.method,
+                    status,
+                    time.perf_counter() - started,
+                    request_bytes=request.content_length or 0,
+                    response_bytes=out or 0,
+                )
+
+    def _native(self, path: str) -> None:
+        """404 unless the engine being imitated serves ``path``."""
+        if path not in self._profile.native_routes:
+            raise web.HTTPNotFound()
 
     async def _health(self, request: web.Request) -> web.Response:
-        if self._config.healthy:
-            return web.Response(text="ok")
-        if self._config.mode == "tgi":
-            return tgi_error(503, "unhealthy", "healthcheck")
-        return web.Response(status=503, text="unhealthy")
+        return json_reply(*self._profile.health(healthy=self._config.healthy))
+
+    async def _ping(self, request: web.Request) -> web.Response:
+        # Both engines answer /ping like /health: vLLM's SageMaker router
+        # (serve/sagemaker/api_router.py:91-96 @ 0.33.0), TGI (router/src/server.rs:2242 @ v3.3.7).
+        return await self._health(request)
 
     async def _models(self, request: web.Request) -> web.Response:
-        cfg = self._config
-        created = int(time.time())
-        data = [
-            {
-                "id": name,
-                "object": "model",
-                "created": created,
-                "owned_by": "vllm" if cfg.mode == "vllm" else "system",
-                "root": cfg.model,
-                "parent": None,
-                "max_model_len": VLLM_MAX_MODEL_LEN,
-            }
-            for name in cfg.served_names
-        ]
-        return web.json_response({"object": "list", "data": data})
+        return json_reply(200, self._profile.models(self._config, now=int(time.time())))
 
     async def _info(self, request: web.Request) -> web.Response:
-        cfg = self._config
-        if cfg.mode != "tgi":
+        info = self._profile.info(self._config)
+        if info is None:
             raise web.HTTPNotFound()
-        return web.json_response(
-            {
-                "model_id": cfg.model,
-                "model_dtype": "torch.float16",
-                "max_input_tokens": TGI_MAX_INPUT_TOKENS,
-                "max_total_tokens": TGI_MAX_TOTAL_TOKENS,
-                "version": "slogate-sim",
-                "router": "text-generation-router",
-            }
-        )
+        return json_reply(200, info)
 
     async def _metrics_handler(self, request: web.Request) -> web.Response:
         return web.Response(body=self._metrics.render(), headers={"Content-Type": CONTENT_TYPE})
@@ -357,18 +410,47 @@ class Simulator:
 
     # --- generation ----------------------------------------------------------------------------------
 
-    def _fails(self) -> bool:
-        return self._rng.random() < self._config.error_rate
+    def _plan(self, *, api: Api, stream: bool, max_tokens: int) -> tuple[Outcome, Reply, int]:
+        """Draw this request's outcome; returns it, the engine's reply and the tokens to produce."""
+        outcome = draw_outcome(self._config, self._rng)
+        reply = self._profile.reply(outcome, api=api, stream=stream)
+        produced = tokens_before_failure(outcome, max_tokens, self._rng) if reply.after_tokens else 0
+        return outcome, reply, (max_tokens if outcome is Outcome.OK else produced)
 
-    def _record_failure(self, prompt_tokens: int) -> None:
-        self._metrics.record(
-            RequestSample(ok=False, prompt_tokens=prompt_tokens, generation_tokens=0, ttft_s=0.0, itls=())
-        )
+    def _record(
+        self,
+        outcome: Outcome,
+        prompt_tokens: Sequence[int],
+        *,
+        produced: int,
+        max_tokens: int,
+        ttft: float = 0.0,
+        itls: Sequence[float] = (),
+    ) -> None:
+        """Account the engine requests of one HTTP request (one per prompt) that ended as ``outcome``."""
+        reason = {Outcome.OK: "length", Outcome.CLIENT_DROP: "abort"}.get(outcome, "error")
+        for tokens in prompt_tokens:
+            self._metrics.record(
+                RequestSample(
+                    ok=outcome is Outcome.OK,
+                    prompt_tokens=tokens,
+                    generation_tokens=produced,
+                    ttft_s=ttft,
+                    itls=tuple((x, 1) for x in itls),
+                    finish_reason=reason,
+                    outcome=outcome,
+                    max_tokens=max_tokens,
+                )
+            )
 
     async def _generate_tokens(
-        self, n: int, emit: Callable[[int, str], Awaitable[None]] | None = None
+        self, n: int, emit: Emit | None = None, *, error_step: bool = False
     ) -> tuple[float, list[float]]:
-        """Sleep like an engine producing ``n`` tokens; returns (ttft, inter-token latencies)."""
+        """Sleep like an engine producing ``n`` tokens; returns (ttft, inter-token latencies).
+
+        ``error_step`` adds the engine step that fails after the last token (one more gap).
+        ``emit`` raising ``_ClientGone`` stops early; the tokens so far are in the latencies.
+        """
         cfg = self._config
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -376,69 +458,86 @@ class Simulator:
         prev = loop.time()
         ttft = prev - start
         itls: list[float] = []
-        for i in range(n):
+        for i in range(n + (1 if error_step else 0)):
             if i:
                 await asyncio.sleep(lognormal_around(self._config.itl_ms / 1000.0, cfg.jitter, self._rng))
                 now = loop.time()
                 itls.append(now - prev)
                 prev = now
-            if emit is not None:
-                await emit(i, fake_token(i))
+            if emit is not None and i < n:
+                try:
+                    await emit(i, fake_token(i))
+                except _ClientGone as gone:
+                    gone.ttft, gone.itls = ttft, tuple(itls)
+                    raise
         return ttft, itls
 
-    def _record_success(self, prompt_tokens: int, n: int, ttft: float, itls: Sequence[float]) -> None:
-        self._metrics.record(
-            RequestSample(
-                ok=True,
-                prompt_tokens=prompt_tokens,
-                generation_tokens=n,
-                ttft_s=ttft,
-                itls=tuple((x, 1) for x in itls),
-                finish_reason="length",
-            )
-        )
+    async def _run(
+        self, outcome: Outcome, reply: Reply, produced: int, emit: Emit | None = None
+    ) -> tuple[float, list[float]]:
+        """Generate what ``reply`` says comes before the outcome shows: nothing for a request the
+        engine refused (a streamed TGI overload or prefill failure shows at once), else tokens."""
+        if outcome is not Outcome.OK and not reply.after_tokens:
+            return 0.0, []
+        return await self._generate_tokens(produced, emit, error_step=outcome is Outcome.ENGINE_ERROR)
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
-        return await self._openai(request, chat=False)
+        return await self._openai(request, api=Api.COMPLETIONS)
 
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
-        return await self._openai(request, chat=True)
+        return await self._openai(request, api=Api.CHAT)
 
-    async def _openai(self, request: web.Request, *, chat: bool) -> web.StreamResponse:
-        cfg = self._config
+    async def _openai(self, request: web.Request, *, api: Api) -> web.StreamResponse:
+        cfg, chat = self._config, api is Api.CHAT
         body = await _json_object(request)
         model = body.get("model")
-        if cfg.mode == "vllm" and model is not None and model not in cfg.served_names:
-            return openai_error(404, f"The model `{model}` does not exist.", "NotFoundError", param="model")
-        served = model if isinstance(model, str) and model else cfg.model
+        rejection = self._profile.unknown_model(cfg, model)
+        if rejection is not None:
+            return json_reply(*rejection)
+        served = model if isinstance(model, str) and model and model != "tgi" else cfg.model
         limit = body.get("max_completion_tokens") if chat else None
         n = _max_tokens(limit if limit is not None else body.get("max_tokens"), name="max_tokens")
-        prompt_tokens = estimate_tokens(_prompt_text(body, chat=chat))
-        if self._fails():
-            self._record_failure(prompt_tokens)
-            return openai_error(
-                500, "simulated engine failure (slogate sim error_rate)", "InternalServerError"
-            )
+        prompts = [estimate_tokens(text) for text in _prompt_texts(body, chat=chat)]
+        stream = bool(body.get("stream"))
+        self._metrics.record_handler(api.value)
+        outcome, reply, produced = self._plan(api=api, stream=stream, max_tokens=n)
+        if reply.body is not None and not reply.after_tokens:
+            # Rejected before the engine produced anything (vLLM pre-stream 500 / 503, TGI 424 / 429).
+            refused = prompts[:1] if self._profile.admission_per_http_request else prompts
+            self._record(outcome, refused, produced=0, max_tokens=n)
+            return json_reply(reply.status, reply.body)
         self._inflight += 1
         try:
-            if body.get("stream"):
+            if stream:
                 options = body.get("stream_options")
                 usage = isinstance(options, dict) and bool(options.get("include_usage"))
                 return await self._openai_stream(
-                    request, chat=chat, model=served, n=n, prompt_tokens=prompt_tokens, usage=usage
-                )
-            ttft, itls = await self._generate_tokens(n)
-            self._record_success(prompt_tokens, n, ttft, itls)
+                    request, api=api, model=served, outcome=outcome, reply=reply, produced=produced,
+                    max_tokens=n, prompts=prompts, usage=usage,
+                )  # fmt: skip
+            ttft, itls = await self._run(outcome, reply, produced)
+            self._record(outcome, prompts, produced=produced, max_tokens=n, ttft=ttft, itls=itls)
+            if reply.cut:
+                _cut(request)
+                return web.Response(status=200)  # what vLLM's with_cancellation returns, never sent
+            if reply.body is not None:
+                return json_reply(reply.status, reply.body)
             text = "".join(fake_token(i) for i in range(n))
-            return web.json_response(
-                self._openai_body(chat=chat, model=served, text=text, n=n, prompt_tokens=prompt_tokens)
+            return json_reply(
+                200, self._openai_body(chat=chat, model=served, text=text, n=n, prompts=prompts)
             )
         finally:
             self._inflight -= 1
 
     @staticmethod
-    def _openai_body(*, chat: bool, model: str, text: str, n: int, prompt_tokens: int) -> dict[str, Any]:
-        usage = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + n, "completion_tokens": n}
+    def _openai_body(*, chat: bool, model: str, text: str, n: int, prompts: Sequence[int]) -> dict[str, Any]:
+        prompt_tokens = sum(prompts)
+        completion_tokens = n * len(prompts)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "completion_tokens": completion_tokens,
+        }
         if chat:
             choice: dict[str, Any] = {
                 "index": 0,
@@ -455,19 +554,33 @@ class Simulator:
                 "choices": [choice],
                 "usage": usage,
             }
-        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": "length", "stop_reason": None}
+        choices = [
+            {"index": i, "text": text, "logprobs": None, "finish_reason": "length", "stop_reason": None}
+            for i in range(len(prompts))
+        ]
         return {
             "id": f"cmpl-{uuid.uuid4().hex}",
             "object": "text_completion",
             "created": int(time.time()),
             "model": model,
-            "choices": [choice],
+            "choices": choices,
             "usage": usage,
         }
 
     async def _openai_stream(
-        self, request: web.Request, *, chat: bool, model: str, n: int, prompt_tokens: int, usage: bool
+        self,
+        request: web.Request,
+        *,
+        api: Api,
+        model: str,
+        outcome: Outcome,
+        reply: Reply,
+        produced: int,
+        max_tokens: int,
+        prompts: Sequence[int],
+        usage: bool,
     ) -> web.StreamResponse:
+        chat = api is Api.CHAT
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
         )
@@ -475,75 +588,81 @@ class Simulator:
         rid = f"chatcmpl-{uuid.uuid4().hex}" if chat else f"cmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         obj = "chat.completion.chunk" if chat else "text_completion"
+        sent = 0
 
-        def chunk(choice: dict[str, Any]) -> dict[str, Any]:
-            return {"id": rid, "object": obj, "created": created, "model": model, "choices": [choice]}
+        def chunk(choices: list[dict[str, Any]]) -> dict[str, Any]:
+            return {"id": rid, "object": obj, "created": created, "model": model, "choices": choices}
+
+        async def write(data: bytes) -> None:
+            try:
+                await response.write(data)
+            except ConnectionResetError as exc:  # aiohttp's ClientConnectionResetError
+                raise _ClientGone from exc
 
         async def emit(i: int, token: str) -> None:
-            if chat:
-                if i == 0:
-                    await response.write(
-                        _sse(
-                            chunk(
-                                {
-                                    "index": 0,
-                                    "delta": {"role": "assistant", "content": ""},
-                                    "logprobs": None,
-                                    "finish_reason": None,
-                                }
+            nonlocal sent
+            sent = i + 1  # the engine produced it, whether or not the client still reads
+            for index in range(1 if chat else len(prompts)):
+                if chat:
+                    if i == 0:
+                        role = {"role": "assistant", "content": ""}
+                        await write(
+                            _sse(
+                                chunk([{"index": 0, "delta": role, "logprobs": None, "finish_reason": None}])
                             )
                         )
-                    )
-                choice = {"index": 0, "delta": {"content": token}, "logprobs": None, "finish_reason": None}
-            else:
-                choice = {
-                    "index": 0,
-                    "text": token,
-                    "logprobs": None,
-                    "finish_reason": None,
-                    "stop_reason": None,
-                }
-            await response.write(_sse(chunk(choice)))
+                    choice = {
+                        "index": 0,
+                        "delta": {"content": token},
+                        "logprobs": None,
+                        "finish_reason": None,
+                    }
+                else:
+                    choice = {
+                        "index": index,
+                        "text": token,
+                        "logprobs": None,
+                        "finish_reason": None,
+                        "stop_reason": None,
+                    }
+                await write(_sse(chunk([choice])))
 
         try:
-            ttft, itls = await self._generate_tokens(n, emit)
-            self._record_success(prompt_tokens, n, ttft, itls)
-            if chat:
-                final = {
-                    "index": 0,
-                    "delta": {},
-                    "logprobs": None,
-                    "finish_reason": "length",
-                    "stop_reason": None,
-                }
+            ttft, itls = await self._run(outcome, reply, produced, emit)
+        except _ClientGone as gone:
+            # A real client left: the engine sees the abort after the tokens it already streamed.
+            self._record(
+                Outcome.CLIENT_DROP, prompts, produced=sent, max_tokens=max_tokens, ttft=gone.ttft,
+                itls=gone.itls[: max(sent - 1, 0)],
+            )  # fmt: skip
+            return response
+        self._record(outcome, prompts, produced=produced, max_tokens=max_tokens, ttft=ttft, itls=itls)
+        with contextlib.suppress(_ClientGone):
+            if reply.cut:
+                _cut(request)
+                return response
+            if reply.event is not None:
+                await write(_sse(reply.event))
             else:
-                final = {
-                    "index": 0,
-                    "text": "",
-                    "logprobs": None,
-                    "finish_reason": "length",
-                    "stop_reason": None,
-                }
-            await response.write(_sse(chunk(final)))
-            if usage:
-                tail = chunk(final) | {
-                    "choices": [],
-                    "usage": {
-                        "prompt_tokens": prompt_tokens,
-                        "total_tokens": prompt_tokens + n,
-                        "completion_tokens": n,
-                    },
-                }
-                await response.write(_sse(tail))
-            await response.write(_sse("[DONE]"))
+                for index in range(1 if chat else len(prompts)):
+                    final: dict[str, Any] = {"index": index, "logprobs": None, "finish_reason": "length"}
+                    final |= {"delta": {}} if chat else {"text": ""}
+                    final["stop_reason"] = None
+                    await write(_sse(chunk([final])))
+                if usage:
+                    total = sum(prompts)
+                    tokens = {
+                        "prompt_tokens": total,
+                        "total_tokens": total + max_tokens * len(prompts),
+                        "completion_tokens": max_tokens * len(prompts),
+                    }
+                    await write(_sse(chunk([]) | {"usage": tokens}))
+            if reply.done:
+                await write(_sse("[DONE]"))
             await response.write_eof()
-        except ConnectionResetError:
-            pass  # the client went away; nothing left to send
         return response
 
-    async def _tgi_request(self, request: web.Request) -> tuple[dict[str, Any], int, int, bool]:
-        if self._config.mode != "tgi":
-            raise web.HTTPNotFound()
+    async def _tgi_request(self, request: web.Request) -> tuple[int, int, bool]:
         body = await _json_object(request)
         inputs = body.get("inputs")
         if not isinstance(inputs, str) or not inputs:
@@ -552,19 +671,26 @@ class Simulator:
         if not isinstance(params, dict):
             raise _ApiError(422, "`parameters` must be an object", err_type="validation")
         n = _max_tokens(params.get("max_new_tokens"), name="max_new_tokens")
-        return params, n, estimate_tokens(inputs), bool(params.get("details"))
+        return n, estimate_tokens(inputs), bool(params.get("details"))
 
     async def _generate(self, request: web.Request) -> web.Response:
-        _, n, prompt_tokens, details = await self._tgi_request(request)
-        if self._fails():
-            self._record_failure(prompt_tokens)
-            return tgi_error(424, "Request failed during generation: simulated failure", "generation")
+        self._native("/generate")
+        n, prompt_tokens, details = await self._tgi_request(request)
+        outcome, reply, produced = self._plan(api=Api.GENERATE, stream=False, max_tokens=n)
+        if reply.body is not None and not reply.after_tokens:
+            self._record(outcome, [prompt_tokens], produced=0, max_tokens=n)
+            return json_reply(reply.status, reply.body)
         self._inflight += 1
         try:
-            ttft, itls = await self._generate_tokens(n)
+            ttft, itls = await self._run(outcome, reply, produced)
         finally:
             self._inflight -= 1
-        self._record_success(prompt_tokens, n, ttft, itls)
+        self._record(outcome, [prompt_tokens], produced=produced, max_tokens=n, ttft=ttft, itls=itls)
+        if reply.cut:
+            _cut(request)
+            return web.Response(status=200)
+        if reply.body is not None:
+            return json_reply(reply.status, reply.body)
         out: dict[str, Any] = {"generated_text": "".join(fake_token(i) for i in range(n))}
         if details:
             out["details"] = {
@@ -574,10 +700,12 @@ class Simulator:
                 "prefill": [],
                 "tokens": [],
             }
-        return web.json_response(out)
+        return json_reply(200, out)
 
     async def _generate_stream(self, request: web.Request) -> web.StreamResponse:
-        _, n, prompt_tokens, details = await self._tgi_request(request)
+        self._native("/generate_stream")
+        n, prompt_tokens, details = await self._tgi_request(request)
+        outcome, reply, produced = self._plan(api=Api.GENERATE, stream=True, max_tokens=n)
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
@@ -585,25 +713,13 @@ class Simulator:
                 "X-Accel-Buffering": "no",
             }
         )
-        if self._fails():
-            self._record_failure(prompt_tokens)
-            await response.prepare(request)
-            await response.write(
-                _sse(
-                    {
-                        "error": "Request failed during generation: simulated failure",
-                        "error_type": "generation",
-                    }
-                )
-            )
-            await response.write_eof()
-            return response
         await response.prepare(request)
         text: list[str] = []
+        complete = outcome is Outcome.OK
 
         async def emit(i: int, token: str) -> None:
             text.append(token)
-            last = i == n - 1
+            last = complete and i == n - 1
             event = {
                 "index": i + 1,
                 "token": {"id": i, "text": token, "logprob": -0.1, "special": False},
@@ -613,17 +729,30 @@ class Simulator:
                 else None,
                 "top_tokens": None,
             }
-            await response.write(_sse(event))
+            try:
+                await response.write(_sse(event))
+            except ConnectionResetError as exc:
+                raise _ClientGone from exc
 
         self._inflight += 1
         try:
-            ttft, itls = await self._generate_tokens(n, emit)
-            self._record_success(prompt_tokens, n, ttft, itls)
-            await response.write_eof()
-        except ConnectionResetError:
-            pass
+            ttft, itls = await self._run(outcome, reply, produced, emit)
+        except _ClientGone as gone:
+            self._record(
+                Outcome.CLIENT_DROP, [prompt_tokens], produced=len(text), max_tokens=n, ttft=gone.ttft,
+                itls=gone.itls[: max(len(text) - 1, 0)],
+            )  # fmt: skip
+            return response
         finally:
             self._inflight -= 1
+        self._record(outcome, [prompt_tokens], produced=produced, max_tokens=n, ttft=ttft, itls=itls)
+        with contextlib.suppress(ConnectionResetError):
+            if reply.cut:
+                _cut(request)
+                return response
+            if reply.event is not None:
+                await response.write(_sse(reply.event))
+            await response.write_eof()
         return response
 
 
@@ -636,15 +765,19 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p = parser or argparse.ArgumentParser(
         prog="python -m slogate.sim", description="Serve a simulated vLLM or TGI model server."
     )
-    p.add_argument("--mode", choices=("vllm", "tgi"), default=defaults.mode)
+    p.add_argument("--mode", choices=MODES, default=defaults.mode)
     p.add_argument("--model", default=defaults.model, help="served model name")
     p.add_argument("--alias", action="append", default=[], help="extra served name (repeatable)")
+    p.add_argument("--model-path", default=None, help="vLLM's --model path, shown as root in /v1/models")
     p.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 inside a container)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--ttft-ms", type=float, default=defaults.ttft_ms)
     p.add_argument("--itl-ms", type=float, default=defaults.itl_ms)
     p.add_argument("--jitter", type=float, default=defaults.jitter)
-    p.add_argument("--error-rate", type=float, default=defaults.error_rate)
+    p.add_argument("--error-rate", type=float, default=defaults.error_rate, help="engine-side server faults")
+    p.add_argument("--error-stage", choices=ERROR_STAGES, default=defaults.error_stage)
+    p.add_argument("--overload-rate", type=float, default=defaults.overload_rate, help="load shedding")
+    p.add_argument("--client-drop-rate", type=float, default=defaults.client_drop_rate)
     p.add_argument("--rps", type=float, default=defaults.rps, help="synthetic background requests/s")
     p.add_argument("--prompt-tokens", type=int, default=defaults.prompt_tokens)
     p.add_argument("--generation-tokens", type=int, default=defaults.generation_tokens)
@@ -658,10 +791,14 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         mode=args.mode,
         model=args.model,
         aliases=list(args.alias),
+        model_path=args.model_path,
         ttft_ms=args.ttft_ms,
         itl_ms=args.itl_ms,
         jitter=args.jitter,
         error_rate=args.error_rate,
+        error_stage=args.error_stage,
+        overload_rate=args.overload_rate,
+        client_drop_rate=args.client_drop_rate,
         rps=args.rps,
         prompt_tokens=args.prompt_tokens,
         generation_tokens=args.generation_tokens,
@@ -702,3 +839,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"slogate sim: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+__all__ = ["MAX_MODEL_LEN", "Simulator", "build_parser", "config_from_args", "main", "serve"]
