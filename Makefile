@@ -27,8 +27,8 @@ prometheus: ## install Debian's Prometheus when missing
 lua: ## install Debian's lua5.4 when missing (tests the Argo CD health check)
 	bash hack/ensure-lua.sh
 
-engine-sources: ## fetch the engines' released Python source from PyPI (provenance tests; cached)
-	bash hack/fetch-engine-sources.sh
+engine-sources: install ## fetch the engines' released Python source from PyPI (provenance tests; cached)
+	PY=$(BIN)/python bash hack/fetch-engine-sources.sh
 
 test: install bins prometheus lua engine-sources ## all tests: unit + integration against the local control plane
 	$(BIN)/pytest -q

@@ -30,6 +30,7 @@ from slogate.core.engine_metrics import (
     error_ratio_expr,
     overload_ratio_expr,
     requests_expr,
+    with_matchers,
 )
 from slogate.core.rules import RECORD_PREFIX
 
@@ -64,10 +65,6 @@ ANNOTATION_WINDOW = "2m"
 """Counter changes are looked for over two steps: at least two scrapes even at a 30 s interval."""
 
 
-def _with(sel: str, *matchers: str) -> str:
-    return f"{sel[:-1]},{','.join(matchers)}}}"
-
-
 # ------------------------------------------------------------------------------------------ queries
 
 
@@ -80,7 +77,7 @@ def _ttft(m: EngineMetrics) -> str:
     if m.ttft is not None:
         return _quantile_by_revision(m.ttft, ENGINE)
     return " + ".join(
-        _quantile_by_revision(histogram, _with(ENGINE, extra) if extra else ENGINE)
+        _quantile_by_revision(histogram, with_matchers(ENGINE, extra))
         for histogram, extra in m.ttft_approximation
     )
 
@@ -242,7 +239,7 @@ def _layout(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _overview() -> list[dict[str, Any]]:
 
     def verdict(value: str) -> str:
-        sel = _with(MD, f'verdict="{value}"')
+        sel = with_matchers(MD, f'verdict="{value}"')
         return f"max by (objective) (slogate_slo_objective_verdict{sel})"
 
     return [
@@ -317,7 +314,7 @@ def _overview() -> list[dict[str, Any]]:
 
 
 def _objective_panel(title: str, description: str, matcher: str, unit: str, width: int) -> dict[str, Any]:
-    sel = _with(MD, 'revision=~"$revision"', matcher)
+    sel = with_matchers(MD, 'revision=~"$revision"', matcher)
     return _timeseries(
         title,
         description,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,9 @@ TGI_GIT = Path(os.environ.get("SLOGATE_TGI_GIT", "/work/.mirror/huggingface+text
 _deselected: list[str] = []
 
 
+@cache
 def source_present(kind: str) -> bool:
+    """Whether the engine's source is on disk (asked once per engine, not per test)."""
     if kind == "vllm":
         return (VLLM_SRC / "vllm" / "engine" / "arg_utils.py").is_file()
     if kind == "tgi":

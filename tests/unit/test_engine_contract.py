@@ -23,6 +23,7 @@ from slogate.api.v1alpha1 import Autoscaling, AutoscalingMetric, EngineKind, Mod
 from slogate.core import analysis, cost, desired, drift, rules
 from slogate.core.engine_metrics import VLLM, autoscaling_series, metrics_for
 from tests.unit import engine_fixtures as fx
+from tests.unit.test_dashboard import expressions
 
 ENGINES = [e for e in ("vllm", "tgi", "sglang") if e in {k.value for k in EngineKind}]
 OBJECTIVES = [
@@ -122,23 +123,10 @@ def test_every_profile_series_exists_in_the_engine(engine):
 
 
 def test_dashboard_selectors_exist_in_their_engines():
-    exprs = [
-        node["expr"]
-        for _, node in _walk(dashboard.build_dashboard())
-        if isinstance(node, dict) and isinstance(node.get("expr"), str)
+    problems = [
+        p for where, e in expressions(dashboard.build_dashboard()) for p in _engine_problems(where, e)
     ]
-    problems = [p for e in exprs for p in _engine_problems("dashboard", e)]
     assert not problems, "\n".join(problems)
-
-
-def _walk(node, path="$"):
-    yield path, node
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield from _walk(v, f"{path}.{k}")
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from _walk(v, f"{path}[{i}]")
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,14 @@ from slogate.api.v1alpha1 import (
     SLIMetric,
     Verdict,
 )
-from slogate.core.engine_metrics import EngineMetrics, error_ratio_expr, metrics_for, requests_expr, selector
+from slogate.core.engine_metrics import (
+    EngineMetrics,
+    error_ratio_expr,
+    metrics_for,
+    requests_expr,
+    selector,
+    with_matchers,
+)
 from slogate.errors import PrometheusUnavailable
 
 LATENCY_METRICS = frozenset({SLIMetric.TTFT, SLIMetric.LATENCY, SLIMetric.INTER_TOKEN_LATENCY})
@@ -136,12 +143,6 @@ def _window(spec: ModelDeploymentSpec) -> str:
     return format_duration(parse_duration(spec.slo.window))
 
 
-def _with(sel: str, *matchers: str) -> str:
-    """Add label matchers to a ``{...}`` selector."""
-    extra = ",".join(m for m in matchers if m)
-    return sel if not extra else f"{sel[:-1]},{extra}}}"
-
-
 def _quantile(percentile: float) -> str:
     """``95`` → ``0.95``, ``99.9`` → ``0.999`` (no float noise such as 0.9990000000000001)."""
     return format((Decimal(repr(float(percentile))) / 100).normalize(), "f")
@@ -157,7 +158,7 @@ def _latency_promql(m: EngineMetrics, metric: SLIMetric, q: str, sel: str, windo
             return _histogram_quantile(q, m.ttft, sel, window)
         # TGI: no TTFT histogram; add the quantiles of its parts (engine_metrics.ttft_approximation).
         return " + ".join(
-            _histogram_quantile(q, histogram, _with(sel, extra), window)
+            _histogram_quantile(q, histogram, with_matchers(sel, extra), window)
             for histogram, extra in m.ttft_approximation
         )
     histogram = m.e2e_latency if metric == SLIMetric.LATENCY else m.inter_token_latency

@@ -285,8 +285,13 @@ VLLM_REQUEST_LATENCY_BUCKETS = (
 # below, so the three cannot disagree. Sources and the reasoning: docs/engines.md.
 
 
-def _matchers(sel: str, *extra: str) -> str:
-    """Add label matchers to a ``{...}`` selector (``sel`` may be ``""``)."""
+def with_matchers(sel: str, *extra: str) -> str:
+    """Add label matchers to a ``{...}`` selector (``sel`` may be ``""``; empty matchers are left
+    out). Pure; the one helper analysis, rules, the dashboard and the expressions below use.
+
+    >>> with_matchers('{a="1"}', 'b="2"', ""), with_matchers("", 'b="2"'), with_matchers('{a="1"}')
+    ('{a="1",b="2"}', '{b="2"}', '{a="1"}')
+    """
     extra_text = ",".join(m for m in extra if m)
     if not sel:
         return "{" + extra_text + "}" if extra_text else ""
@@ -328,8 +333,8 @@ def _vllm_pre_engine(m: EngineMetrics, sel: str, fn: str, window: str, by: Seque
     http = m.http_requests
     assert http is not None
     finished = _sum(m.success, sel, fn, window, by)
-    answered = _sum(http, _matchers(sel, routes, 'status=~"[25]xx"'), fn, window, by)
-    failed = _sum(http, _matchers(sel, routes, 'status="5xx"'), fn, window, by)
+    answered = _sum(http, with_matchers(sel, routes, 'status=~"[25]xx"'), fn, window, by)
+    failed = _sum(http, with_matchers(sel, routes, 'status="5xx"'), fn, window, by)
     unfinished = f"clamp_min({answered} - {finished}, 0)"
     return f"(({unfinished} < {failed}) or {failed} or {_zero_like(finished, by)})"
 
@@ -343,8 +348,9 @@ def requests_expr(
     vLLM: every request the engine finished (``vllm:request_success_total``, all reasons; the
     same requests its e2e histogram observes) plus the ones that failed before it
     (``_vllm_pre_engine``); 4xx are not requests. TGI: ``tgi_request_success`` +
-    ``tgi_request_failure`` (every class but the invalid ones, 422), counted once per generation — not ``tgi_request_count``, which the OpenAI routes increment
-    once more (router/src/server.rs @ v3.3.7: chat ~2 per request, completions 1 + N prompts).
+    ``tgi_request_failure`` (every class but the invalid ones, 422), counted once per generation —
+    not ``tgi_request_count``, which the OpenAI routes increment once more (router/src/server.rs
+    @ v3.3.7: chat ~2 per request, completions 1 + N prompts).
     Consumed by ``core.analysis`` (``minRequests``, the error rate's denominator),
     ``core.rules`` and ``slogate.dashboard``.
 
@@ -355,7 +361,7 @@ def requests_expr(
     if m.kind == EngineKind.VLLM:
         return f"({finished} + {_vllm_pre_engine(m, sel, fn, window, by)})"
     assert m.failure is not None
-    failed = _sum(m.failure, _matchers(sel, m.invalid_excluded), fn, window, by)
+    failed = _sum(m.failure, with_matchers(sel, m.invalid_excluded), fn, window, by)
     # Both counters appear only once first incremented (the metrics crate registers lazily).
     return f"(({finished} or 0 * {failed}) + ({failed} or 0 * {finished}))"
 
@@ -370,10 +376,10 @@ def errors_expr(m: EngineMetrics, sel: str, *, window: str, fn: str = "rate", by
     Never absent while there are requests: 0 until the first failure.
     """
     if m.kind == EngineKind.VLLM:
-        engine = _sum(m.success, _matchers(sel, m.server_fault), fn, window, by)
+        engine = _sum(m.success, with_matchers(sel, m.server_fault), fn, window, by)
         return f"({engine} + {_vllm_pre_engine(m, sel, fn, window, by)})"
     assert m.failure is not None
-    faults = _sum(m.failure, _matchers(sel, m.server_fault), fn, window, by)
+    faults = _sum(m.failure, with_matchers(sel, m.server_fault), fn, window, by)
     return f"({faults} or {_zero_like(requests_expr(m, sel, window=window, fn=fn, by=by), by)})"
 
 
@@ -391,6 +397,6 @@ def overload_ratio_expr(m: EngineMetrics, sel: str, *, window: str, by: Sequence
     """
     if m.overload is None or m.failure is None:
         return None
-    shed = _sum(m.failure, _matchers(sel, m.overload), "rate", window, by)
+    shed = _sum(m.failure, with_matchers(sel, m.overload), "rate", window, by)
     total = requests_expr(m, sel, window=window, by=by)
     return f"({shed} or {_zero_like(total, by)}) / {total}"

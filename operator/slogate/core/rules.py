@@ -22,7 +22,6 @@ from slogate.api.v1alpha1 import EngineKind, ModelDeploymentSpec, Objective, SLI
 from slogate.core.analysis import (
     _latency_promql,
     _quantile,
-    _with,
     format_value,
     objective_name,
     substitute,
@@ -38,6 +37,7 @@ from slogate.core.engine_metrics import (
     error_ratio_expr,
     metrics_for,
     selector,
+    with_matchers,
 )
 
 WINDOWS = ("5m", "30m", "1h", "6h")
@@ -194,7 +194,7 @@ def error_ratio_promql(*, engine: EngineKind, obj: Objective, sel: str, window: 
     histogram = _histogram_of(m, obj.metric)
     le = f'le="{le_label(bucket_bound(threshold_of(obj), buckets))}"'
     return (
-        f"1 - (sum(rate({histogram}_bucket{_with(sel, le)}[{window}]))"
+        f"1 - (sum(rate({histogram}_bucket{with_matchers(sel, le)}[{window}]))"
         f" / sum(rate({histogram}_count{sel}[{window}])))"
     )
 
@@ -258,7 +258,7 @@ def build_rule_groups(*, name: str, namespace: str, spec: ModelDeploymentSpec) -
                     }
                 )
             budget = error_budget(obj)
-            match = _with(sel, f'objective="{objective_name(obj)}"')
+            match = with_matchers(sel, f'objective="{objective_name(obj)}"')
             for burn in BURN_RATE_ALERTS:
                 limit = _burn_threshold(burn.factor, budget)
                 alerts.append(
