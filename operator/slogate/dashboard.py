@@ -17,15 +17,17 @@ Two label conventions meet here: the operator's series carry ``namespace`` and `
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from slogate.core.drift import DEFAULT_THRESHOLD as DRIFT_THRESHOLD
 from slogate.core.engine_metrics import (
+    ENGINES,
     PROM_LABEL_DEPLOYMENT,
     PROM_LABEL_REVISION,
     PROM_LABEL_TRACK,
+    SGLANG,
     TGI,
-    VLLM,
     EngineMetrics,
     error_ratio_expr,
     overload_ratio_expr,
@@ -328,12 +330,18 @@ def _objective_panel(title: str, description: str, matcher: str, unit: str, widt
     )
 
 
-def _by_engine(title: str, description: str, vllm: str, tgi: str, legend: str, **kw: Any) -> dict[str, Any]:
-    """One panel, one query per engine: only the engine the ModelDeployment runs returns data."""
+ENGINE_NAMES = {"vllm": "vLLM", "tgi": "TGI", "sglang": "SGLang"}
+
+
+def _by_engine(
+    title: str, description: str, query: Callable[[EngineMetrics], str], legend: str, **kw: Any
+) -> dict[str, Any]:
+    """One panel, one query per engine profile (``engine_metrics.ENGINES``): only the engine the
+    ModelDeployment runs returns data."""
     return _timeseries(
         title,
         description,
-        _targets((vllm, f"{legend} (vLLM)"), (tgi, f"{legend} (TGI)")),
+        _targets(*((query(m), f"{legend} ({ENGINE_NAMES[m.kind]})") for m in ENGINES)),
         **kw,
     )
 
@@ -370,8 +378,7 @@ def _slis() -> list[dict[str, Any]]:
             "Time to first token, ${quantile:text}, by revision",
             "From the engines' histograms over $__rate_interval. TGI exports no TTFT histogram: its "
             "value is queue time plus prefill time, an estimate that errs high under load.",
-            _ttft(VLLM),
-            _ttft(TGI),
+            _ttft,
             quantile,
             width=8,
             unit="s",
@@ -379,8 +386,7 @@ def _slis() -> list[dict[str, Any]]:
         _by_engine(
             "Request latency, ${quantile:text}, by revision",
             "Whole-request latency from the engines' histograms.",
-            _quantile_by_revision(VLLM.e2e_latency, ENGINE),
-            _quantile_by_revision(TGI.e2e_latency, ENGINE),
+            lambda m: _quantile_by_revision(m.e2e_latency, ENGINE),
             quantile,
             width=8,
             unit="s",
@@ -388,8 +394,7 @@ def _slis() -> list[dict[str, Any]]:
         _by_engine(
             "Inter-token latency, ${quantile:text}, by revision",
             "Time between output tokens (TGI: mean time per token, prefill included).",
-            _quantile_by_revision(VLLM.inter_token_latency, ENGINE),
-            _quantile_by_revision(TGI.inter_token_latency, ENGINE),
+            lambda m: _quantile_by_revision(m.inter_token_latency, ENGINE),
             quantile,
             width=8,
             unit="s",
@@ -398,9 +403,9 @@ def _slis() -> list[dict[str, Any]]:
             "Error ratio by revision",
             "Server faults / all requests, as analysed: vLLM finished_reason=error (streamed "
             "failures included) plus 5xx before the engine; TGI err=generation|incomplete "
-            "(not client drops, 422 or 429). docs/engines.md.",
-            _error_ratio(VLLM),
-            _error_ratio(TGI),
+            "(not client drops, 422 or 429); SGLang HTTP 5xx but 503 (its streamed failures are "
+            "invisible to its metrics). docs/engines.md.",
+            _error_ratio,
             rev,
             width=8,
             unit="percentunit",
@@ -408,17 +413,16 @@ def _slis() -> list[dict[str, Any]]:
         _by_engine(
             "Requests per second by revision",
             "All model requests, successful or not.",
-            _requests(VLLM, ENGINE),
-            _requests(TGI, ENGINE),
+            lambda m: _requests(m, ENGINE),
             rev,
             width=8,
             unit="reqps",
         ),
         _timeseries(
             "Load shed by revision",
-            'Requests refused for load (TGI: 429, tgi_request_failure{err="overloaded"}), a capacity '
+            'Requests refused for load (TGI: 429, tgi_request_failure{err="overloaded"}; SGLang: 503), a capacity '
             "signal kept apart from errors. vLLM answers a full queue with 503, counted as an error.",
-            _targets((_overload_ratio(TGI), f"{rev} (TGI)")),
+            _targets((_overload_ratio(TGI), f"{rev} (TGI)"), (_overload_ratio(SGLANG), f"{rev} (SGLang)")),
             width=8,
             unit="percentunit",
         ),
@@ -493,7 +497,7 @@ def _rollout() -> list[dict[str, Any]]:
 
 
 def _fallback() -> list[dict[str, Any]]:
-    engines = f"{_requests(VLLM, ENGINE_ALL, TRACK)} or {_requests(TGI, ENGINE_ALL, TRACK)}"
+    engines = " or ".join(_requests(m, ENGINE_ALL, TRACK) for m in ENGINES)
     return [
         _row("Fallback"),
         _state_timeline(
@@ -538,10 +542,11 @@ def _cost() -> list[dict[str, Any]]:
             "Tokens per second by revision",
             "Prompt and generated tokens the engines processed.",
             _targets(
-                (_tokens(VLLM, "prompt"), f"{rev} prompt (vLLM)"),
-                (_tokens(VLLM, "generation"), f"{rev} generated (vLLM)"),
-                (_tokens(TGI, "prompt"), f"{rev} prompt (TGI)"),
-                (_tokens(TGI, "generation"), f"{rev} generated (TGI)"),
+                *(
+                    (_tokens(m, kind), f"{rev} {label} ({ENGINE_NAMES[m.kind]})")
+                    for m in ENGINES
+                    for kind, label in (("prompt", "prompt"), ("generation", "generated"))
+                ),
             ),
             width=6,
         ),
@@ -589,8 +594,7 @@ def _drift() -> list[dict[str, Any]]:
         _by_engine(
             "Prompt length, ${quantile:text}, by revision",
             "What the drift distance compares: the prompt length per request, in tokens.",
-            _quantile_by_revision(VLLM.prompt_tokens, ENGINE),
-            _quantile_by_revision(TGI.prompt_tokens, ENGINE),
+            lambda m: _quantile_by_revision(m.prompt_tokens, ENGINE),
             f"{rev} ${{quantile:text}}",
             width=8,
         ),

@@ -112,6 +112,34 @@ def test_vllm_canary_failing_streamed_requests_mid_stream_is_rolled_back(cluster
     assert not five_xx, f"the candidate answered {five_xx} 5xx: the failures were not mid-stream"
 
 
+def test_sglang_canary_failing_a_fifth_of_its_requests_is_rolled_back(cluster, kube, namespace, operator):
+    # SGLang 0.5.23 counts a failure only by its HTTP status: one that fails before the stream
+    # starts is a 500 (srt/entrypoints/openai/serving_base.py:136-142); one that fails mid-stream is
+    # a 200 it counts nowhere as failed (docs/engines.md: SGLang), so this candidate fails pre-stream.
+    doc = manifest("sglang-prestream", "sglang", max_percent=5, window="10s", min_requests=20)
+    stable, rev = rollout(cluster, kube, namespace, doc, {"error_rate": 0.2, "error_stage": "prestream"})
+    md = ended(kube, namespace, "sglang-prestream", rev)
+    assert_rolled_back_on_error_rate(md, stable, rev)
+    prom = PrometheusSource(cluster.prometheus_url)
+    sel = f'namespace="{namespace}",slogate_io_revision="{rev}"'
+    served = prom.query(f'sum(increase(sglang:http_responses_total{{{sel},status_code="500"}}[10m]))')
+    assert served > 0, "the candidate answered no 500: the failures were not counted by SGLang"
+
+
+def test_sglang_load_shedding_alone_does_not_roll_a_canary_back(cluster, kube, namespace, operator):
+    # A full waiting queue is a 503 (srt/managers/scheduler.py:3552-3596 @ 0.5.23): overload, shown
+    # on its own dashboard panel, not a server fault.
+    doc = manifest("sglang-shed", "sglang", max_percent=1, window="10s", min_requests=20, pause="15s")
+    _, rev = rollout(cluster, kube, namespace, doc, {"overload_rate": 0.3, "streamed_share": 0.0})
+    md = ended(kube, namespace, "sglang-shed", rev)
+    st = md["status"]
+    assert st["stableRevision"] == rev and st["phase"] != "RolledBack", st
+    assert st["history"][-1]["outcome"] == "Promoted"
+    prom = PrometheusSource(cluster.prometheus_url)
+    sel = f'namespace="{namespace}",slogate_io_revision="{rev}"'
+    assert prom.query(f'sum(increase(sglang:http_responses_total{{{sel},status_code="503"}}[10m]))') > 0
+
+
 def test_tgi_canary_at_a_real_1_8_percent_is_rolled_back_at_max_1_percent(cluster, kube, namespace, operator):
     # 300 synthetic chat requests a second per pod over 30 s: the measured rate is 1.8% ± 0.1%, far
     # from both 1% (the threshold) and 0.9% (what tgi_request_count, counted twice, would read).

@@ -4,7 +4,8 @@ Tests marked ``engine_source`` (optionally ``engine_source(kind="vllm")``; else 
 parameter names the engine) read the engine's own code to check a cited file:line. Where that
 code is not on this machine they are *deselected* — not skipped, so nothing counts them as passed —
 and the terminal summary lists how many and how to run them (``make engine-sources`` fetches the
-vLLM wheel from PyPI; TGI's launcher is not on any registry, so it needs ``SLOGATE_TGI_GIT``).
+vLLM and SGLang wheels from PyPI; TGI's launcher is not on any registry, so it needs
+``SLOGATE_TGI_GIT``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import pytest
 _CACHE = Path(os.environ.get("SLOGATE_CACHE", Path.home() / ".cache" / "slogate")) / "engines"
 VLLM_SRC = Path(os.environ.get("SLOGATE_VLLM_SRC", _CACHE / "vllm-0.33.0"))
 """The vLLM 0.33.0 wheel's Python files (hack/fetch-engine-sources.sh puts them here)."""
+SGLANG_SRC = Path(os.environ.get("SLOGATE_SGLANG_SRC", _CACHE / "sglang-0.5.23"))
+"""The SGLang 0.5.23 wheel's Python files (hack/fetch-engine-sources.sh puts them here)."""
 TGI_GIT = Path(os.environ.get("SLOGATE_TGI_GIT", "/work/.mirror/huggingface+text-generation-inference/repo"))
 _deselected: list[str] = []
 
@@ -28,6 +31,8 @@ def source_present(kind: str) -> bool:
     """Whether the engine's source is on disk (asked once per engine, not per test)."""
     if kind == "vllm":
         return (VLLM_SRC / "vllm" / "engine" / "arg_utils.py").is_file()
+    if kind == "sglang":
+        return (SGLANG_SRC / "sglang" / "srt" / "server_args.py").is_file()
     if kind == "tgi":
         return TGI_GIT.exists() and (
             subprocess.run(["git", "-C", str(TGI_GIT), "rev-parse", "v3.3.7"], capture_output=True).returncode

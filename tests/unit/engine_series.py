@@ -23,6 +23,14 @@ handler (:1180) and again by the inner generate (:296 / :518), so twice per chat
 ``tgi_request_success`` / ``tgi_request_failure{err}`` once per generate, with ``err`` one of
 ``generation`` / ``incomplete`` (server faults), ``dropped`` (client gone, ``queue.rs:282``),
 ``overloaded`` (429), ``validation`` / ``template`` (422).
+
+SGLang 0.5.23 (tests/fixtures/engines/sglang-0.5.23.json ``failures``;
+``observability/http_request_metrics.py``: ``sglang:http_responses_total{endpoint,status_code}``
+counts each response by its exact status when the response starts): ``sglang:num_requests_total``
+counts what the scheduler finished — stop, length, and aborts with a status, so a failure inside a
+*streamed* request is HTTP 200 and a finished request, seen nowhere as a failure; a non-streamed
+engine failure is HTTP 500 and finished; an exception before the scheduler is HTTP 500 only; a full
+queue is 503 (non-streamed) and not finished; invalid requests are 400.
 """
 
 from __future__ import annotations
@@ -67,10 +75,13 @@ class Mix:
 
     def requests(self, engine: str) -> int:
         """The requests the engine's counters can see: vLLM never counts a client disconnect."""
-        return self.accepted - (self.client_drop if engine == "vllm" else 0)
+        return self.accepted - (self.client_drop if engine in ("vllm", "sglang") else 0)
 
     def faults(self, engine: str) -> int:
-        """Server faults: what slogate must count as errors (vLLM's 503 on overload included)."""
+        """Server faults the engine's metrics can show: what slogate must count as errors (vLLM's 503
+        on overload included). SGLang shows no failure of a streamed request."""
+        if engine == "sglang":
+            return self.fault_plain + self.pre_engine
         base = self.fault_streamed + self.fault_plain + self.pre_engine + self.incomplete
         return base + (self.overloaded if engine == "vllm" else 0)
 
@@ -133,4 +144,39 @@ def tgi_series(labels: str, mix: Mix, minutes: int) -> list[dict[str, str]]:
     return out
 
 
-SERIES = {"vllm": vllm_series, "tgi": tgi_series}
+def sglang_series(labels: str, mix: Mix, minutes: int) -> list[dict[str, str]]:
+    """promtool ``input_series`` for SGLang 0.5.23 serving ``mix`` per minute (client drops and
+    TGI's ``incomplete`` are not modelled for SGLang)."""
+    assert not mix.client_drop and not mix.incomplete
+    eng = f'{labels},model_name="m",engine_type="unified"'
+    finished = {
+        "true": mix.ok_streamed + mix.fault_streamed,
+        "false": mix.ok_plain + mix.fault_plain,
+    }
+    out = [
+        _counter(f'sglang:num_requests_total{{{eng},is_streaming="{k}"}}', n, minutes)
+        for k, n in finished.items()
+    ]
+    chat = f'{labels},endpoint="/v1/chat/completions",method="POST"'
+    codes = {
+        "200": mix.ok_streamed + mix.ok_plain + mix.fault_streamed,
+        "400": mix.invalid,
+        "500": mix.fault_plain + mix.pre_engine,
+        "503": mix.overloaded,
+    }
+    out += [
+        _counter(f'sglang:http_responses_total{{{chat},status_code="{c}"}}', n, minutes)
+        for c, n in codes.items()
+        if n
+    ]
+    out.append(
+        _counter(
+            f'sglang:http_responses_total{{{labels},endpoint="/v1/models",method="GET",status_code="500"}}',
+            500,
+            minutes,
+        )
+    )
+    return out
+
+
+SERIES = {"vllm": vllm_series, "tgi": tgi_series, "sglang": sglang_series}

@@ -457,6 +457,42 @@ INVALID = [
         id="args-tgi-whitespace",
     ),
     pytest.param(
+        merging("spec.engine", {"kind": "sglang", "args": ["--context-length", "8192", "--host", "::"]}),
+        f"{ARGS}[2]",
+        "--host is set by slogate to 0.0.0.0; remove it",
+        id="args-sglang-host-owned",
+    ),
+    pytest.param(
+        merging("spec.engine", {"kind": "sglang", "args": ["--tensor-parallel-size=2"]}),
+        f"{ARGS}[0]",
+        "--tp-size (--tensor-parallel-size) is set by slogate from engine.tensorParallelSize",
+        id="args-sglang-tp-alias-owned",
+    ),
+    pytest.param(
+        merging("spec.engine", {"kind": "sglang", "args": ["--enable-metrics"]}),
+        f"{ARGS}[0]",
+        "--enable-metrics is always set by slogate",
+        id="args-sglang-enable-metrics-owned",
+    ),
+    pytest.param(
+        merging("spec.engine", {"kind": "sglang", "args": ["--enable-metrics-for-all-schedulers"]}),
+        f"{ARGS}[0]",
+        "the autoscaler sums them",
+        id="args-sglang-all-schedulers-with-autoscaling",
+    ),
+    pytest.param(
+        merging("spec.engine", {"kind": "sglang", "args": ["--bucket-time-to-first-token", "0.5", "1"]}),
+        f"{ARGS}[0]",
+        "for ttft objectives select SGLang's default le bounds",
+        id="args-sglang-ttft-buckets-with-ttft-objective",
+    ),
+    pytest.param(
+        merging("spec.engine", {"kind": "sglang", "args": ["--ho=0.0.0.0"]}),
+        f"{ARGS}[0]",
+        "--ho is --host to SGLang (a unique prefix)",
+        id="args-sglang-host-abbreviation-offline-only",
+    ),
+    pytest.param(
         setting("metadata.name", "chat-llama-" + "x" * 43),
         "<root>",
         "metadata.name must be at most 53 characters so that NAME-REVISION children fit in 63",
@@ -493,10 +529,17 @@ INVALID = [
         id="quantity-bad-suffix",
     ),
     pytest.param(
-        setting("spec.engine.kind", "sglang"),
+        setting("spec.engine.kind", "lmdeploy"),
         "spec.engine.kind",
-        "Input should be 'vllm' or 'tgi' (got 'sglang')",
+        "Input should be 'vllm', 'tgi' or 'sglang' (got 'lmdeploy')",
         id="engine-kind-not-in-enum",
+    ),
+    pytest.param(
+        merging("spec.model", {"servedName": "llama:chat"}),
+        "spec.model.servedName",
+        "must be letters, digits, '.', '_', '/' and '-', starting with a letter or digit (no ':', which "
+        "SGLang reserves for model:adapter and refuses at start-up) (got 'llama:chat')",
+        id="served-name-with-colon",
     ),
     pytest.param(
         setting("spec.autoscaling.metric", "gpuUtilization"),
@@ -653,6 +696,28 @@ def test_valid_variants_are_accepted() -> None:
         (setting("spec.engine.args", ["--gpu-memory-utilization=0.95", "--max-model-len=8192"]),),
         (setting("spec.engine.args", ["--custom-histogram-buckets", '{"request_tokens": [1, 10]}']),),
         (merging("spec.engine", {"kind": "tgi", "args": ["--max-total-tokens", "4096"]}),),
+        # SGLang: pipeline parallelism below the GPU count, object stores it streams itself, every
+        # autoscaling metric (queue, running, KV usage), metric flags no feature here reads
+        (merging("spec.engine", {"kind": "sglang", "tensorParallelSize": 1}),),
+        (merging("spec.engine", {"kind": "sglang"}), setting(SRC, "gs://models/llama/8b")),
+        (merging("spec.engine", {"kind": "sglang"}), merging("spec.autoscaling", {"metric": "kvCacheUsage"})),
+        (
+            merging("spec.engine", {"kind": "sglang"}),
+            merging("spec.autoscaling", {"metric": "runningRequests"}),
+        ),
+        (
+            merging(
+                "spec.engine",
+                {
+                    "kind": "sglang",
+                    "args": ["--bucket-e2e-request-latency", "1", "10", "--mem-fraction-static=0.8"],
+                },
+            ),
+        ),
+        (
+            merging("spec.engine", {"kind": "sglang", "args": ["--enable-metrics-for-all-schedulers"]}),
+            removing("spec.autoscaling"),
+        ),
         (
             setting("spec.engine.args", ["--disable-log-stats"]),
             removing("spec.slo"),

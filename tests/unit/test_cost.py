@@ -259,16 +259,18 @@ def spec(**extra) -> ModelDeploymentSpec:
 def test_token_source_per_engine():
     assert token_series("vllm") == "vllm:generation_tokens_total"  # a counter
     assert token_series("tgi") == "tgi_request_generated_tokens_sum"  # TGI has none: the histogram's _sum
+    assert token_series("sglang") == "sglang:generation_tokens_total"
 
 
-@pytest.mark.parametrize("engine", ["vllm", "tgi"])
-def test_tokens_query_counts_generated_tokens_of_both_engines_per_hour(engine):
+@pytest.mark.parametrize("engine", ["vllm", "tgi", "sglang"])
+def test_tokens_query_counts_generated_tokens_of_every_engine_per_hour(engine):
     s = spec(engine={"kind": engine})
     q = tokens_query(spec=s, namespace="ml", name="chat")
     sel = '{namespace="ml",slogate_io_deployment="chat"}'
     assert q == (
         f"3600 * ((sum(rate(vllm:generation_tokens_total{sel}[5m])) or vector(0))"
-        f" + (sum(rate(tgi_request_generated_tokens_sum{sel}[5m])) or vector(0)))"
+        f" + (sum(rate(tgi_request_generated_tokens_sum{sel}[5m])) or vector(0))"
+        f" + (sum(rate(sglang:generation_tokens_total{sel}[5m])) or vector(0)))"
     )
     assert "prompt" not in q and "input_length" not in q  # generated tokens only (docs/cost.md)
 

@@ -19,7 +19,6 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +26,9 @@ import pytest
 import yaml
 
 from slogate import telemetry
-from slogate.core import engine_metrics, rules
+from slogate.core import rules
 from slogate.dashboard import DATASOURCE, FILE_NAME, SCHEMA_VERSION, UID, build_dashboard, dashboard_json
+from tests.unit import engine_fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "slogate"
@@ -146,19 +146,8 @@ def registry_names() -> set[str]:
 
 
 def engine_names() -> set[str]:
-    names = set()
-    for m in (engine_metrics.VLLM, engine_metrics.TGI):
-        for f in fields(m):
-            value = getattr(m, f.name)
-            if f.name == "ttft_approximation":
-                names |= {f"{histogram}{s}" for histogram, _ in value for s in ("_bucket", "_count", "_sum")}
-            elif isinstance(value, str) and f.name != "kind":
-                names |= (
-                    {value + s for s in ("_bucket", "_count", "_sum")}
-                    if f.name in HISTOGRAM_FIELDS
-                    else {value}
-                )
-    return names
+    """Every series the engines export, from their contract fixtures (written from their source)."""
+    return {name for engine in engine_fixtures.available() for name in engine_fixtures.series_names(engine)}
 
 
 def recorded_names() -> set[str]:

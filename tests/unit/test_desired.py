@@ -21,6 +21,9 @@ import slogate.core.engine_metrics
 from slogate import constants as C
 from slogate.api.v1alpha1 import AutoscalingMetric, EngineKind, ModelDeploymentSpec
 from slogate.core.desired import (
+    ENGINE_COMMANDS,
+    IMAGE_USERS,
+    SGLANG_HEALTH_CHECK_TIMEOUT_SECONDS,
     DesiredState,
     build_deployment,
     build_desired,
@@ -47,6 +50,7 @@ from slogate.core.naming import Capabilities, Owner, common_labels, revision_of
 from slogate.core.preflight import memory_floor_mib
 from slogate.sim.metrics import TgiMetrics, VllmMetrics
 from slogate.sim.sampling import RequestSample
+from tests.unit.conftest import SGLANG_SRC
 
 NAME = "llama"
 NS = "ml"
@@ -222,6 +226,59 @@ GPU4_H100 = {"gpu": {"count": 4, "products": [H100], "minMemoryGiB": 80}}
             "--model-id /mnt/models/mistral --num-shard 1 --port 8000",
             id="tgi-pvc",
         ),
+        pytest.param(
+            {"engine": {"kind": "sglang"}, "resources": GPU1},
+            (),
+            "--model-path meta-llama/Llama-3.1-8B-Instruct --served-model-name llama --tp-size 1"
+            " --host 0.0.0.0 --port 8000 --enable-metrics",
+            id="sglang-defaults",
+        ),
+        pytest.param(
+            {"engine": {"kind": "sglang", "port": 30000}, "resources": GPU4_H100},
+            (),
+            "--model-path meta-llama/Llama-3.1-8B-Instruct --served-model-name llama --tp-size 4"
+            " --host 0.0.0.0 --port 30000 --enable-metrics",
+            id="sglang-tp4-port",
+        ),
+        pytest.param(
+            {"engine": {"kind": "sglang", "tensorParallelSize": 2}, "resources": {"gpu": {"count": 4}}},
+            (),
+            "--model-path meta-llama/Llama-3.1-8B-Instruct --served-model-name llama --tp-size 2"
+            " --pp-size 2 --host 0.0.0.0 --port 8000 --enable-metrics",
+            id="sglang-tp2-of-4-pipeline-2",
+        ),
+        pytest.param(
+            {
+                "engine": {"kind": "sglang", "args": ["--mem-fraction-static", "0.85"]},
+                "resources": GPU1,
+                "model": {"revision": "0e9e39f", "servedName": "chat"},
+            },
+            ("gpt-4o-mini", "primary"),
+            "--model-path meta-llama/Llama-3.1-8B-Instruct --served-model-name chat --tp-size 1"
+            " --host 0.0.0.0 --port 8000 --revision 0e9e39f --enable-metrics --mem-fraction-static 0.85",
+            id="sglang-one-served-name-no-aliases-revision-extra",
+        ),
+        pytest.param(
+            {"engine": {"kind": "sglang"}, "resources": GPU1, "model": {"source": "gs://bucket/qwen"}},
+            (),
+            "--model-path gs://bucket/qwen --served-model-name llama --tp-size 1 --host 0.0.0.0"
+            " --port 8000 --enable-metrics",
+            id="sglang-gs-streamed-by-sglang-itself",
+        ),
+        pytest.param(
+            {"engine": {"kind": "sglang"}, "resources": GPU1, "model": {"source": "pvc://weights/qwen/7b"}},
+            (),
+            "--model-path /mnt/models/qwen/7b --served-model-name llama --tp-size 1 --host 0.0.0.0"
+            " --port 8000 --enable-metrics",
+            id="sglang-pvc",
+        ),
+        pytest.param(
+            {"engine": {"kind": "sglang"}, "model": {"source": "oci://registry.example/models/qwen:7b"}},
+            (),
+            "--model-path /mnt/models --served-model-name llama --tp-size 1 --host 0.0.0.0 --port 8000"
+            " --enable-metrics",
+            id="sglang-oci-cpu-only",
+        ),
     ],
 )
 def test_engine_args(changes, aliases, expected):
@@ -293,6 +350,7 @@ def test_model_location_rejects_unknown_scheme():
             "ghcr.io/huggingface/text-generation-inference:3.3.6",
             id="tgi-default",
         ),
+        pytest.param({"engine": {"kind": "sglang"}}, "lmsysorg/sglang:v0.5.23", id="sglang-default"),
         pytest.param(
             {"engine": {"image": "registry.local/vllm:patched"}}, "registry.local/vllm:patched", id="override"
         ),
@@ -300,6 +358,28 @@ def test_model_location_rejects_unknown_scheme():
 )
 def test_image(changes, image):
     assert container(make_spec(**changes))["image"] == image
+
+
+@pytest.mark.parametrize(
+    "engine, command",
+    [
+        pytest.param({}, None, id="vllm-image-entrypoint"),
+        pytest.param({"kind": "tgi"}, None, id="tgi-image-entrypoint"),
+        pytest.param(
+            {"kind": "sglang"}, ["python3", "-m", "sglang.launch_server"], id="sglang-no-entrypoint"
+        ),
+        pytest.param(
+            {"kind": "sglang", "image": "registry.local/sglang:patched"},
+            ["python3", "-m", "sglang.launch_server"],
+            id="sglang-custom-image-keeps-the-command",
+        ),
+    ],
+)
+def test_command_only_where_the_image_has_no_entrypoint(engine, command):
+    c = container(make_spec(engine=engine))
+    assert c.get("command") == command
+    expected = ["name", "image", "command", "args"] if command else ["name", "image", "args", "ports"]
+    assert list(c)[:4] == expected
 
 
 @pytest.mark.parametrize(
@@ -368,6 +448,80 @@ def test_container_shape():
     assert "envFrom" not in c
 
 
+def test_sglang_probes():
+    """Startup and readiness read SGLang's cheap ``/ready``; liveness reads ``/health``, which runs a
+    1-token generation and answers 503 only after SGLang's own 20 s, so its timeout is longer."""
+    c = container(make_spec(resources=GPU1, engine={"kind": "sglang"}))
+    assert c["startupProbe"] == {
+        "httpGet": {"path": "/ready", "port": "http"},
+        "periodSeconds": 10,
+        "failureThreshold": 180,
+    }
+    assert c["readinessProbe"] == {
+        "httpGet": {"path": "/ready", "port": "http"},
+        "periodSeconds": 5,
+        "failureThreshold": 3,
+        "timeoutSeconds": 5,
+    }
+    assert c["livenessProbe"] == {
+        "httpGet": {"path": "/health", "port": "http"},
+        "periodSeconds": 30,
+        "failureThreshold": 3,
+        "timeoutSeconds": 25,
+    }
+    live = c["livenessProbe"]
+    assert SGLANG_HEALTH_CHECK_TIMEOUT_SECONDS < live["timeoutSeconds"] <= live["periodSeconds"]
+
+
+def _sglang(path: str) -> str:
+    return (SGLANG_SRC / path).read_text()
+
+
+@pytest.mark.engine_source(kind="sglang")
+def test_sglang_pod_facts_as_the_source_says():
+    """What the SGLang pod relies on, read from the 0.5.23 wheel (docs/engines-flags-notes.md)."""
+    http = _sglang("sglang/srt/entrypoints/http_server.py").splitlines()
+    # liveness: /health generates one token and gives up after HEALTH_CHECK_TIMEOUT (20 s) with a 503
+    assert http[217] == 'HEALTH_CHECK_TIMEOUT = int(os.getenv("SGLANG_HEALTH_CHECK_TIMEOUT", 20))'
+    assert SGLANG_HEALTH_CHECK_TIMEOUT_SECONDS == 20
+    assert http[720:722] == ['@app.get("/health")', '@app.get("/health_generate")']
+    assert "while time.time() < tic + HEALTH_CHECK_TIMEOUT:" in "\n".join(http[720:799])
+    # startup and readiness: /ready reads state only (not paused, not shutting down, status Up)
+    assert http[713:717] == [
+        '@app.get("/ready")',
+        "async def ready() -> Response:",
+        '    """Report whether the server is ready to receive new requests."""',
+        "    status_code = 200 if _global_state.tokenizer_manager.is_ready() else 503",
+    ]
+    tm = _sglang("sglang/srt/managers/tokenizer_manager.py")
+    assert "return not self.is_pause and self.is_healthy()" in tm
+    assert "return not self.gracefully_exit and self.server_status == ServerStatus.Up" in tm
+    # --host: SGLang binds the loopback unless told otherwise
+    serving = _sglang("sglang/srt/arg_groups/fields/serving.py").splitlines()
+    assert serving[64] == '    host: A[str, "The host of the HTTP server."] = "127.0.0.1"'
+    # HOME=/tmp moves SGLANG_CACHE_DIR, and the JIT caches it redirects, onto the emptyDir
+    environ = _sglang("sglang/srt/environ.py").splitlines()
+    assert environ[1382] == '    SGLANG_CACHE_DIR = EnvStr(os.path.expanduser("~/.cache/sglang"))'
+    assert '"TORCHINDUCTOR_CACHE_DIR": os.path.join(base, "inductor"),' in "\n".join(environ[2307:2336])
+    assert "_redirect_third_party_caches()" in _sglang("sglang/__init__.py")
+    # s3:// and gs:// need no --load-format: SGLang picks runai_streamer from the scheme
+    runai = _sglang("sglang/srt/utils/runai_utils.py").splitlines()
+    assert runai[13] == 'SUPPORTED_SCHEMES = ["s3://", "gs://", "az://"]'
+    hook = "\n".join(_sglang("sglang/srt/arg_groups/model_path_hook.py").splitlines()[188:194])
+    assert "if is_runai_obj_uri(cfg.model_path):" in hook and 'load_format="runai_streamer",' in hook
+    # one served name, never ':', and the OpenAI routes do not check a request's model against it
+    validation = "\n".join(_sglang("sglang/srt/arg_groups/validation_hook.py").splitlines()[212:219])
+    assert 'assert ":" not in cfg.served_model_name' in validation
+    base = "\n".join(_sglang("sglang/srt/entrypoints/openai/serving_base.py").splitlines()[39:62])
+    assert 'if ":" not in model:\n            return model, None' in base
+    # the identity: nothing in SGLang looks the user up (uid 1000 need not be in /etc/passwd)
+    tree = [p for p in (SGLANG_SRC / "sglang").rglob("*.py") if "/test" not in str(p)]
+    assert [str(p) for p in tree if re.search(r"\bgetpass\b|\bimport pwd\b", p.read_text())] == []
+    assert IMAGE_USERS[EngineKind.SGLANG].run_as_user == 1000
+    assert ENGINE_COMMANDS[EngineKind.SGLANG] == ("python3", "-m", "sglang.launch_server")
+    assert "server_args = prepare_server_args(sys.argv[1:])" in _sglang("sglang/launch_server.py")
+
+
 @pytest.mark.parametrize(
     "changes, env, env_from",
     [
@@ -382,6 +536,12 @@ def test_container_shape():
             [{"name": "HOME", "value": "/tmp"}, {"name": "HUGGINGFACE_HUB_CACHE", "value": "/data"}],
             None,
             id="tgi",
+        ),
+        pytest.param(
+            {"engine": {"kind": "sglang"}},
+            [{"name": "HF_HOME", "value": "/model-cache"}, {"name": "HOME", "value": "/tmp"}],
+            None,
+            id="sglang-cache-dir-follows-home",
         ),
         pytest.param(
             {
@@ -646,6 +806,16 @@ SHM = {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}}
             ],
             id="tgi-cache-on-data",
         ),
+        pytest.param(
+            {"engine": {"kind": "sglang"}, "resources": {"gpu": {"count": 2}}},
+            [SHM, CACHE, TMP],
+            [
+                {"name": "dshm", "mountPath": "/dev/shm"},
+                {"name": "model-cache", "mountPath": "/model-cache"},
+                {"name": "tmp", "mountPath": "/tmp"},
+            ],
+            id="sglang-tp2-shm-hf-cache",
+        ),
     ],
 )
 def test_volumes(changes, volumes, mounts):
@@ -688,6 +858,18 @@ def test_volumes(changes, volumes, mounts):
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
             id="tgi-custom-image-keeps-the-kind-default",
+        ),
+        pytest.param(
+            {"kind": "sglang"},
+            {
+                "runAsNonRoot": True,
+                "runAsUser": 1000,
+                "runAsGroup": 1000,
+                "fsGroup": 1000,
+                "fsGroupChangePolicy": "OnRootMismatch",
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            id="sglang-uid-1000-restricted",
         ),
     ],
 )
@@ -972,6 +1154,8 @@ def test_scaled_object_exact():
         ),
         pytest.param("tgi", "queueDepth", "10", "tgi_queue_size", "10", id="tgi-queue"),
         pytest.param("tgi", "runningRequests", "1k", "tgi_batch_current_size", "1000", id="tgi-running-kilo"),
+        pytest.param("sglang", "queueDepth", "10", "sglang:num_queue_reqs", "10", id="sglang-queue"),
+        pytest.param("sglang", "kvCacheUsage", "0.8", "sglang:token_usage", "0.8", id="sglang-kv"),
     ],
 )
 def test_autoscaler_series_per_engine(engine, metric, target, series, threshold):
@@ -1143,6 +1327,9 @@ def test_object_order_and_kinds():
                 "directory): use a pvc:// or oci:// source"
             ],
             id="tgi-object-store",
+        ),
+        pytest.param(
+            {"engine": {"kind": "sglang"}, "model": {"source": "s3://b/m"}}, [], id="sglang-object-store"
         ),
         pytest.param(
             {"resources": {"gpu": {"resource": "nvidia.com/mig-3g.40gb", "products": [A100]}}},

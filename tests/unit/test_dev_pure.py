@@ -7,6 +7,7 @@ import json
 import pytest
 
 from slogate.dev.bridge import (
+    engine_mode,
     parse_selector,
     sanitize_label,
     selector_matches,
@@ -15,6 +16,7 @@ from slogate.dev.bridge import (
     wants_simulator,
 )
 from slogate.dev.nodes import A100, H100, NodeSet, build_nodes
+from slogate.sim import SimConfig
 
 
 def test_default_nodes_look_like_gpu_feature_discovery():
@@ -122,6 +124,77 @@ def test_sim_config_from_engine_annotation_and_rules():
     ]
     cfg = sim_config_for(annotated, rules)
     assert cfg["ttft_ms"] == 900 and cfg["error_rate"] == 0.0 and cfg["rps"] == 10.0
+
+
+def _engine_pod(container):
+    return _pod(spec={"containers": [{"name": "engine", **container}]})
+
+
+@pytest.mark.parametrize(
+    "container, mode, model, model_path",
+    [
+        pytest.param(
+            # what slogate emits for SGLang (core.desired): the launcher module and one served name
+            {
+                "image": "lmsysorg/sglang:v0.5.23",
+                "command": ["python3", "-m", "sglang.launch_server"],
+                "args": ["--model-path", "org/m", "--served-model-name", "a", "--port", "8000"],
+            },
+            "sglang",
+            "a",
+            "org/m",
+            id="sglang-as-slogate-runs-it",
+        ),
+        pytest.param(
+            {
+                "image": "registry.local/llm:7",
+                "command": ["python3", "-m", "sglang.launch_server", "--model=org/m"],
+            },
+            "sglang",
+            "org/m",  # no --served-model-name: SGLang serves under the model path
+            "org/m",
+            id="sglang-by-command-only",
+        ),
+        pytest.param(
+            {"image": "lmsysorg/sglang:v0.5.23-runtime", "args": ["--model-path", "org/m"]},
+            "sglang",
+            "org/m",
+            "org/m",
+            id="sglang-by-image-only",
+        ),
+        pytest.param(
+            {"image": "lmsysorg/sglang:latest"},
+            "sglang",
+            "llama",
+            None,
+            id="sglang-no-flags-keeps-deployment",
+        ),
+        pytest.param(
+            {"image": "ghcr.io/huggingface/text-generation-inference:3.3.6", "args": ["--model-id", "m"]},
+            "tgi",
+            "m",
+            None,
+            id="tgi",
+        ),
+        pytest.param(
+            {"image": "vllm/vllm-openai:v0.33.0", "args": ["--model", "org/m"]},
+            "vllm",
+            "llama",
+            None,
+            id="vllm-model-path-not-a-served-name",
+        ),
+    ],
+)
+def test_engine_mode_and_served_name_per_engine(container, mode, model, model_path):
+    cfg = sim_config_for(_engine_pod(container), [])
+    assert (cfg["mode"], cfg["model"], cfg.get("model_path")) == (mode, model, model_path)
+    SimConfig(**cfg)  # what the bridge starts is a valid simulator configuration
+
+
+def test_engine_mode_is_not_fooled_by_lookalikes():
+    assert engine_mode("vllm/vllm-openai:v0.33.0", ["--model", "sglang-finetune"]) == "vllm"
+    assert engine_mode("vllm/vllm-openai:v0.33.0", ["python3", "-m", "sglang.launch_server"]) == "sglang"
+    assert engine_mode("", []) == "vllm"
 
 
 def test_selectors():

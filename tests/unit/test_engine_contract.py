@@ -197,3 +197,20 @@ def test_simulator_families_match_the_engine_family_for_family(engine):
         if n not in exposed and (not suffix or n.removesuffix(suffix) not in exposed):
             problems.append(f"{n}: slogate selects it, the simulator does not export it")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("metric", ["ttft", "latency", "interTokenLatency"])
+def test_alert_bucket_tables_are_the_engine_defaults(engine, metric):
+    """The burn-rate rules round thresholds to these bounds and select ``le`` by them: they must be
+    the buckets the engine really exports (by default; engine_flags rejects the flags that change them)."""
+    from slogate.api.v1alpha1 import SLIMetric
+
+    m = metrics_for(EngineKind(engine))
+    buckets = rules.buckets_for(EngineKind(engine), SLIMetric(metric))
+    if buckets is None:
+        assert engine == "tgi" and metric == "ttft"  # TGI exports no TTFT histogram
+        return
+    histogram = {"ttft": m.ttft, "latency": m.e2e_latency, "interTokenLatency": m.inter_token_latency}[metric]
+    assert histogram is not None
+    assert tuple(buckets) == fx.families(engine)[histogram].buckets

@@ -5,16 +5,19 @@ Three kinds of check:
 1. **Command lines.** A table of user ``engine.args`` x engine gives the exact command line
    ``desired.engine_args`` builds, or the exact ``ValueError`` it raises. No flag is ever repeated
    (TGI's clap parser rejects that), and an overridable flag in any spelling replaces slogate's.
+   SGLang has no entrypoint in its image, so its rows start at ``--model-path`` (the container's
+   ``command`` is ``python3 -m sglang.launch_server``, tests/unit/test_desired.py).
 2. **Offline validation and the CRD agree.** ``slogate validate`` reports each rejected entry at
    ``spec.engine.args[i]``; the CEL rules generated from the same tables reject the same manifests
    (exact spellings) at ``spec.engine.args``.
 3. **Provenance.** ``READ_FROM_SOURCE`` lists every flag slogate derives or keeps off the command
    line, copied by hand from the engines' released source with file and line. The table must name
    exactly these, ``desired`` may emit nothing else, and, when the engine source is on disk
-   (``SLOGATE_VLLM_SRC``, ``SLOGATE_TGI_GIT``), every cited line must contain the flag. These
-   tests are marked ``engine_source``; without the source they are *deselected* and listed in the
-   terminal summary (tests/unit/conftest.py), never skipped and never passed without having looked.
-   ``make engine-sources`` fetches vLLM's wheel from PyPI and runs them.
+   (``SLOGATE_VLLM_SRC``, ``SLOGATE_SGLANG_SRC``, ``SLOGATE_TGI_GIT``), every cited line must
+   contain the flag. These tests are marked ``engine_source``; without the source they are
+   *deselected* and listed in the terminal summary (tests/unit/conftest.py), never skipped and
+   never passed without having looked. ``make engine-sources`` fetches the vLLM and SGLang wheels
+   from PyPI and runs them.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from slogate.api.v1alpha1 import EngineKind, ModelDeploymentSpec
 from slogate.api.validation import _cel_problems, _schema, validate_document
 from slogate.core import engine_flags as ef
 from slogate.core.desired import engine_args
-from tests.unit.conftest import TGI_GIT, VLLM_SRC
+from tests.unit.conftest import SGLANG_SRC, TGI_GIT, VLLM_SRC
 
 # ------------------------------------------------------------------------------------ provenance
 
@@ -63,12 +66,37 @@ READ_FROM_SOURCE: dict[str, dict[str, str]] = {
         "--port": "launcher/src/main.rs:773",
         "-p": "launcher/src/main.rs:773",
     },
+    # SGLang 0.5.23, from the release wheel (sglang/_version.py: 0.5.23). Flags are generated from
+    # annotated fields ("--" + name with "_" -> "-", plus declared aliases: arg_utils.py:288-290, 328).
+    "sglang": {
+        "--model-path": "sglang/srt/arg_groups/fields/model.py:51",
+        "--model": "sglang/srt/arg_groups/fields/model.py:51",
+        "--served-model-name": "sglang/srt/arg_groups/fields/serving.py:168",
+        "--tp-size": "sglang/srt/arg_groups/fields/parallel.py:45",
+        "--tensor-parallel-size": "sglang/srt/arg_groups/fields/parallel.py:45",
+        "--pp-size": "sglang/srt/arg_groups/fields/parallel.py:59",
+        "--pipeline-parallel-size": "sglang/srt/arg_groups/fields/parallel.py:59",
+        "--host": "sglang/srt/arg_groups/fields/serving.py:65",
+        "--port": "sglang/srt/arg_groups/fields/serving.py:66",
+        "--revision": "sglang/srt/arg_groups/fields/model.py:122",
+        "--enable-metrics": "sglang/srt/arg_groups/fields/observability.py:70",
+        "--enable-metrics-for-all-schedulers": "sglang/srt/arg_groups/fields/observability.py:82",
+        "--bucket-time-to-first-token": "sglang/srt/arg_groups/fields/observability.py:104",
+        "--bucket-inter-token-latency": "sglang/srt/arg_groups/fields/observability.py:108",
+        "--bucket-e2e-request-latency": "sglang/srt/arg_groups/fields/observability.py:112",
+    },
 }
 
 
 @cache
 def _vllm_lines(path: str) -> list[str] | None:
     file = VLLM_SRC / path
+    return file.read_text().splitlines() if file.is_file() else None
+
+
+@cache
+def _sglang_lines(path: str) -> list[str] | None:
+    file = SGLANG_SRC / path
     return file.read_text().splitlines() if file.is_file() else None
 
 
@@ -86,10 +114,15 @@ def _tgi_lines(path: str) -> list[str] | None:
 
 
 def _lines(kind: str, path: str) -> list[str]:
-    lines = _vllm_lines(path) if kind == "vllm" else _tgi_lines(path)
+    reader = {"vllm": _vllm_lines, "sglang": _sglang_lines, "tgi": _tgi_lines}[kind]
+    lines = reader(path)
     if lines is None:
-        where = VLLM_SRC / path if kind == "vllm" else f"{TGI_GIT} ({ef.TGI_VERSION}:{path})"
-        pytest.fail(f"{kind} source not on disk: {where} (set SLOGATE_VLLM_SRC / SLOGATE_TGI_GIT)")
+        where = {"vllm": VLLM_SRC / path, "sglang": SGLANG_SRC / path}.get(
+            kind, f"{TGI_GIT} ({ef.TGI_VERSION}:{path})"
+        )
+        pytest.fail(
+            f"{kind} source not on disk: {where} (set SLOGATE_VLLM_SRC / SLOGATE_SGLANG_SRC / SLOGATE_TGI_GIT)"
+        )
     return lines
 
 
@@ -124,9 +157,9 @@ def test_the_table_names_exactly_the_flags_read_from_the_source(kind):
 def test_every_cited_line_contains_what_the_table_says(kind, what, source):
     lines = _lines(kind, source.path)
     assert source.texts[0] in lines[source.line - 1], f"{what}: {source.texts[0]!r} not on {source}"
-    window = "\n".join(lines[source.line - 1 : source.line + 2])
+    window = "\n".join(lines[source.line - 1 : source.line - 1 + source.span])
     for text in source.texts[1:]:
-        assert text in window, f"{what}: {text!r} not within 3 lines of {source}:\n{window}"
+        assert text in window, f"{what}: {text!r} not within {source.span} lines of {source}:\n{window}"
 
 
 @pytest.mark.engine_source(kind="vllm")
@@ -154,6 +187,58 @@ def test_vllm_flexible_parser_reads_underscores_as_dashes_and_takes_the_position
     assert "allow_abbrev" not in text  # argparse's default (unique prefixes accepted) applies
 
 
+def _sglang_options() -> set[str]:
+    """Every long option SGLang 0.5.23's server parser registers, read from its source: one per
+    annotated field of the ``fields/`` namespaces (renamed by ``cli_name=``, plus ``aliases=``), and
+    those ``server_args.py`` adds by hand."""
+    options: set[str] = set()
+    fields = SGLANG_SRC / "sglang/srt/arg_groups/fields"
+    for path in sorted(fields.glob("*.py")):
+        text = "\n".join(_lines("sglang", str(path.relative_to(SGLANG_SRC))))
+        options |= {
+            "--" + m.replace("_", "-") for m in re.findall(r"^    ([a-z][a-z0-9_]*): A\[", text, re.M)
+        }
+        options |= set(re.findall(r'cli_name="(--[a-z0-9-]+)"', text))
+        for group in re.findall(r"aliases=\[([^\]]*)\]", text):
+            options |= set(re.findall(r'"(--[a-z0-9][a-z0-9-]*)"', group))
+    text = "\n".join(_lines("sglang", "sglang/srt/server_args.py"))
+    return options | set(re.findall(r'"(--[a-z0-9][a-z0-9-]*)"', text))
+
+
+@pytest.mark.engine_source(kind="sglang")
+def test_no_sglang_option_outside_the_table_is_a_proper_prefix_of_a_table_flag():
+    """The abbreviation rule is sound: an exact SGLang option is never taken for a table flag it is a
+    prefix of (``--model`` and ``--enable-metrics`` are prefixes of table flags, but in the table)."""
+    options = _sglang_options()
+    assert len(options) > 400
+    table = {n for f in ef.SGLANG.flags for n in f.names}
+    for flag in ef.SGLANG.flags:
+        for name in flag.names:
+            assert name in options, f"{name} is not an SGLang 0.5.23 option"
+            assert [o for o in options - table if name.startswith(o)] == []
+    assert not [o for o in options if not o.startswith("--")], "SGLang registers no short options"
+
+
+@pytest.mark.engine_source(kind="sglang")
+def test_sglang_parser_is_plain_argparse_with_prefixes_dashes_only_and_last_wins():
+    server_args = "\n".join(_lines("sglang", "sglang/srt/server_args.py"))
+    assert 'parser = argparse.ArgumentParser(prog="sglang serve")' in server_args
+    assert "raw_args = parser.parse_args(argv)" in server_args  # unknown flags exit 2
+    abbrev_off = sorted(
+        str(p.relative_to(SGLANG_SRC))
+        for p in (SGLANG_SRC / "sglang/srt").rglob("*.py")
+        if "allow_abbrev" in p.read_text()
+    )
+    # Only the gRPC sidecar's own parser turns prefixes off; the server's keeps argparse's default.
+    assert abbrev_off == ["sglang/srt/entrypoints/sidecar.py"]
+    arg_utils = "\n".join(_lines("sglang", "sglang/srt/arg_groups/arg_utils.py"))
+    assert 'return "--" + name.replace("_", "-")' in arg_utils  # dashes only: --tp_size is unknown
+    merger = "\n".join(_lines("sglang", "sglang/srt/utils/server_args_config_parser.py"))
+    assert "return config_args + before_config + after_config" in merger  # the CLI wins: last wins
+    launch = "\n".join(_lines("sglang", "sglang/launch_server.py"))
+    assert "server_args = prepare_server_args(sys.argv[1:])" in launch
+
+
 # ------------------------------------------------------------------------------------ command lines
 
 NAME = "llama"
@@ -163,6 +248,9 @@ VLLM_DEFAULTS = (
 )
 VLLM_NO_GMU = f"{HF} --served-model-name llama --tensor-parallel-size 1 --port 8000"
 TGI_DEFAULTS = f"--model-id {HF} --num-shard 1 --port 8000"
+SGLANG_DEFAULTS = (
+    f"--model-path {HF} --served-model-name llama --tp-size 1 --host 0.0.0.0 --port 8000 --enable-metrics"
+)
 NO_FEATURES = {"observability": {"inputDrift": {"enabled": False}}}
 TTFT_SLO = {"slo": {"objectives": [{"metric": "ttft", "percentile": 95, "max": "500ms"}]}}
 PORT = "--port is set by slogate from engine.port; set engine.port instead"
@@ -179,6 +267,35 @@ TTFT_BUCKETS = (
     "slogate generates for ttft objectives select vLLM's default le bounds, so they would never fire: "
     "leave time_to_first_token out of the flag"
 )
+LATENCY_SLO = {"slo": {"objectives": [{"metric": "latency", "percentile": 95, "max": "20s"}]}}
+ITL_SLO = {"slo": {"objectives": [{"metric": "interTokenLatency", "percentile": 95, "max": "50ms"}]}}
+SG_MODEL = "--model-path (--model) is set by slogate from model.source; set model.source instead"
+SG_TP = (
+    "--tp-size (--tensor-parallel-size) is set by slogate from engine.tensorParallelSize; "
+    "set engine.tensorParallelSize instead"
+)
+SG_HOST = (
+    "--host is set by slogate to 0.0.0.0; remove it: probes, Services and Prometheus reach the pod on its "
+    "own address"
+)
+SG_METRICS = (
+    "--enable-metrics is always set by slogate; remove it: it is already on the command line, because "
+    "slogate reads SGLang's metrics"
+)
+SG_ALL_SCHEDULERS = (
+    "--enable-metrics-for-all-schedulers makes every tensor-parallel rank record the queue, running and "
+    "KV-usage gauges, and the autoscaler sums them, so with more than one GPU per replica it would see "
+    "each replica's load once per rank: remove the flag"
+)
+
+
+def sg_buckets(flag: str, series: str, metric: str) -> str:
+    return (
+        f"{flag} replaces the buckets of SGLang's {series}, and the burn-rate alert rules slogate generates "
+        f"for {metric} objectives select SGLang's default le bounds, so they would never fire: remove the flag"
+    )
+
+
 UNQUOTED = (
     "TGI's image entrypoint passes arguments on unquoted (tgi-entrypoint.sh:6 @ v3.3.7: exec "
     "text-generation-launcher $@), so "
@@ -238,6 +355,32 @@ ACCEPTED = [
     pytest.param("tgi", ["--num_shard", "2"], None, f"{TGI_DEFAULTS} --num_shard 2", id="tgi-underscore-is-not-num-shard"),
     pytest.param("tgi", ["--disable-log-stats"], None, f"{TGI_DEFAULTS} --disable-log-stats",
                  id="tgi-has-no-vllm-metric-flags"),
+    # --- SGLang: passed through as written, after the derived flags (no positional model)
+    pytest.param("sglang", [], None, SGLANG_DEFAULTS, id="sglang-no-args"),
+    pytest.param("sglang", ["--mem-fraction-static", "0.85", "--context-length=8192", "--trust-remote-code"], None,
+                 f"{SGLANG_DEFAULTS} --mem-fraction-static 0.85 --context-length=8192 --trust-remote-code",
+                 id="sglang-passthrough-value-equals-bool"),
+    pytest.param("sglang", ["--model-impl", "transformers"], None, f"{SGLANG_DEFAULTS} --model-impl transformers",
+                 id="sglang-option-starting-like-model-is-not-model"),
+    pytest.param("sglang", [], {"model": {"source": "s3://b/qwen"}, **NO_FEATURES},
+                 "--model-path s3://b/qwen --served-model-name llama --tp-size 1 --host 0.0.0.0 --port 8000"
+                 " --enable-metrics", id="sglang-s3-no-load-format-sglang-picks-runai-itself"),
+    # Not slogate's to police: plain argparse has no underscore spellings, and --enable-metric is a
+    # prefix of two options, so SGLang rejects both itself.
+    pytest.param("sglang", ["--tp_size", "2"], None, f"{SGLANG_DEFAULTS} --tp_size 2", id="sglang-underscore-is-unknown"),
+    pytest.param("sglang", ["--enable-metric"], None, f"{SGLANG_DEFAULTS} --enable-metric",
+                 id="sglang-ambiguous-prefix-left-to-sglang"),
+    # --- SGLang: metric flags are fine when nothing needs the series they reshape
+    pytest.param("sglang", ["--enable-metrics-for-all-schedulers"], {**TTFT_SLO, "budget": {"maxCostPerMillionTokens": "2"}},
+                 f"{SGLANG_DEFAULTS} --enable-metrics-for-all-schedulers", id="sglang-all-schedulers-with-slo-and-budget"),
+    pytest.param("sglang", ["--bucket-time-to-first-token", "0.1", "0.5", "1"], None,
+                 f"{SGLANG_DEFAULTS} --bucket-time-to-first-token 0.1 0.5 1", id="sglang-ttft-buckets-without-ttft-objective"),
+    pytest.param("sglang", ["--bucket-inter-token-latency", "0.01", "0.1"], TTFT_SLO,
+                 f"{SGLANG_DEFAULTS} --bucket-inter-token-latency 0.01 0.1", id="sglang-itl-buckets-with-only-a-ttft-objective"),
+    pytest.param("sglang", ["--prompt-tokens-buckets", "custom", "10", "100"], {},
+                 f"{SGLANG_DEFAULTS} --prompt-tokens-buckets custom 10 100", id="sglang-token-buckets-with-drift"),
+    pytest.param("sglang", ["--disable-log-stats"], {}, f"{SGLANG_DEFAULTS} --disable-log-stats",
+                 id="sglang-has-no-vllm-metric-flags"),
 ]  # fmt: skip
 
 
@@ -309,6 +452,48 @@ REJECTED = [
     pytest.param("tgi", ["--cors-allow-origin", "*"], None,
                  [(1, UNQUOTED + "a value with * ? or [ may be replaced by file names: write it as --flag=value, "
                       "or set the option through engine.env")], id="tgi-bare-glob"),
+    # --- SGLang: owned flags, every spelling (argparse's last-wins would silently override slogate's)
+    pytest.param("sglang", ["--model-path", "other/model"], None, [(0, SG_MODEL)], id="sglang-model-path"),
+    pytest.param("sglang", ["--model=other/model"], None, [(0, SG_MODEL)], id="sglang-model-alias-equals"),
+    pytest.param("sglang", ["--model-p", "other/model"], None,
+                 [(0, f"--model-p is --model-path to SGLang (a unique prefix); {SG_MODEL}")], id="sglang-model-abbreviation"),
+    pytest.param("sglang", ["--served-model-name", "chat"], None,
+                 [(0, "--served-model-name is set by slogate from model.servedName; set model.servedName instead")],
+                 id="sglang-served-name"),
+    pytest.param("sglang", ["--tp-size", "2"], None, [(0, SG_TP)], id="sglang-tp"),
+    pytest.param("sglang", ["--tensor-parallel-size=2"], None, [(0, SG_TP)], id="sglang-tp-alias-equals"),
+    pytest.param("sglang", ["--tp", "2"], None, [(0, f"--tp is --tp-size to SGLang (a unique prefix); {SG_TP}")],
+                 id="sglang-tp-abbreviation"),
+    pytest.param("sglang", ["--pipeline-parallel-size", "2"], None,
+                 [(0, "--pp-size (--pipeline-parallel-size) is set by slogate from resources.gpu.count / "
+                      "engine.tensorParallelSize; set engine.tensorParallelSize below resources.gpu.count instead")],
+                 id="sglang-pp-alias"),
+    pytest.param("sglang", ["--host", "0.0.0.0"], None, [(0, SG_HOST)], id="sglang-host"),
+    pytest.param("sglang", ["--host=::"], None, [(0, SG_HOST)], id="sglang-host-equals"),
+    pytest.param("sglang", ["--port", "30000"], None, [(0, PORT)], id="sglang-port"),
+    pytest.param("sglang", ["--revision", "main"], None,
+                 [(0, "--revision is set by slogate from model.revision; set model.revision instead")], id="sglang-revision"),
+    pytest.param("sglang", ["--enable-metrics"], None, [(0, SG_METRICS)], id="sglang-enable-metrics"),
+    pytest.param("sglang", ["--port", "1", "--tp-size", "2"], None, [(0, PORT), (2, SG_TP)], id="sglang-two-owned"),
+    # --- SGLang: flags that reshape the series a feature reads
+    pytest.param("sglang", ["--enable-metrics-for-all-schedulers"], {"autoscaling": {"maxReplicas": 2}, **NO_FEATURES},
+                 [(0, SG_ALL_SCHEDULERS)], id="sglang-all-schedulers-with-autoscaling"),
+    pytest.param("sglang", ["--enable-metrics-for"], {"autoscaling": {"maxReplicas": 2}, **NO_FEATURES},
+                 [(0, "--enable-metrics-for is --enable-metrics-for-all-schedulers to SGLang (a unique prefix); "
+                      + SG_ALL_SCHEDULERS)], id="sglang-all-schedulers-abbreviation"),
+    pytest.param("sglang", ["--bucket-time-to-first-token", "0.1", "1"], TTFT_SLO,
+                 [(0, sg_buckets("--bucket-time-to-first-token", "sglang:time_to_first_token_seconds", "ttft"))],
+                 id="sglang-ttft-buckets-with-ttft-objective"),
+    pytest.param("sglang", ["--bucket-time", "0.1"], TTFT_SLO,
+                 [(0, "--bucket-time is --bucket-time-to-first-token to SGLang (a unique prefix); "
+                      + sg_buckets("--bucket-time-to-first-token", "sglang:time_to_first_token_seconds", "ttft"))],
+                 id="sglang-ttft-buckets-abbreviation"),
+    pytest.param("sglang", ["--bucket-e2e-request-latency", "1", "10"], LATENCY_SLO,
+                 [(0, sg_buckets("--bucket-e2e-request-latency", "sglang:e2e_request_latency_seconds", "latency"))],
+                 id="sglang-e2e-buckets-with-latency-objective"),
+    pytest.param("sglang", ["--bucket-inter-token-latency=0.01"], ITL_SLO,
+                 [(0, sg_buckets("--bucket-inter-token-latency", "sglang:inter_token_latency_seconds",
+                                 "interTokenLatency"))], id="sglang-itl-buckets-with-itl-objective"),
 ]  # fmt: skip
 
 
@@ -342,6 +527,10 @@ def test_no_flag_appears_twice_and_every_derived_flag_was_read_from_the_source(k
         pytest.param("vllm", {"model": {"source": "hf://o/m", "revision": "abc", "servedName": "chat"}}, id="vllm-rev"),
         pytest.param("tgi", {"resources": {"gpu": {"count": 2}}, "model": {"source": "hf://o/m", "revision": "v"}},
                      id="tgi-rev-shards"),
+        pytest.param("sglang", {"resources": {"gpu": {"count": 4}}, "engine": {"tensorParallelSize": 2},
+                                "model": {"source": "hf://o/m", "revision": "abc", "servedName": "chat"}},
+                     id="sglang-pp-rev"),
+        pytest.param("sglang", {"model": {"source": "gs://b/m"}}, id="sglang-gs"),
     ],
 )  # fmt: skip
 def test_every_flag_desired_derives_is_read_from_the_source(kind, extra):
@@ -352,6 +541,8 @@ def test_every_flag_desired_derives_is_read_from_the_source(kind, extra):
     assert options and all(o in READ_FROM_SOURCE[kind] for o in options), options
     if kind == "vllm":
         assert not line[0].startswith("-"), "vLLM's model is the first positional argument"
+    if kind == "sglang":
+        assert "alias" not in line, "SGLang takes one served name and answers any model a request names"
 
 
 def test_merge_refuses_a_derived_flag_that_is_not_in_the_table():
@@ -361,6 +552,10 @@ def test_merge_refuses_a_derived_flag_that_is_not_in_the_table():
         ef.merge(kind="vllm", derived=[ef.Derived("--disable-log-stats", ())], user=[])
     with pytest.raises(ValueError, match="TGI takes no positional model"):
         ef.merge(kind="tgi", derived=[ef.Derived(None, ("m",))], user=[])
+    with pytest.raises(ValueError, match="SGLang takes no positional model"):
+        ef.merge(kind="sglang", derived=[ef.Derived(None, ("m",))], user=[])
+    with pytest.raises(ValueError, match="is never derived"):
+        ef.merge(kind="sglang", derived=[ef.Derived("--enable-metrics-for-all-schedulers", ())], user=[])
 
 
 # ------------------------------------------------------------------------------ validation and CEL
@@ -406,7 +601,7 @@ def test_the_crd_rules_reject_the_same_manifests_in_exact_spellings(kind, args, 
 
 def test_every_generated_rule_compiles_and_guards_absent_fields():
     rules = ef.engine_cel_rules(default_kind="vllm") + ef.spec_cel_rules(default_kind="vllm")
-    assert len(rules) == 19
+    assert len(rules) == 31  # vLLM 6 owned + 7 metric, TGI 4 owned + 2 quoting, SGLang 8 owned + 4 metric
     for r in rules:
         assert "\\" not in r.rule.replace("\\t", "").replace("\\n", ""), r.rule  # no regex escapes to mangle
         assert "has(self.args)" in r.rule or "has(self.engine.args)" in r.rule
@@ -436,6 +631,14 @@ def test_every_generated_rule_compiles_and_guards_absent_fields():
         ("-p8000", "tgi", "exact"),
         ("--po", "tgi", None),  # clap accepts no abbreviations
         ("--port_x", "tgi", None),
+        ("--model", "sglang", "exact"),
+        ("--model=o/m", "sglang", "exact"),
+        ("--enable-metrics", "sglang", "exact"),  # not a prefix of --enable-metrics-for-all-schedulers
+        ("--enable-metrics=1", "sglang", "exact"),
+        ("--enable-metric", "sglang", None),  # a prefix of two table flags: ambiguous
+        ("--tensor_parallel_size", "sglang", None),  # no underscore spellings
+        ("--host.x", "sglang", None),  # no dotted keys
+        ("--ho", "sglang", "abbreviation"),
     ],
 )
 def test_resolve(arg, kind, how):

@@ -58,6 +58,17 @@ CASES = [
         "tgi", Mix(ok_streamed=83, fault_plain=1, incomplete=1, overloaded=10, invalid=5), id="tgi-mixed"
     ),
     pytest.param("tgi", Mix(ok_streamed=100), id="tgi-healthy-is-zero-not-absent"),
+    # SGLang: errors from the HTTP status (exact codes), 503 is load shedding
+    pytest.param("sglang", Mix(ok_plain=95, fault_plain=5), id="sglang-nonstreamed-5pct"),
+    pytest.param("sglang", Mix(ok_streamed=90, pre_engine=10), id="sglang-500-before-the-scheduler"),
+    pytest.param(
+        "sglang", Mix(ok_streamed=90, overloaded=10, invalid=7), id="sglang-503-is-overload-not-error"
+    ),
+    pytest.param("sglang", Mix(ok_streamed=100), id="sglang-healthy-is-zero-not-absent"),
+    # The gap SGLang leaves, pinned: a streamed failure is HTTP 200 and a finished request.
+    pytest.param(
+        "sglang", Mix(ok_streamed=80, fault_streamed=20), id="sglang-midstream-failures-are-invisible"
+    ),
 ]
 
 
@@ -123,12 +134,19 @@ def test_tgi_overload_is_its_own_signal(tmp_path):
     assert overload_ratio_expr(metrics_for(EngineKind.VLLM), SEL, window=WINDOW) is None
 
 
+def test_sglang_overload_is_its_own_signal(tmp_path):
+    mix = Mix(ok_streamed=80, overloaded=15, fault_plain=5)
+    expr = overload_ratio_expr(metrics_for(EngineKind.SGLANG), SEL, window=WINDOW)
+    assert expr is not None
+    _promtool_expect(tmp_path, SERIES["sglang"](LABELS, mix, MINUTES), {expr: 15 / mix.accepted})
+
+
 def test_analysis_rules_and_dashboard_share_one_definition():
     """The three consumers embed the same expressions, so judging them once above covers all."""
     from slogate import dashboard
     from slogate.api.v1alpha1 import ModelDeploymentSpec
 
-    for engine in ("vllm", "tgi"):
+    for engine in ("vllm", "tgi", "sglang"):
         spec = ModelDeploymentSpec.model_validate(
             {
                 "model": {"source": "hf://org/m"},

@@ -30,6 +30,7 @@ from slogate.sim.metrics import (
     TgiMetrics,
     VllmMetrics,
     build_1_2_5_buckets,
+    sglang_token_latencies,
     tgi_duration_buckets,
     tgi_linear_buckets,
 )
@@ -187,7 +188,7 @@ def test_config_validation() -> None:
         ({"ttft_ms": -1}, "ttft_ms"),
         ({"rps": True}, "rps"),
         ({"healthy": "yes"}, "healthy"),
-        ({"mode": "sglang"}, "mode"),
+        ({"mode": "llamacpp"}, "mode"),
         ({"prompt_tokens": 0}, "prompt_tokens"),
         ({"generation_tokens": 1.5}, "generation_tokens"),
         ({"aliases": "x"}, "aliases"),
@@ -801,7 +802,7 @@ def test_cli_rejects_bad_configuration(capsys: pytest.CaptureFixture[str]) -> No
     assert sim_main(["--error-rate", "2", "--port", "0"]) == 2
     assert "error_rate" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        sim_main(["--mode", "sglang"])
+        sim_main(["--mode", "llamacpp"])
 
 
 # --- faults, per engine and stage ---------------------------------------------------------------------
@@ -1243,16 +1244,17 @@ def test_loadgen_counts_client_visible_outcomes() -> None:
 
 
 def test_engine_profiles_answer_every_outcome() -> None:
-    for mode in ("vllm", "tgi"):
+    for mode in ("vllm", "tgi", "sglang"):
         profile = profile_for(mode)
-        apis = (Api.CHAT, Api.COMPLETIONS, Api.GENERATE) if mode == "tgi" else (Api.CHAT, Api.COMPLETIONS)
+        apis = (Api.CHAT, Api.COMPLETIONS) if mode == "vllm" else (Api.CHAT, Api.COMPLETIONS, Api.GENERATE)
         for outcome in Outcome:
             for api in apis:
                 for stream in (False, True):
                     reply = profile.reply(outcome, api=api, stream=stream)
                     assert reply.ok == (outcome is Outcome.OK)
                     if reply.status != 200:
-                        assert reply.body is not None and reply.event is None
+                        # a JSON body, or (SGLang's /generate) an exception Starlette answers
+                        assert (reply.body is not None) != reply.raised and reply.event is None
         # TGI never answers a stream with anything but 200 (the SSE body starts before generation).
         if mode == "tgi":
             assert {profile.synthetic_status(o) for o in Outcome} == {200}
@@ -1261,11 +1263,12 @@ def test_engine_profiles_answer_every_outcome() -> None:
                 Outcome.OK: 200,
                 Outcome.ENGINE_ERROR: 200,
                 Outcome.PRESTREAM_ERROR: 500,
-                Outcome.OVERLOAD: 503,
+                # vLLM refuses before the stream; SGLang's queue-full abort is a chunk in a 200
+                Outcome.OVERLOAD: 503 if mode == "vllm" else 200,
                 Outcome.CLIENT_DROP: 200,
             }
     with pytest.raises(ValueError):
-        profile_for("sglang")
+        profile_for("llamacpp")
 
 
 def test_metrics_classes_accept_ok_flag_samples() -> None:
@@ -1327,3 +1330,567 @@ def test_tgi_numbers_are_written_like_rust() -> None:
     assert 'tgi_request_duration_bucket{le="0.00015000000000000001"}' in text
     assert 'tgi_batch_next_size_bucket{le="1"}' in text
     assert "tgi_request_count 40\n" in text
+
+
+# --- SGLang 0.5.23 ---------------------------------------------------------------------------------
+#
+# Expected values come from SGLang's source (paths under sglang/srt/ @ 0.5.23) and from the engine's
+# contract fixture, read here independently of slogate.sim.
+
+SGLANG_FIXTURE = json.loads(
+    (Path(__file__).parent.parent / "fixtures" / "engines" / "sglang-0.5.23.json").read_text()
+)
+SG = {"model_name": "llama", "engine_type": "unified"}
+SG_SCHED = {**SG, "tp_rank": "0", "pp_rank": "0", "moe_ep_rank": "0"}
+SG_EXPECTED = {
+    "sglang:num_running_reqs": "gauge",
+    "sglang:num_queue_reqs": "gauge",
+    "sglang:num_grammar_queue_reqs": "gauge",
+    "sglang:cache_hit_rate": "gauge",
+    "sglang:token_usage": "gauge",
+    "sglang:full_token_usage": "gauge",
+    "sglang:queue_time_seconds": "histogram",
+    "sglang:time_to_first_token_seconds": "histogram",
+    "sglang:inter_token_latency_seconds": "histogram",
+    "sglang:request_time_per_output_token_seconds": "histogram",
+    "sglang:e2e_request_latency_seconds": "histogram",
+    "sglang:prompt_tokens_histogram": "histogram",
+    "sglang:uncached_prompt_tokens_histogram": "histogram",
+    "sglang:generation_tokens_histogram": "histogram",
+    "sglang:num_requests": "counter",
+    "sglang:prompt_tokens": "counter",
+    "sglang:generation_tokens": "counter",
+    "sglang:num_aborted_requests": "counter",
+    "sglang:http_requests": "counter",
+    "sglang:http_responses": "counter",
+    "sglang:http_requests_active": "gauge",
+}
+# managers/schedule_batch.py:3514-3517; serving_base.py:223-237 (json.dumps: spaces after separators)
+SG_OOM = (
+    "Out of memory even after retracting all other requests in the decode batch. Aborting the last request."
+)
+SG_ENGINE_EVENT = (
+    '{"error": {"object": "error", "message": "' + SG_OOM + '", "type": "INTERNAL_SERVER_ERROR", '
+    '"param": null, "code": 500}}'
+)
+SG_QUEUE_FULL_EVENT = (
+    '{"error": {"object": "error", "message": "The request queue is full.", "type": "SERVICE_UNAVAILABLE", '
+    '"param": null, "code": 503}}'
+)
+
+
+def sg_value(text: str, family: str, sample: str | None = None, **labels: str) -> float:
+    """A sample's value, or 0 when the family or the series does not exist (SGLang registers a
+    labelled series at its first use)."""
+    fam = families(text).get(family)
+    if fam is None:
+        return 0.0
+    name = sample or (family + "_total" if fam.type == "counter" else family)
+    hits = [
+        s.value
+        for s in fam.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()) and "le" not in s.labels
+    ]
+    assert len(hits) <= 1, (family, labels, hits)
+    return hits[0] if hits else 0.0
+
+
+def sg_requests(text: str, stream: str = "true") -> float:
+    return sg_value(text, "sglang:num_requests", is_streaming=stream, **SG)
+
+
+def sg_http(text: str, status: str, endpoint: str = "/v1/chat/completions", method: str = "POST") -> float:
+    return sg_value(text, "sglang:http_responses", endpoint=endpoint, method=method, status_code=status)
+
+
+def sg_count(text: str, family: str, **labels: str) -> float:
+    return sg_value(text, family, family + "_count", **labels)
+
+
+def sg_drive(config: SimConfig, n: int = N_SYNTHETIC) -> tuple[str, list[RequestSample]]:
+    """``n`` seeded synthetic SGLang requests; the exposition and every sample the engine got."""
+    sim = Simulator(apply_update(config, {"mode": "sglang", "model": "llama", "rps": float(n), "seed": 11}))
+    samples: list[RequestSample] = []
+    record = sim.metrics.record
+
+    def spy(sample: RequestSample) -> None:
+        samples.append(sample)
+        record(sample)
+
+    sim.metrics.record = spy  # type: ignore[method-assign]
+    assert sim.synthetic_tick(1.0) == n
+    return sim.metrics_text(), samples
+
+
+def test_sglang_exposition_matches_the_engine() -> None:
+    cfg = SimConfig(
+        mode="sglang",
+        model="llama",
+        rps=50,
+        error_rate=0.2,
+        client_drop_rate=0.1,
+        kv_cache_usage=0.42,
+        seed=1,
+    )
+    sim = Simulator(cfg)
+    # A family appears with its first series (MultiProcessCollector reads only written values):
+    # nothing aborted yet, so no sglang:num_aborted_requests at all, not even # HELP.
+    assert "sglang:num_aborted_requests" not in sim.metrics_text()
+    sim.synthetic_tick(1.0)
+    text = sim.metrics_text()
+    fams = families(text)
+    assert set(fams) == set(SG_EXPECTED), set(fams) ^ set(SG_EXPECTED)
+    fixture = {f["name"]: f for f in SGLANG_FIXTURE["families"]}
+    for name, kind in SG_EXPECTED.items():
+        want = fixture[name]
+        assert fams[name].type == kind == want["type"], name
+        labels = {k for s in fams[name].samples for k in s.labels} - {"le"}
+        assert labels == set(want["labels"]), (name, labels)
+        if kind == "histogram":
+            bounds = [float(b) for b in bucket_bounds(text, name) if b != "+Inf"]
+            # some bucket lists repeat per series; the first series' bounds are the table
+            assert bounds[: len(want["buckets"])] == [float(b) for b in want["buckets"]], name
+    # prometheus_client multiprocess mode: counters end in _total, no _created, gauges without pid.
+    assert "# TYPE sglang:num_requests_total counter" in text
+    assert "_created" not in text and "pid=" not in text and "_total_total" not in text
+    # Scheduler series: TP rank 0 only; engine_type "unified" everywhere.
+    assert {s.labels["tp_rank"] for s in fams["sglang:num_running_reqs"].samples} == {"0"}
+    assert {
+        s.labels["engine_type"] for f in fams.values() for s in f.samples if "engine_type" in s.labels
+    } == {"unified"}
+    assert sg_value(text, "sglang:token_usage", **SG_SCHED) == 0.42
+    # Synthetic traffic is streamed chat: 50 requests, every one answered 200.
+    assert sg_http(text, "200") == 50 and 30 < sg_requests(text) <= 50
+    assert sg_value(text, "sglang:http_requests", endpoint="/v1/chat/completions", method="POST") == 50
+    assert not any(m.name.startswith("sglang:") for m in prometheus_client.REGISTRY.collect())
+
+
+def test_sglang_start_up_warm_up_is_counted() -> None:
+    # http_server.py:2360-2535: GET /model_info, then POST /generate (8 tokens, not streamed).
+    sim = Simulator(SimConfig(mode="sglang", model="llama", ttft_ms=100, itl_ms=10, jitter=0.5, seed=3))
+    text = sim.metrics_text()
+    assert sg_requests(text, "false") == 1 and sg_requests(text, "true") == 0
+    assert sg_value(text, "sglang:generation_tokens", is_streaming="false", **SG) == 8
+    assert sg_value(text, "sglang:prompt_tokens", is_streaming="false", **SG) == 8  # 29 characters / 4
+    assert sg_http(text, "200", "/generate") == 1 and sg_http(text, "200", "/model_info", "GET") == 1
+    # Deterministic: the configured means, no random draw.
+    ttft_sum = sg_value(
+        text,
+        "sglang:time_to_first_token_seconds",
+        "sglang:time_to_first_token_seconds_sum",
+        is_streaming="false",
+        **SG,
+    )
+    assert ttft_sum == pytest.approx(0.1)
+    # 8 tokens in one output (not streamed, below the 50-token interval): no ITL observation.
+    assert sg_count(text, "sglang:inter_token_latency_seconds", **SG) == 0
+    assert sg_count(text, "sglang:request_time_per_output_token_seconds", is_streaming="false", **SG) == 1
+    assert sg_value(text, "sglang:num_running_reqs", **SG_SCHED) == 0  # gauges exist before traffic
+    assert 'endpoint="/v1/chat/completions"' not in text  # HTTP series only once a route was used
+    # A restart (another mode or model) warms up again; seeded draws are not disturbed by it.
+    sim.update(mode="vllm")
+    sim.update(mode="sglang", model="other")
+    assert sg_value(sim.metrics_text(), "sglang:num_requests", is_streaming="false", model_name="other") == 1
+
+
+def test_sglang_token_latencies_per_output() -> None:
+    def sample(n: int, outcome: Outcome, *, stream: bool, failing: bool = False) -> RequestSample:
+        gaps = tuple((0.01 * (i + 1), 1) for i in range(n - 1)) + (((0.5, 1),) if failing else ())
+        return RequestSample(
+            ok=outcome is Outcome.OK, prompt_tokens=5, generation_tokens=n, ttft_s=0.1, itls=gaps,
+            outcome=outcome, stream=stream,
+        )  # fmt: skip
+
+    # Streamed: one output per token; the failing step's abort output carries no token.
+    assert sglang_token_latencies(sample(3, Outcome.OK, stream=True)) == (True, [(0.01, 1), (0.02, 1)])
+    assert sglang_token_latencies(sample(3, Outcome.ENGINE_ERROR, stream=True, failing=True)) == (
+        True,
+        [(0.01, 1), (0.02, 1)],
+    )
+    assert sglang_token_latencies(sample(0, Outcome.CLIENT_DROP, stream=True)) == (False, [])
+    # Not streamed: an output every 50 tokens and at the end (output_streamer.py:475-477).
+    ttft, itls = sglang_token_latencies(sample(120, Outcome.OK, stream=False))
+    assert ttft and [w for _, w in itls] == [50, 20]
+    gaps = [0.01 * (i + 1) for i in range(119)]  # gaps[k] comes before token k + 2
+    assert itls[0][0] == pytest.approx(sum(gaps[49:99]) / 50)  # tokens 51..100
+    assert itls[1][0] == pytest.approx(sum(gaps[99:119]) / 20)  # tokens 101..120
+    # A non-streamed abort before its first output: the only output is the abort, nothing observed.
+    assert sglang_token_latencies(sample(30, Outcome.ENGINE_ERROR, stream=False, failing=True)) == (False, [])
+    # ... after 100 tokens the abort output brings 0 new ones: no ITL from it.
+    ttft, itls = sglang_token_latencies(sample(100, Outcome.ENGINE_ERROR, stream=False, failing=True))
+    assert ttft and [w for _, w in itls] == [50]
+
+
+def test_sglang_synthetic_success() -> None:
+    text, samples = sg_drive(SimConfig())
+    n = len(samples)
+    assert n == N_SYNTHETIC and all(s.outcome is Outcome.OK and s.stream for s in samples)
+    assert sg_requests(text) == n and sg_http(text, "200") == n
+    assert sg_count(text, "sglang:time_to_first_token_seconds", is_streaming="true", **SG) == n
+    assert sg_count(text, "sglang:e2e_request_latency_seconds", is_streaming="true", **SG) == n
+    assert sg_count(text, "sglang:queue_time_seconds", **SG_SCHED) == n + 1  # + the warm-up
+    tpot = sum(1 for s in samples if s.generation_tokens > 1)
+    assert sg_count(text, "sglang:request_time_per_output_token_seconds", is_streaming="true", **SG) == tpot
+    # ITL: one observation per output token after the first (the warm-up adds none).
+    itl = sum(s.generation_tokens - 1 for s in samples)
+    assert sg_count(text, "sglang:inter_token_latency_seconds", **SG) == itl
+    tokens = sum(s.generation_tokens for s in samples)
+    assert sg_value(text, "sglang:generation_tokens", is_streaming="true", **SG) == tokens
+    assert sg_value(
+        text, "sglang:generation_tokens_histogram", "sglang:generation_tokens_histogram_sum", **SG
+    ) == (tokens + 8)
+    assert sg_value(text, "sglang:num_aborted_requests", **SG) == 0
+
+
+def test_sglang_synthetic_midstream_errors_are_200_streams_counted_as_finished() -> None:
+    text, samples = sg_drive(SimConfig(error_rate=0.2))
+    failed = sum(s.outcome is Outcome.ENGINE_ERROR for s in samples)
+    assert 0.15 * N_SYNTHETIC < failed < 0.25 * N_SYNTHETIC
+    # The 200 went out first; the scheduler's abort finishes the request like any other.
+    assert sg_http(text, "200") == N_SYNTHETIC and sg_http(text, "500") == 0
+    assert sg_requests(text) == N_SYNTHETIC
+    assert sg_count(text, "sglang:e2e_request_latency_seconds", is_streaming="true", **SG) == N_SYNTHETIC
+    assert sg_count(text, "sglang:time_to_first_token_seconds", is_streaming="true", **SG) == N_SYNTHETIC
+    # TPOT only for stop/length; the failing step's abort output carries no token (no ITL).
+    ok_tpot = sum(1 for s in samples if s.outcome is Outcome.OK and s.generation_tokens > 1)
+    assert (
+        sg_count(text, "sglang:request_time_per_output_token_seconds", is_streaming="true", **SG) == ok_tpot
+    )
+    assert sg_count(text, "sglang:inter_token_latency_seconds", **SG) == sum(
+        s.generation_tokens - 1 for s in samples
+    )
+    assert sg_value(text, "sglang:num_aborted_requests", **SG) == 0
+
+
+def test_sglang_synthetic_prestream_errors_are_http_500_only() -> None:
+    text, samples = sg_drive(SimConfig(error_rate=0.2, error_stage="prestream"))
+    failed = sum(s.outcome is Outcome.PRESTREAM_ERROR for s in samples)
+    assert 0.15 * N_SYNTHETIC < failed < 0.25 * N_SYNTHETIC
+    assert sg_http(text, "500") == failed and sg_http(text, "200") == N_SYNTHETIC - failed
+    assert sg_requests(text) == N_SYNTHETIC - failed
+    assert sg_count(text, "sglang:queue_time_seconds", **SG_SCHED) == N_SYNTHETIC - failed + 1
+    assert (
+        sg_value(text, "sglang:http_requests", endpoint="/v1/chat/completions", method="POST") == N_SYNTHETIC
+    )
+
+
+def test_sglang_synthetic_overload_is_invisible_but_for_http() -> None:
+    text, samples = sg_drive(SimConfig(overload_rate=0.2))
+    shed = sum(s.outcome is Outcome.OVERLOAD for s in samples)
+    assert 0.15 * N_SYNTHETIC < shed < 0.25 * N_SYNTHETIC
+    # Streamed: a 200 carrying a 503 error event; the abort echo skips collect_metrics.
+    assert sg_http(text, "200") == N_SYNTHETIC and sg_http(text, "503") == 0
+    assert sg_requests(text) == N_SYNTHETIC - shed
+    assert sg_value(text, "sglang:num_aborted_requests", **SG) == 0
+    assert sg_count(text, "sglang:queue_time_seconds", **SG_SCHED) == N_SYNTHETIC - shed + 1
+
+
+def test_sglang_synthetic_client_drops_are_aborts() -> None:
+    text, samples = sg_drive(SimConfig(client_drop_rate=0.2))
+    drops = [s for s in samples if s.outcome is Outcome.CLIENT_DROP]
+    queued = sum(s.generation_tokens == 0 for s in drops)
+    assert 0.15 * N_SYNTHETIC < len(drops) < 0.25 * N_SYNTHETIC and queued > 0
+    assert sg_value(text, "sglang:num_aborted_requests", **SG) == len(drops)
+    # A running request finishes with an abort output; a queued one is popped without one.
+    assert sg_requests(text) == N_SYNTHETIC - queued
+    assert sg_http(text, "200") == N_SYNTHETIC
+    finished_ok = sum(1 for s in samples if s.outcome is Outcome.OK and s.generation_tokens > 1)
+    assert (
+        sg_count(text, "sglang:request_time_per_output_token_seconds", is_streaming="true", **SG)
+        == finished_ok
+    )
+
+
+def test_sglang_http_active_follows_synthetic_load() -> None:
+    sim = Simulator(SimConfig(mode="sglang", model="llama", rps=100, ttft_ms=200, itl_ms=10, seed=5))
+    sim.synthetic_tick(0.5)
+    text = sim.metrics_text()
+    running = sg_value(text, "sglang:num_running_reqs", **SG_SCHED)
+    waiting = sg_value(text, "sglang:num_queue_reqs", **SG_SCHED)
+    active = sg_value(text, "sglang:http_requests_active", endpoint="/v1/chat/completions", method="POST")
+    assert running > 50 and active == running + waiting
+
+
+def sg_requests_http(
+    config: SimConfig, requests: list[tuple[str, dict[str, Any]]]
+) -> tuple[list[tuple[int | None, str]], str, list[RequestSample]]:
+    """Real HTTP requests against an SGLang simulator: replies, exposition, samples recorded."""
+
+    async def body(sim: Simulator, s: aiohttp.ClientSession) -> tuple[list[tuple[int | None, str]], str]:
+        record = sim.metrics.record
+
+        def spy(sample: RequestSample) -> None:
+            samples.append(sample)
+            record(sample)
+
+        sim.metrics.record = spy  # type: ignore[method-assign]
+        replies = [await post(s, sim.url + path, payload) for path, payload in requests]
+        await asyncio.sleep(0.02)
+        return replies, sim.metrics_text()
+
+    samples: list[RequestSample] = []
+    replies, text = run_with_sim(apply_update(config, {"mode": "sglang", "model": "llama", **FAST}), body)
+    return replies, text, samples
+
+
+def test_sglang_models_health_ready_and_model_info() -> None:
+    async def body(sim: Simulator, s: aiohttp.ClientSession) -> None:
+        async with s.get(sim.url + "/v1/models") as r:
+            doc = await r.json()
+        [card] = doc["data"]
+        assert doc["object"] == "list" and isinstance(card.pop("created"), int)
+        # protocol.py:87-103: owned_by sglang, root = the served name, one card (no aliases).
+        assert card == {
+            "id": "llama", "object": "model", "owned_by": "sglang", "root": "llama", "parent": None,
+            "max_model_len": 4096,
+        }  # fmt: skip
+        for path in ("/health", "/ready", "/ping"):
+            async with s.get(sim.url + path) as r:
+                assert (r.status, await r.text()) == (200, ""), path
+        async with s.get(sim.url + "/model_info") as r:
+            info = await r.json()
+        assert (info["model_path"], info["served_model_name"], info["is_generation"]) == (
+            "org/llama",
+            "llama",
+            True,
+        )
+        for path in ("/info", "/generate_stream"):
+            async with s.request("GET" if path == "/info" else "POST", sim.url + path, json={}) as r:
+                assert r.status == 404, path  # TGI's routes
+        sim.update(healthy=False)
+        for path in ("/health", "/ready", "/ping"):
+            async with s.get(sim.url + path) as r:
+                assert (r.status, await r.text()) == (503, ""), path
+        # A LoRA adapter in `model` while LoRA is off: 400 before any generation.
+        payload = {"model": "llama:my-adapter", "messages": MSGS}
+        async with s.post(sim.url + "/v1/chat/completions", json=payload) as r:
+            assert r.status == 400
+            err = await r.json()
+        assert err["type"] == "BadRequestError" and err["message"].startswith(
+            "LoRA adapter 'my-adapter' was requested"
+        )
+        async with s.post(
+            sim.url + "/v1/chat/completions", json={"model": "whatever", "messages": MSGS}
+        ) as r:
+            assert r.status == 200  # SGLang does not check the model name
+        async with s.post(sim.url + "/v1/chat/completions", data=b"{oops") as r:
+            assert r.status == 400
+            assert (await r.json())["type"] == "Bad Request"
+        async with s.get(sim.url + "/no/such/route") as r:
+            assert r.status == 404
+        text = sim.metrics_text()
+        # Every route is counted, probes and unknown paths included (endpoint = the raw path).
+        assert sg_http(text, "503", "/ready", "GET") == 1 and sg_http(text, "200", "/health", "GET") == 1
+        assert sg_http(text, "404", "/no/such/route", "GET") == 1
+        assert sg_http(text, "400", "/v1/chat/completions") == 2
+        assert sg_requests(text, "false") == 1 + 1  # the warm-up and the "whatever" request
+
+    run_with_sim(SimConfig(mode="sglang", model="llama", model_path="org/llama", **FAST), body)
+
+
+def test_sglang_real_midstream_errors() -> None:
+    requests = openai_requests(2)
+    requests[2] = (requests[2][0], {**requests[2][1], "stream_options": {"include_usage": True}})
+    replies, text, samples = sg_requests_http(SimConfig(error_rate=1.0), requests)
+    chat_plain, chat_stream, cmpl_plain, cmpl_stream = (replies[i : i + 2] for i in range(0, 8, 2))
+    body = {"object": "error", "message": SG_OOM, "type": "500", "param": None, "code": 500}
+    for status, raw in chat_plain + cmpl_plain:
+        assert (status, json.loads(raw)) == (500, body)
+    for i, (status, raw) in enumerate(chat_stream + cmpl_stream):
+        evs = events(raw)
+        assert status == 200 and evs[-1] == "[DONE]"
+        if i == 0:  # include_usage: the usage chunk follows the error (serving_chat.py:2767-2799)
+            assert evs[-3] == SG_ENGINE_EVENT and json.loads(evs[-2])["usage"]["completion_tokens"] >= 1
+            evs = evs[:-1]
+        assert evs[-2] == SG_ENGINE_EVENT
+        tokens = [e for e in evs[:-2] if json.loads(e)["choices"] and "error" not in e]
+        assert tokens  # some tokens came first
+    # Finished by the scheduler (+1 each, like a success); HTTP 500 only when not streamed.
+    assert sg_requests(text, "true") == 4 and sg_requests(text, "false") == 1 + 4
+    assert sg_http(text, "500") == 2 and sg_http(text, "200") == 2
+    assert sg_http(text, "500", "/v1/completions") == 2 and sg_http(text, "200", "/v1/completions") == 2
+    assert sg_count(text, "sglang:request_time_per_output_token_seconds", is_streaming="true", **SG) == 0
+    # Non-streamed and fewer than 50 tokens: the abort was the only output, so no TTFT.
+    assert sg_count(text, "sglang:time_to_first_token_seconds", is_streaming="false", **SG) == 1  # warm-up
+    assert sg_count(text, "sglang:time_to_first_token_seconds", is_streaming="true", **SG) == 4
+    assert len(samples) == 8
+
+
+@pytest.mark.parametrize(
+    "config, status, body, stream_event",
+    [
+        pytest.param(
+            SimConfig(error_rate=1.0, error_stage="prestream"),
+            500,
+            {
+                "object": "error",
+                "message": "Internal server error: simulated failure (slogate sim error_rate)",
+                "type": "InternalServerError",
+                "param": None,
+                "code": 500,
+            },
+            None,  # the same JSON 500, streamed or not (serving_base.py:136-142)
+            id="prestream",
+        ),
+        pytest.param(
+            SimConfig(overload_rate=1.0),
+            503,
+            {
+                "object": "error",
+                "message": "The request queue is full.",
+                "type": "503",
+                "param": None,
+                "code": 503,
+            },
+            SG_QUEUE_FULL_EVENT,
+            id="queue-full",
+        ),
+    ],
+)
+def test_sglang_real_refusals(
+    config: SimConfig, status: int, body: dict[str, Any], stream_event: str | None
+) -> None:
+    replies, text, _ = sg_requests_http(config, openai_requests(2))
+    plain = replies[0:2] + replies[4:6]
+    streamed = replies[2:4] + replies[6:8]
+    for got, raw in plain:
+        assert (got, json.loads(raw)) == (status, body)
+    for got, raw in streamed:
+        if stream_event is None:
+            assert (got, json.loads(raw)) == (status, body)
+        else:
+            assert (got, events(raw)) == (200, [stream_event, "[DONE]"])
+    # Neither reached the scheduler's outputs: no request counted but the warm-up.
+    assert sg_requests(text, "true") == 0 and sg_requests(text, "false") == 1
+    assert sg_value(text, "sglang:num_aborted_requests", **SG) == 0
+    http_failed = 4 if stream_event is None else 2  # a streamed refusal was a 200
+    assert sg_http(text, str(status)) + sg_http(text, str(status), "/v1/completions") == 2 * http_failed
+    assert sg_http(text, "200") + sg_http(text, "200", "/v1/completions") == 8 - 2 * http_failed
+
+
+def test_sglang_real_client_drops() -> None:
+    replies, text, samples = sg_requests_http(SimConfig(client_drop_rate=1.0), openai_requests(2))
+    assert all(status is None for status, _ in replies)  # the connection was cut
+    assert len(samples) == 8
+    queued = sum(s.generation_tokens == 0 for s in samples)
+    assert sg_value(text, "sglang:num_aborted_requests", **SG) == 8
+    assert sg_requests(text, "true") + sg_requests(text, "false") - 1 == 8 - queued
+    # The non-streamed 400 was written into the closed socket; streams had their 200.
+    assert sg_http(text, "400") + sg_http(text, "400", "/v1/completions") == 4
+    assert sg_http(text, "200") + sg_http(text, "200", "/v1/completions") == 4
+
+
+def test_sglang_native_generate() -> None:
+    def gen(stream: bool, **params: Any) -> tuple[str, dict[str, Any]]:
+        return "/generate", {"text": "hello", "sampling_params": params, "stream": stream}
+
+    replies, text, _ = sg_requests_http(
+        SimConfig(), [gen(False, max_new_tokens=3), gen(True, max_new_tokens=3), gen(False)]
+    )
+    (s1, plain), (s2, streamed), (s3, default) = replies
+    doc = json.loads(plain)
+    assert s1 == 200 and doc["output_ids"] == [0, 1, 2] and len(doc["text"].split()) == 3
+    assert doc["meta_info"]["finish_reason"] == {"type": "length", "length": 3}
+    assert doc["meta_info"]["completion_tokens"] == 3 and doc["meta_info"]["prompt_tokens"] == 2
+    evs = events(streamed)
+    assert s2 == 200 and evs[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in evs[:-1]]
+    assert [c["meta_info"]["completion_tokens"] for c in chunks] == [1, 2, 3]
+    assert [c["meta_info"]["finish_reason"] for c in chunks][-1] == {"type": "length", "length": 3}
+    assert chunks[-1]["text"] == doc["text"]  # the text so far, not a delta
+    assert (
+        s3 == 200 and json.loads(default)["meta_info"]["completion_tokens"] == 128
+    )  # SamplingParams default
+    assert sg_requests(text, "false") == 1 + 2 and sg_requests(text, "true") == 1
+    assert sg_http(text, "200", "/generate") == 1 + 3
+    replies, _, _ = sg_requests_http(SimConfig(), [("/generate", {"sampling_params": {}})])
+    assert replies[0][0] == 400 and "text" in json.loads(replies[0][1])["error"]
+
+
+def test_sglang_native_generate_failures() -> None:
+    requests = [
+        ("/generate", {"text": "x", "sampling_params": {"max_new_tokens": 5}, "stream": st})
+        for st in (False, True)
+    ]
+    replies, text, _ = sg_requests_http(SimConfig(error_rate=1.0), requests)
+    assert replies[0] == (
+        500,
+        compact({"object": "error", "message": SG_OOM, "type": "500", "param": None, "code": 500}),
+    )
+    evs = events(replies[1][1])
+    assert replies[1][0] == 200 and evs[-1] == "[DONE]"
+    last = json.loads(evs[-2])["meta_info"]["finish_reason"]
+    assert last == {"type": "abort", "message": SG_OOM, "status_code": 500, "err_type": None}
+    assert sg_http(text, "500", "/generate") == 1 and sg_requests(text, "true") == 1
+
+    replies, text, _ = sg_requests_http(SimConfig(overload_rate=1.0), requests)
+    assert replies[0][0] == 503 and json.loads(replies[0][1])["type"] == "503"
+    evs = events(replies[1][1])
+    assert json.loads(evs[0])["meta_info"]["finish_reason"] == {
+        "type": "abort", "status_code": 503, "message": "The request queue is full."
+    }  # fmt: skip
+    assert evs[1:] == ["[DONE]"]
+
+    # An unhandled exception on /generate: Starlette's plain 500, or a cut stream; the metrics
+    # middleware counts the request but no response (http_request_metrics.py:92-105).
+    replies, text, _ = sg_requests_http(SimConfig(error_rate=1.0, error_stage="prestream"), requests)
+    assert replies == [(500, "Internal Server Error"), (None, "")]
+    assert sg_value(text, "sglang:http_requests", endpoint="/generate", method="POST") == 1 + 2
+    assert sg_http(text, "500", "/generate") == 0 and sg_http(text, "200", "/generate") == 1  # warm-up
+    assert sg_value(text, "sglang:http_requests_active", endpoint="/generate", method="POST") == 0
+
+
+def compact(payload: Any) -> str:
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def test_sglang_real_disconnect_is_an_abort() -> None:
+    async def body(sim: Simulator, s: aiohttp.ClientSession) -> str:
+        payload = {"messages": MSGS, "max_tokens": 200, "stream": True}
+        async with s.post(sim.url + "/v1/chat/completions", json=payload) as r:
+            for _ in range(3):
+                await r.content.readline()
+            r.close()  # the client goes away mid-stream
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if sg_value(sim.metrics_text(), "sglang:num_aborted_requests", **SG):
+                break
+        return sim.metrics_text()
+
+    text = run_with_sim(SimConfig(mode="sglang", model="llama", ttft_ms=5, itl_ms=5, jitter=0.0), body)
+    assert sg_value(text, "sglang:num_aborted_requests", **SG) == 1
+    assert sg_requests(text, "true") == 1  # it was running: it finishes with an abort output
+    assert sg_http(text, "200") == 1
+    assert sg_count(text, "sglang:request_time_per_output_token_seconds", is_streaming="true", **SG) == 0
+
+
+def test_loadgen_sees_sglang_failures_as_a_client_does() -> None:
+    async def body(sim: Simulator, s: aiohttp.ClientSession) -> None:
+        sim.update(error_rate=1.0)
+        failing = await run_load(sim.url, rps=40, duration_s=0.1, model="llama")
+        assert (failing.stream_errors, failing.statuses) == (4, {"200": 4})
+        sim.update(error_rate=0.0, overload_rate=1.0)
+        shed = await run_load(sim.url, rps=40, duration_s=0.1, model="llama")
+        assert (shed.stream_errors, shed.statuses) == (4, {"200": 4})  # 503 inside a 200 stream
+        plain = await run_load(sim.url, rps=40, duration_s=0.1, model="llama", stream=False)
+        assert (plain.http_errors, plain.statuses) == (4, {"503": 4})
+
+    run_with_sim(SimConfig(mode="sglang", model="llama", ttft_ms=5, itl_ms=1, jitter=0.0), body)
+
+
+def test_sglang_failures_of_non_streamed_requests_have_their_status() -> None:
+    # Not streamed, SGLang answers a scheduler failure with 500 and a full queue with 503
+    # (serving_base.py:205-221, scheduler.py:3552-3596 @ 0.5.23); streamed, both are a 200 whose
+    # stream carries the error event. streamed_share picks which the synthetic traffic sends.
+    mixed = {"error_rate": 0.2, "overload_rate": 0.2}
+    text, samples = sg_drive(apply_update(SimConfig(), {**mixed, "streamed_share": 0.0}))
+    assert not any(s.stream for s in samples)
+    assert sg_http(text, "500") > 0 and sg_http(text, "503") > 0
+    assert sg_requests(text, "true") == 0 and sg_requests(text, "false") > 0
+    text, samples = sg_drive(apply_update(SimConfig(), {**mixed, "streamed_share": 1.0}))
+    assert all(s.stream for s in samples)
+    assert sg_http(text, "500") == 0 and sg_http(text, "503") == 0
+    text, samples = sg_drive(apply_update(SimConfig(), {**mixed, "streamed_share": 0.5}))
+    assert 0.3 < sum(s.stream for s in samples) / len(samples) < 0.7
+    with pytest.raises(ConfigError, match="streamed_share"):
+        apply_update(SimConfig(), {"streamed_share": 1.5})

@@ -60,6 +60,11 @@ class _Status(BaseModel):
 # --------------------------------------------------------------------------------------------- spec
 
 
+SERVED_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"
+"""``model.servedName``: no ``:``, which SGLang reserves for ``model:adapter`` and asserts against at
+start-up (``sglang/srt/arg_groups/validation_hook.py:213-219`` @ 0.5.23)."""
+
+
 class ModelSource(_Spec):
     """Where the weights come from."""
 
@@ -89,8 +94,9 @@ class ModelSource(_Spec):
     ``pvc://CLAIM/PATH`` (mounted read-only) or ``oci://REGISTRY/IMAGE`` (a model image)."""
     revision: Annotated[str | None, Field(max_length=128)] = None
     """Model revision (branch, tag or commit) for ``hf://`` sources. Defaults to the engine's default (``main``)."""
-    served_name: Annotated[str | None, Field(max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")] = None
-    """Name clients use in the OpenAI ``model`` field. Defaults to ``metadata.name``."""
+    served_name: Annotated[str | None, Field(max_length=128, pattern=SERVED_NAME_PATTERN)] = None
+    """Name clients use in the OpenAI ``model`` field. Defaults to ``metadata.name``. It has no ``:``,
+    which SGLang reserves for ``model:adapter``."""
     credentials_secret: DNSSubdomain | None = None
     """Secret in the same namespace whose keys become the engine's environment (e.g. ``HF_TOKEN``,
     ``AWS_ACCESS_KEY_ID``)."""
@@ -103,6 +109,8 @@ class EngineKind(enum.StrEnum):
     """vLLM's OpenAI-compatible server (``vllm/vllm-openai``)."""
     TGI = "tgi"
     """Hugging Face Text Generation Inference."""
+    SGLANG = "sglang"
+    """SGLang's OpenAI-compatible server (``python3 -m sglang.launch_server``)."""
 
 
 class EnvVar(_Spec):
@@ -131,23 +139,25 @@ class Engine(_Spec):
     )
 
     kind: EngineKind = EngineKind.VLLM
-    """``vllm`` or ``tgi``. Defaults to ``vllm``."""
+    """``vllm``, ``tgi`` or ``sglang``. Defaults to ``vllm``."""
     image: Annotated[str | None, Field(max_length=512)] = None
     """Container image. Defaults to a pinned, tested image per kind (see docs/api.md)."""
     args: Annotated[list[Annotated[str, Field(max_length=1024)]], Field(max_length=64)] = []
     """Extra engine arguments, appended after the ones slogate derives. A flag slogate derives from a
     spec field is rejected, with the field to set instead: the model, served name, parallelism, port
-    and revision. ``--gpu-memory-utilization`` and ``--load-format`` (vLLM) replace slogate's value.
-    ``--disable-log-stats`` and ``--custom-histogram-buckets`` (vLLM) are rejected while a feature
-    needs the series they remove or reshape. With TGI an argument must not contain whitespace (the
-    image's entrypoint splits it). See docs/engines.md."""
+    and revision, and for SGLang ``--host`` and ``--enable-metrics``, which slogate always sets.
+    ``--gpu-memory-utilization`` and ``--load-format`` (vLLM) replace slogate's value.
+    ``--disable-log-stats`` and ``--custom-histogram-buckets`` (vLLM), the ``--bucket-*`` latency
+    flags and ``--enable-metrics-for-all-schedulers`` (SGLang) are rejected while a feature needs the
+    series they remove or reshape. With TGI an argument must not contain whitespace (the image's
+    entrypoint splits it). See docs/engines.md."""
     env: Annotated[list[EnvVar], Field(max_length=64)] = []
     """Extra environment variables."""
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     """Port the engine listens on (HTTP API and ``/metrics``). Defaults to ``8000``."""
     tensor_parallel_size: Annotated[int | None, Field(ge=1, le=64)] = None
     """Tensor-parallel degree. Defaults to ``resources.gpu.count``; when smaller it must divide it and the
-    remaining factor becomes pipeline parallelism (vLLM only)."""
+    remaining factor becomes pipeline parallelism (vLLM and SGLang; TGI shards over every GPU)."""
 
 
 class GPU(_Spec):
@@ -243,11 +253,12 @@ class AutoscalingMetric(enum.StrEnum):
     """Engine signal the autoscaler tracks, per replica."""
 
     QUEUE_DEPTH = "queueDepth"
-    """Requests waiting for a batch slot (``vllm:num_requests_waiting``, ``tgi_queue_size``)."""
+    """Requests waiting for a batch slot (``vllm:num_requests_waiting``, ``tgi_queue_size``, ``sglang:num_queue_reqs``)."""
     KV_CACHE_USAGE = "kvCacheUsage"
-    """KV-cache utilisation, 0..1 (``vllm:kv_cache_usage_perc``)."""
+    """KV-cache utilisation, 0..1 (``vllm:kv_cache_usage_perc``, ``sglang:token_usage``)."""
     RUNNING_REQUESTS = "runningRequests"
-    """Requests in the running batch (``vllm:num_requests_running``, ``tgi_batch_current_size``)."""
+    """Requests in the running batch (``vllm:num_requests_running``, ``tgi_batch_current_size``,
+    ``sglang:num_running_reqs``)."""
 
 
 class Autoscaling(_Spec):

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from slogate import constants as C
 from slogate.api.crd import openapi_schema
 from slogate.api.types import DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN, DURATION_PATTERN, QUANTITY_PATTERN
-from slogate.api.v1alpha1 import EngineKind, ModelDeployment
+from slogate.api.v1alpha1 import SERVED_NAME_PATTERN, EngineKind, ModelDeployment
 from slogate.core import engine_flags
 
 
@@ -48,6 +48,8 @@ _FRIENDLY_PATTERNS = {
     DNS_SUBDOMAIN_PATTERN: "must be a DNS subdomain: lower-case letters, digits, '-' and '.'",
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$": "must be a DNS label: lower-case letters, digits and '-', "
     "starting and ending alphanumeric",
+    SERVED_NAME_PATTERN: "must be letters, digits, '.', '_', '/' and '-', starting with a letter or digit "
+    "(no ':', which SGLang reserves for model:adapter and refuses at start-up)",
 }
 
 

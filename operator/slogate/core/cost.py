@@ -259,8 +259,8 @@ vLLM's ``vllm:generation_tokens_total``; TGI has no counter, so the ``_sum`` of 
 def token_series(engine: str) -> str:
     """The counter of generated tokens of one engine. Pure.
 
-    >>> token_series("vllm"), token_series("tgi")
-    ('vllm:generation_tokens_total', 'tgi_request_generated_tokens_sum')
+    >>> token_series("vllm"), token_series("tgi"), token_series("sglang")
+    ('vllm:generation_tokens_total', 'tgi_request_generated_tokens_sum', 'sglang:generation_tokens_total')
     """
     return generated_tokens_series(metrics_for(EngineKind(engine)))
 
@@ -276,11 +276,11 @@ def tokens_query(*, spec: ModelDeploymentSpec, namespace: str, name: str) -> str
     Generated (output) tokens only: prefill processes a prompt in one batched pass, decoding
     generates one token per step, and decoding is what keeps a GPU busy; counting prompt tokens
     would make long-prompt workloads look cheap (docs/cost.md). Both engines' series are summed,
-    so a rollout from vLLM to TGI is counted whole; ``or vector(0)`` makes a missing series zero,
+    so a rollout from one engine to another is counted whole; ``or vector(0)`` makes a missing series zero,
     and zero tokens means "no traffic", never a price per token.
 
     >>> print(tokens_query(spec=ModelDeploymentSpec(model={"source": "hf://o/m"}), namespace="ml", name="a"))
-    3600 * ((sum(rate(vllm:generation_tokens_total{namespace="ml",slogate_io_deployment="a"}[5m])) or vector(0)) + (sum(rate(tgi_request_generated_tokens_sum{namespace="ml",slogate_io_deployment="a"}[5m])) or vector(0)))
+    3600 * ((sum(rate(vllm:generation_tokens_total{namespace="ml",slogate_io_deployment="a"}[5m])) or vector(0)) + (sum(rate(tgi_request_generated_tokens_sum{namespace="ml",slogate_io_deployment="a"}[5m])) or vector(0)) + (sum(rate(sglang:generation_tokens_total{namespace="ml",slogate_io_deployment="a"}[5m])) or vector(0)))
     """
     sel = selector(namespace, name)
     window = cost_window(spec)

@@ -44,8 +44,23 @@ from slogate.core.preflight import is_mig, memory_floor_mib
 DEFAULT_IMAGES: dict[EngineKind, str] = {
     EngineKind.VLLM: "vllm/vllm-openai:v0.33.0",
     EngineKind.TGI: "ghcr.io/huggingface/text-generation-inference:3.3.6",
+    # Not verifiable here (no registry access): the tag follows the `v<version>` scheme of
+    # lmsysorg/sglang (sgl-project/sglang#26897 runs lmsysorg/sglang:v0.5.12.post1-runtime), and
+    # `-runtime` names the slimmer `--target runtime` build of the same Dockerfile.
+    EngineKind.SGLANG: "lmsysorg/sglang:v0.5.23",
 }
 """Pinned, tested image per engine kind (``engine.image`` overrides)."""
+
+ENGINE_COMMANDS: dict[EngineKind, tuple[str, ...]] = {
+    EngineKind.SGLANG: ("python3", "-m", "sglang.launch_server"),
+}
+"""The container ``command`` for images without an entrypoint of their own; other kinds keep the
+image's ENTRYPOINT (``vllm serve``, ``tgi-entrypoint.sh``). SGLang's Dockerfile ends with
+``CMD ["/bin/bash"]`` and declares no ENTRYPOINT (v0.5.17:948, the nearest release read), so
+``args`` alone would go to the CUDA base image's ``nvidia_entrypoint.sh``. ``python3 -m
+sglang.launch_server`` parses exactly what ``sglang serve`` parses (``launch_server.py:70-86``,
+``srt/server_args.py:670-696`` @ 0.5.23) without that command's model-type probe of the Hub
+(``cli/serve.py:30-59``). Like ``IMAGE_USERS``, it follows the kind, also with ``engine.image``."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,28 @@ IMAGE_USERS: dict[EngineKind, ImageUser] = {
             "/opt/uv, none of which the engine needs (HOME is /tmp)."
         ),
     ),
+    EngineKind.SGLANG: ImageUser(
+        run_as_user=1000,
+        run_as_group=1000,
+        fs_group=1000,
+        evidence=(
+            "SGLang docker/Dockerfile (nearest release read: tag v0.5.17, same lines at 00e57d74; no "
+            "v0.5.23 tag was reachable): no USER in any stage, so the image runs as root, but nothing "
+            "it runs needs root. Python is apt's /usr/bin/python3.12 and every package is pip-installed "
+            "into /usr/local/lib/python3.12/dist-packages (copied into the runtime stage, :901), SGLang "
+            "itself editable from /sgl-workspace (:736, :907): root-owned and, installed with the "
+            "default umask, world-readable (inferred, not checked on an image). Unlike TGI nothing the "
+            "engine loads lives under /root. SGLang puts its own and the Triton, Inductor, CUDA, "
+            "TileLang and FlashInfer caches under SGLANG_CACHE_DIR, ~/.cache/sglang from HOME "
+            "(srt/environ.py:1383, 2308-2336, sglang/__init__.py:14 @ 0.5.23), so with HOME=/tmp "
+            "they are on the emptyDir, and torch's getpass-based Inductor default is never used; "
+            "SGLang itself never looks the user up (no getpass or pwd in the wheel). uid/gid 1000 is "
+            "the `ubuntu` user of the Ubuntu 24.04 base (nvidia/cuda:*-ubuntu24.04, :808; inferred). "
+            "Cost: the FlashAttention-3 kernels pre-fetched under /root/.cache (:738-760, 919-920) "
+            "are not seen (HOME=/tmp hides them from root too); SGLang then fetches them from the Hub "
+            "or falls back to sgl-kernel's, with a warning (kernels/ops/attention/flash_attention_v3.py:39-65)."
+        ),
+    ),
     EngineKind.TGI: ImageUser(
         run_as_user=0,
         run_as_group=0,
@@ -101,17 +138,26 @@ CONTAINER_NAME = "engine"
 PORT_NAME = "http"
 MODEL_MOUNT = "/mnt/models"
 """Where ``pvc://`` and ``oci://`` weights are mounted (read-only)."""
-VLLM_CACHE_MOUNT = "/model-cache"
-"""vLLM's Hugging Face cache (``HF_HOME``): an emptyDir, so downloads survive container restarts."""
+HF_CACHE_MOUNT = "/model-cache"
+"""vLLM's and SGLang's Hugging Face cache (``HF_HOME``): an emptyDir, so downloads survive container
+restarts. SGLang passes no ``cache_dir`` of its own unless ``--download-dir`` is given
+(``srt/model_loader/weight_utils.py:695-704`` @ 0.5.23), so ``huggingface_hub`` follows ``HF_HOME``."""
 TGI_CACHE_MOUNT = "/data"
 """TGI's conventional cache directory (``HUGGINGFACE_HUB_CACHE``), also an emptyDir."""
 HOME_DIR = "/tmp"
 """``HOME`` for every engine user: a writable emptyDir, so caches (Triton, torch.compile, FlashInfer)
-land on a volume rather than in the image's layer."""
+land on a volume rather than in the image's layer. SGLang derives ``SGLANG_CACHE_DIR`` from it
+(``~/.cache/sglang``, ``srt/environ.py:1383`` @ 0.5.23), so slogate does not set that one."""
 SHM_SIZE = "8Gi"
 """Size limit of the in-memory ``/dev/shm`` for multi-GPU pods (NCCL's shared-memory transport).
 It is a cap, not a reservation, but what is used counts against the container's memory limit."""
 GPU_MEMORY_UTILIZATION = "0.90"
+SGLANG_HOST = "0.0.0.0"
+"""SGLang binds 127.0.0.1 unless told otherwise (``srt/arg_groups/fields/serving.py:65`` @ 0.5.23)."""
+SGLANG_HEALTH_CHECK_TIMEOUT_SECONDS = 20
+"""How long SGLang's ``/health`` waits for its 1-token generation before it answers 503
+(``HEALTH_CHECK_TIMEOUT``, ``srt/entrypoints/http_server.py:218`` @ 0.5.23; env
+``SGLANG_HEALTH_CHECK_TIMEOUT``)."""
 CPU_PER_GPU = 4
 MEMORY_GI_PER_GPU = 32
 CPU_WITHOUT_GPU = "2"
@@ -145,7 +191,8 @@ class ModelLocation:
     scheme: str
     """``hf``, ``s3``, ``gs``, ``pvc`` or ``oci``."""
     model: str
-    """What the engine receives as its model: vLLM's positional argument, TGI's ``--model-id``."""
+    """What the engine receives as its model: vLLM's positional argument, TGI's ``--model-id``,
+    SGLang's ``--model-path``."""
     volume: dict[str, Any] | None
     """The pod volume holding the weights (``pvc``, ``oci``), mounted read-only at ``/mnt/models``."""
 
@@ -200,7 +247,8 @@ def parallelism(spec: ModelDeploymentSpec) -> tuple[int, int]:
     """``(tensor, pipeline)`` parallel degrees of one replica. Pure; consumed by ``engine_args``.
 
     Tensor parallelism defaults to the GPU count; a smaller ``tensorParallelSize`` must divide it
-    and the quotient becomes pipeline parallelism (vLLM only). CPU-only replicas run ``(1, 1)``.
+    and the quotient becomes pipeline parallelism (vLLM and SGLang; TGI shards over every GPU).
+    CPU-only replicas run ``(1, 1)``.
     """
     count = spec.resources.gpu.count if spec.resources.gpu else 1
     tp = spec.engine.tensor_parallel_size or count
@@ -248,6 +296,16 @@ def engine_args(*, name: str, spec: ModelDeploymentSpec, aliases: Sequence[str] 
     PORT``. TGI serves one model and ignores the OpenAI ``model`` field, so it needs no served name
     or aliases.
 
+    SGLang (``python3 -m sglang.launch_server``, ``ENGINE_COMMANDS``): ``--model-path M
+    --served-model-name SERVED --tp-size TP [--pp-size PP] --host 0.0.0.0 --port PORT [--revision
+    R] --enable-metrics``. ``--served-model-name`` takes one name (``srt/arg_groups/fields/
+    serving.py:168-171`` @ 0.5.23) and SGLang's OpenAI routes answer whatever ``model`` a request
+    names (``srt/entrypoints/openai/serving_base.py:40-62``), so ``aliases`` are not needed and not
+    passed. ``--host 0.0.0.0`` because SGLang binds 127.0.0.1 by default; ``--enable-metrics``
+    because it exports nothing without it. ``s3://`` and ``gs://`` go to ``--model-path`` as
+    written: SGLang picks its runai_streamer loader for them itself
+    (``srt/arg_groups/model_path_hook.py:189-194``, ``srt/utils/runai_utils.py:14``).
+
     ``engine.args`` follow as written, after ``engine_flags.merge`` has dropped each derived
     ``Overridable`` flag the user gives (``--gpu-memory-utilization``, ``--load-format``), in any
     spelling the engine accepts: the flag appears once, because TGI's clap parser rejects a
@@ -271,7 +329,19 @@ def engine_args(*, name: str, spec: ModelDeploymentSpec, aliases: Sequence[str] 
     tp, pp = parallelism(spec)
     port = str(spec.engine.port)
     derived: list[Derived]
-    if kind == EngineKind.TGI:
+    if kind == EngineKind.SGLANG:
+        derived = [
+            Derived("--model-path", (location.model,)),
+            Derived("--served-model-name", (spec.model.served_name or name,)),
+            Derived("--tp-size", (str(tp),)),
+        ]
+        if pp > 1:
+            derived.append(Derived("--pp-size", (str(pp),)))
+        derived += [Derived("--host", (SGLANG_HOST,)), Derived("--port", (port,))]
+        if revision:
+            derived.append(Derived("--revision", (revision,)))
+        derived.append(Derived("--enable-metrics", ()))
+    elif kind == EngineKind.TGI:
         count = spec.resources.gpu.count if spec.resources.gpu else 1
         derived = [Derived("--model-id", (location.model,))]
         if revision:
@@ -302,8 +372,8 @@ def _env(spec: ModelDeploymentSpec) -> list[dict[str, Any]]:
     derived = {"HOME": HOME_DIR}
     if spec.engine.kind == EngineKind.TGI:
         derived["HUGGINGFACE_HUB_CACHE"] = TGI_CACHE_MOUNT
-    else:
-        derived["HF_HOME"] = VLLM_CACHE_MOUNT
+    else:  # vLLM, SGLang
+        derived["HF_HOME"] = HF_CACHE_MOUNT
     user = {e.name for e in spec.engine.env}
     out: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(derived.items()) if k not in user]
     for e in spec.engine.env:
@@ -331,9 +401,11 @@ def _resources(spec: ModelDeploymentSpec) -> dict[str, Any]:
     return {"limits": dict(amounts), "requests": dict(amounts)}
 
 
-def _probe(*, period: int, failures: int, timeout: int | None = None) -> dict[str, Any]:
+def _probe(
+    *, path: str = "/health", period: int, failures: int, timeout: int | None = None
+) -> dict[str, Any]:
     probe: dict[str, Any] = {
-        "httpGet": {"path": "/health", "port": PORT_NAME},
+        "httpGet": {"path": path, "port": PORT_NAME},
         "periodSeconds": period,
         "failureThreshold": failures,
     }
@@ -343,7 +415,42 @@ def _probe(*, period: int, failures: int, timeout: int | None = None) -> dict[st
 
 
 def _cache_mount(kind: EngineKind) -> str:
-    return TGI_CACHE_MOUNT if kind == EngineKind.TGI else VLLM_CACHE_MOUNT
+    return TGI_CACHE_MOUNT if kind == EngineKind.TGI else HF_CACHE_MOUNT
+
+
+def probes(kind: EngineKind) -> dict[str, dict[str, Any]]:
+    """The engine container's startup, readiness and liveness probes. Pure; consumed by
+    ``engine_container``.
+
+    vLLM and TGI: ``/health`` for all three. The startup probe allows 30 minutes (180 x 10 s);
+    readiness (every 5 s) takes a busy pod out of the Service quickly; liveness restarts a hung
+    engine after a minute (4 x 15 s, 5 s timeout, since ``/health`` can be slow while the GPU is
+    saturated).
+
+    SGLang 0.5.23 (``srt/entrypoints/http_server.py`` @ 0.5.23): its ``/health`` is not cheap. It
+    submits a 1-token generation and answers 200 at the first detokenizer output after the call,
+    polled once a second, or 503 after ``SGLANG_HEALTH_CHECK_TIMEOUT`` (20 s), marking the server
+    UnHealthy (``:721-799``). ``/ready`` only reads state: 200 iff startup's warmup finished (or
+    a later ``/health`` passed), the server is not paused and not shutting down (``:714-718``,
+    ``srt/managers/tokenizer_manager.py:728-734``). So startup and readiness read ``/ready``, with
+    vLLM's budget (the port stays closed while the model loads; warmup then takes up to 120 s of
+    ``/model_info`` polls and one generation, ``:2360-2535``); liveness reads ``/health``, the only
+    endpoint that notices a hung scheduler, with a timeout above SGLang's own 20 s, so that the
+    kubelet hears SGLang's verdict rather than giving up on a healthy engine busy with a long
+    prefill (no output arrives meanwhile), every 30 s, 3 failures. Readiness follows liveness: a
+    failed ``/health`` makes ``/ready`` 503 until a later ``/health`` passes.
+    """
+    if kind == EngineKind.SGLANG:
+        return {
+            "startupProbe": _probe(path="/ready", period=10, failures=180),
+            "readinessProbe": _probe(path="/ready", period=5, failures=3, timeout=5),
+            "livenessProbe": _probe(period=30, failures=3, timeout=SGLANG_HEALTH_CHECK_TIMEOUT_SECONDS + 5),
+        }
+    return {
+        "startupProbe": _probe(period=10, failures=180),
+        "readinessProbe": _probe(period=5, failures=3, timeout=5),
+        "livenessProbe": _probe(period=15, failures=4, timeout=5),
+    }
 
 
 def _multi_gpu(spec: ModelDeploymentSpec) -> bool:
@@ -353,12 +460,11 @@ def _multi_gpu(spec: ModelDeploymentSpec) -> bool:
 def engine_container(*, name: str, spec: ModelDeploymentSpec, aliases: Sequence[str] = ()) -> dict[str, Any]:
     """The ``engine`` container. Pure; consumed by ``build_deployment``.
 
-    Probes fit models that load for minutes: the startup probe allows 30 minutes (180 x 10 s)
-    before liveness starts; readiness (every 5 s) takes a busy pod out of the Service quickly;
-    liveness restarts a hung engine after a minute (4 x 15 s, 5 s timeout, since ``/health`` can
-    be slow while the GPU is saturated). The root filesystem stays writable: both engines and
-    their libraries write caches under paths baked into the images (Triton and torch.compile
-    kernels, outlines grammars, ``__pycache__``) that cannot all be redirected to volumes.
+    Probes fit models that load for minutes (``probes``: the startup probe allows 30 minutes
+    before liveness starts). ``command`` is set only for an image without an entrypoint of its own
+    (``ENGINE_COMMANDS``: SGLang). The root filesystem stays writable: the engines and their
+    libraries write caches under paths baked into the images (Triton and torch.compile kernels,
+    outlines grammars, ``__pycache__``) that cannot all be redirected to volumes.
     """
     location = model_location(spec.model.source)
     mounts = [
@@ -372,6 +478,11 @@ def engine_container(*, name: str, spec: ModelDeploymentSpec, aliases: Sequence[
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": spec.engine.image or DEFAULT_IMAGES[spec.engine.kind],
+    }
+    command = ENGINE_COMMANDS.get(spec.engine.kind)
+    if command is not None:
+        container["command"] = list(command)
+    container |= {
         "args": engine_args(name=name, spec=spec, aliases=aliases),
         "ports": [{"name": PORT_NAME, "containerPort": spec.engine.port}],
         "env": _env(spec),
@@ -381,9 +492,7 @@ def engine_container(*, name: str, spec: ModelDeploymentSpec, aliases: Sequence[
     container |= {
         "resources": _resources(spec),
         "volumeMounts": sorted(mounts, key=lambda m: m["mountPath"]),
-        "startupProbe": _probe(period=10, failures=180),
-        "readinessProbe": _probe(period=5, failures=3, timeout=5),
-        "livenessProbe": _probe(period=15, failures=4, timeout=5),
+        **probes(spec.engine.kind),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},
         "securityContext": {
             "allowPrivilegeEscalation": False,
@@ -479,10 +588,11 @@ def _volumes(spec: ModelDeploymentSpec) -> list[dict[str, Any]]:
 def pod_security_context(kind: EngineKind) -> dict[str, Any]:
     """The pod ``securityContext`` for an engine kind. Pure; consumed by ``pod_spec``.
 
-    vLLM runs as uid/gid 2000 (the image's own ``vllm`` user) and meets the *restricted* Pod
-    Security Standard. TGI runs as root because its image cannot start as any other user
+    vLLM runs as uid/gid 2000 (the image's own ``vllm`` user) and SGLang as uid/gid 1000 (its
+    image needs no root at run time); both meet the *restricted* Pod Security Standard. TGI runs
+    as root because its image cannot start as any other user
     (``IMAGE_USERS`` has the Dockerfile evidence): such pods meet *baseline* only, so a namespace
-    that enforces ``restricted`` rejects them. Both keep seccomp ``RuntimeDefault``; the container
+    that enforces ``restricted`` rejects them. All keep seccomp ``RuntimeDefault``; the container
     drops every capability and forbids privilege escalation (``engine_container``), root included.
     """
     user = IMAGE_USERS[kind]

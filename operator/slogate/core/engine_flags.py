@@ -13,9 +13,9 @@ defines it, and a policy with its reason:
   needs the series that the flag removes or reshapes.
 
 Each engine's ``Dialect`` records how its parser reads an argument: ``--flag value``,
-``--flag=value``, short aliases, and for vLLM underscores read as dashes, dotted JSON keys and
-unique prefixes. ``resolve`` therefore recognises a flag in every spelling the engine accepts.
-An SGLang entry is one more ``EngineFlags`` value in ``ENGINES``.
+``--flag=value``, short aliases, for vLLM underscores read as dashes and dotted JSON keys, and for
+vLLM and SGLang (both plain argparse underneath) unique prefixes. ``resolve`` therefore recognises
+a flag in every spelling the engine accepts.
 
 Consumed by ``core.desired.engine_args`` (``merge``), ``api.validation`` (``check``, one problem
 per argument index) and ``api.v1alpha1`` (``engine_cel_rules`` and ``spec_cel_rules``: the API
@@ -34,6 +34,7 @@ from typing import Any
 
 VLLM_VERSION = "v0.33.0"
 TGI_VERSION = "v3.3.7"
+SGLANG_VERSION = "0.5.23"
 
 
 class Policy(enum.StrEnum):
@@ -68,16 +69,20 @@ class Feature(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Source:
-    """Lines of an engine's source at a version: ``texts[0]`` is on ``line``, the rest within the next two."""
+    """Lines of an engine's source at a version: ``texts[0]`` is on ``line``, the rest within the
+    next ``span - 1`` lines."""
 
     path: str
-    """Path inside the engine's release (the vLLM wheel, the TGI git tag)."""
+    """Path inside the engine's release (the vLLM and SGLang wheels, the TGI git tag)."""
     line: int
     """First line (1-based)."""
     texts: tuple[str, ...]
     """Literal text those lines contain; a test checks it when the source is on disk."""
     version: str
     """The release read."""
+    span: int = 3
+    """How many lines, from ``line``, hold ``texts`` (SGLang declares a flag's aliases a few lines
+    below its field)."""
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line} @ {self.version}"
@@ -111,7 +116,9 @@ class Flag:
     aliases: tuple[str, ...] = ()
     """Other spellings the engine registers for the same option, e.g. ``-tp``."""
     field: str = ""
-    """``Owned``: the spec field slogate derives the value from."""
+    """``Owned``: the spec field slogate derives the value from (empty: no spec field sets it)."""
+    fixed: str = ""
+    """``Owned`` without a spec field: the value slogate always writes (empty for a bare switch)."""
     instead: str = ""
     """``Owned``: what to do instead, in words."""
     needs: tuple[Needs, ...] = ()
@@ -137,8 +144,14 @@ class Flag:
 
         >>> VLLM.flag("--port").owned_message
         '--port is set by slogate from engine.port; set engine.port instead'
+        >>> SGLANG.flag("--host").owned_message.split(";")[0]
+        '--host is set by slogate to 0.0.0.0'
         """
-        return f"{self.display} is set by slogate from {self.field}; {self.instead}"
+        if self.field:
+            return f"{self.display} is set by slogate from {self.field}; {self.instead}"
+        if self.fixed:
+            return f"{self.display} is set by slogate to {self.fixed}; {self.instead}"
+        return f"{self.display} is always set by slogate; {self.instead}"
 
 
 @dataclass(frozen=True)
@@ -253,9 +266,10 @@ class EngineFlags:
     def resolve(self, arg: str) -> Match | None:
         """The table flag an argument is, in any spelling the engine accepts; ``None`` otherwise.
 
-        A value (an argument not starting with ``-``) is never a flag. With vLLM, an argument that
-        is a proper prefix of exactly one long flag in the table is that flag (argparse accepts a
-        unique prefix; a prefix that is ambiguous among vLLM's options fails in vLLM itself).
+        A value (an argument not starting with ``-``) is never a flag. With vLLM and SGLang, an
+        argument that is a proper prefix of exactly one long flag in the table is that flag
+        (argparse accepts a unique prefix; a prefix that is ambiguous among the engine's options
+        fails in the engine itself).
 
         >>> VLLM.resolve("--tensor_parallel_size=2").how
         'underscores'
@@ -263,6 +277,10 @@ class EngineFlags:
         '--gpu-memory-utilization'
         >>> TGI.resolve("--num_shard") is None  # clap has no underscore spelling: TGI rejects it itself
         True
+        >>> SGLANG.resolve("--tp_size") is None  # plain argparse: SGLang rejects it itself
+        True
+        >>> SGLANG.resolve("--enable-metrics-for-all=1").flag.name
+        '--enable-metrics-for-all-schedulers'
         """
         if not arg.startswith("-") or arg in ("-", "--"):
             return None
@@ -506,7 +524,194 @@ TGI = EngineFlags(
 """TGI v3.3.7 (``text-generation-launcher``, started by the image's ``tgi-entrypoint.sh``)."""
 
 
-ENGINES: dict[str, EngineFlags] = {e.kind: e for e in (VLLM, TGI)}
+# ------------------------------------------------------------------------------------- SGLang
+
+_SF = "sglang/srt/arg_groups/fields"
+
+
+def _sglang(path: str, line: int, *texts: str, span: int = 3) -> Source:
+    return Source(path, line, texts, SGLANG_VERSION, span)
+
+
+_SG_BUCKETS = (
+    "{flag} replaces the buckets of SGLang's {series}, and the burn-rate alert rules slogate "
+    "generates for {metric} objectives select SGLang's default le bounds, so they would never fire: "
+    "remove the flag"
+)
+
+SGLANG = EngineFlags(
+    kind="sglang",
+    label="SGLang",
+    version=SGLANG_VERSION,
+    dialect=Dialect(
+        parser="plain argparse (prepare_server_args builds ArgumentParser(prog='sglang serve') and calls parse_args)",
+        source=_sglang(
+            "sglang/srt/server_args.py", 679, 'parser = argparse.ArgumentParser(prog="sglang serve")'
+        ),
+        underscores=False,  # names are "--" + field name with "_" -> "-" (arg_utils.py:288-290); argparse keeps them
+        dotted=False,
+        abbreviations=True,  # allow_abbrev is not turned off: only benchmark/ and sidecar.py do
+        repeated=(
+            "last wins (argparse stores each occurrence in turn; SGLang's --config merger relies on it, "
+            "utils/server_args_config_parser.py:79-80, 105-106)"
+        ),
+    ),
+    flags=(
+        Flag(
+            "--model-path",
+            Policy.OWNED,
+            _sglang(f"{_SF}/model.py", 51, "model_path: A[", 'aliases=["--model"],', span=5),
+            "derived from model.source (a Hub id, an s3:// or gs:// URI, which SGLang streams with "
+            "runai_streamer by itself, or the mounted path of pvc:// and oci:// weights)",
+            aliases=("--model",),
+            field="model.source",
+            instead="set model.source instead",
+        ),
+        Flag(
+            "--served-model-name",
+            Policy.OWNED,
+            _sglang(f"{_SF}/serving.py", 168, "served_model_name: A[", "Optional[str],"),
+            "it is the model_name label of every sglang:* series and the name /v1/models lists; SGLang "
+            "takes one name (no fallback aliases: its OpenAI routes answer whatever model a request "
+            "names, entrypoints/openai/serving_base.py:40-62)",
+            field="model.servedName",
+            instead="set model.servedName instead",
+        ),
+        Flag(
+            "--tp-size",
+            Policy.OWNED,
+            _sglang(f"{_SF}/parallel.py", 45, "tp_size: A[", 'aliases=["--tensor-parallel-size"],', span=5),
+            "engine.tensorParallelSize sets it; with resources.gpu.count it also fixes pipeline "
+            "parallelism and the GPUs requested",
+            aliases=("--tensor-parallel-size",),
+            field="engine.tensorParallelSize",
+            instead="set engine.tensorParallelSize instead",
+        ),
+        Flag(
+            "--pp-size",
+            Policy.OWNED,
+            _sglang(f"{_SF}/parallel.py", 59, "pp_size: A[", 'aliases=["--pipeline-parallel-size"],', span=5),
+            "it is resources.gpu.count / engine.tensorParallelSize: a different value would not use "
+            "the GPUs the pod requests",
+            aliases=("--pipeline-parallel-size",),
+            field="resources.gpu.count / engine.tensorParallelSize",
+            instead="set engine.tensorParallelSize below resources.gpu.count instead",
+        ),
+        Flag(
+            "--host",
+            Policy.OWNED,
+            _sglang(f"{_SF}/serving.py", 65, 'host: A[str, "The host of the HTTP server."] = "127.0.0.1"'),
+            "SGLang listens on 127.0.0.1 by default, which the kubelet's probes, Services and Prometheus "
+            "cannot reach; its own warmup maps 0.0.0.0 to 127.0.0.1 (server_args.py:458-468)",
+            fixed="0.0.0.0",
+            instead="remove it: probes, Services and Prometheus reach the pod on its own address",
+        ),
+        Flag(
+            "--port",
+            Policy.OWNED,
+            _sglang(f"{_SF}/serving.py", 66, 'port: A[int, "The port of the HTTP server."] = 30000'),
+            "probes, the container port, Services, the PodMonitor and scrape annotations use engine.port",
+            field="engine.port",
+            instead="set engine.port instead",
+        ),
+        Flag(
+            "--revision",
+            Policy.OWNED,
+            _sglang(f"{_SF}/model.py", 122, "revision: A[", "Optional[str],"),
+            "model.revision is part of the revision hash: a new model revision must roll out as a new "
+            "slogate revision, with analysis",
+            field="model.revision",
+            instead="set model.revision instead",
+        ),
+        Flag(
+            "--enable-metrics",
+            Policy.OWNED,
+            _sglang(
+                f"{_SF}/observability.py",
+                70,
+                'enable_metrics: A[bool, "Enable log prometheus metrics."] = False',
+            ),
+            "SGLang records no metrics and mounts no /metrics without it (entrypoints/http_server.py:313-317), "
+            "so every analysis would be Inconclusive",
+            instead="remove it: it is already on the command line, because slogate reads SGLang's metrics",
+        ),
+        Flag(
+            "--enable-metrics-for-all-schedulers",
+            Policy.BREAKS_METRICS,
+            _sglang(f"{_SF}/observability.py", 82, "enable_metrics_for_all_schedulers: A["),
+            "managers/scheduler.py:828-831 and observability/metrics_collector.py:1361-1367: every "
+            "tensor-parallel rank's scheduler then records its own sglang:num_queue_reqs, "
+            "num_running_reqs and token_usage (label tp_rank, :1382-1388), so a sum counts each replica "
+            "TP times. The tokenizer's families (latency, requests, tokens) and HTTP counters are one "
+            "process and do not change, so slo, budget and input drift are unaffected",
+            needs=(
+                Needs(
+                    Feature.AUTOSCALING,
+                    "--enable-metrics-for-all-schedulers makes every tensor-parallel rank record the "
+                    "queue, running and KV-usage gauges, and the autoscaler sums them, so with more than "
+                    "one GPU per replica it would see each replica's load once per rank: remove the flag",
+                ),
+            ),
+        ),
+        Flag(
+            "--bucket-time-to-first-token",
+            Policy.BREAKS_METRICS,
+            _sglang(f"{_SF}/observability.py", 104, "bucket_time_to_first_token: A["),
+            "observability/metrics_collector.py:1965-1985, 2040-2048: replaces the default bounds, "
+            "while core/rules.py selects SGLang's default le bounds",
+            needs=(
+                Needs(
+                    Feature.TTFT_OBJECTIVE,
+                    _SG_BUCKETS.format(
+                        flag="--bucket-time-to-first-token",
+                        series="sglang:time_to_first_token_seconds",
+                        metric="ttft",
+                    ),
+                ),
+            ),
+        ),
+        Flag(
+            "--bucket-inter-token-latency",
+            Policy.BREAKS_METRICS,
+            _sglang(f"{_SF}/observability.py", 108, "bucket_inter_token_latency: A["),
+            "observability/metrics_collector.py:2013-2038, 2050-2065: replaces the default bounds of "
+            "the inter-token latency (and per-request TPOT) histograms, while core/rules.py selects "
+            "SGLang's default le bounds",
+            needs=(
+                Needs(
+                    Feature.ITL_OBJECTIVE,
+                    _SG_BUCKETS.format(
+                        flag="--bucket-inter-token-latency",
+                        series="sglang:inter_token_latency_seconds",
+                        metric="interTokenLatency",
+                    ),
+                ),
+            ),
+        ),
+        Flag(
+            "--bucket-e2e-request-latency",
+            Policy.BREAKS_METRICS,
+            _sglang(f"{_SF}/observability.py", 112, "bucket_e2e_request_latency: A["),
+            "observability/metrics_collector.py:1987-2011, 2067-2072: replaces the default bounds, "
+            "while core/rules.py selects SGLang's default le bounds",
+            needs=(
+                Needs(
+                    Feature.LATENCY_OBJECTIVE,
+                    _SG_BUCKETS.format(
+                        flag="--bucket-e2e-request-latency",
+                        series="sglang:e2e_request_latency_seconds",
+                        metric="latency",
+                    ),
+                ),
+            ),
+        ),
+    ),
+)
+"""SGLang 0.5.23 (``python3 -m sglang.launch_server``: the image has no entrypoint of its own, so
+the container sets the command), read from the release wheel."""
+
+
+ENGINES: dict[str, EngineFlags] = {e.kind: e for e in (VLLM, TGI, SGLANG)}
 """Flag table per ``EngineKind`` value. A test requires one entry per kind."""
 
 

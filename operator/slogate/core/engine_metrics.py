@@ -107,9 +107,11 @@ class EngineMetrics:
     ``template``, HTTP 422), which are not counted as requests on any engine: vLLM answers them
     with 4xx before its engine, and its request count leaves 4xx out."""
     overload: str | None
-    """Label matcher on ``failure`` for requests shed for load (TGI ``err="overloaded"``, HTTP 429),
-    a separate signal from errors; ``None`` when the engine cannot tell them apart (vLLM answers a
-    full queue with 503, which its HTTP metrics group with every other 5xx)."""
+    """Label matcher for requests shed for load, a separate signal from errors: on ``failure`` for
+    TGI (``err="overloaded"``, HTTP 429), on ``http_requests`` for SGLang (``status_code="503"``:
+    a full queue, a timeout, a retraction under memory pressure); ``None`` when the engine cannot
+    tell them apart (vLLM answers a full queue with 503, which its HTTP metrics group with every
+    other 5xx)."""
     http_requests: str | None
     """Counter of the API server's HTTP responses (vLLM: the instrumentator's
     ``http_requests_total{handler,method,status}``, status grouped ``2xx``/``5xx``), used to see
@@ -124,6 +126,16 @@ class EngineMetrics:
     """Histogram: prompt length per request, in tokens."""
     generation_tokens: str
     """Histogram: generated length per request, in tokens."""
+    http_route_label: str = "handler"
+    """The label of ``http_requests`` that holds the route (vLLM ``handler``, SGLang ``endpoint``)."""
+    http_answered: str = 'status=~"[25]xx"'
+    """Matcher for the responses that answered a generation request (2xx and 5xx; 4xx are invalid)."""
+    http_failed: str = 'status="5xx"'
+    """Matcher for the server-failure responses (vLLM groups the status as ``5xx``; SGLang keeps
+    the code, ``status_code="500"``)."""
+    errors_from_http: bool = False
+    """SGLang: errors are read from the HTTP status alone (``server_fault`` on ``http_requests``),
+    because its engine counters carry no finish reason or failure class."""
 
     def series(self) -> frozenset[str]:
         """Every series name slogate selects for this engine (histograms by their base name). Pure.
@@ -201,7 +213,64 @@ TGI = EngineMetrics(
 )
 """Text Generation Inference router metrics."""
 
-_BY_KIND = {EngineKind.VLLM: VLLM, EngineKind.TGI: TGI}
+# SGLang 0.5.23's default bucket tables (sglang/srt/observability/metrics_collector.py:L1965-L2038);
+# --bucket-time-to-first-token / --bucket-e2e-request-latency / --bucket-inter-token-latency replace
+# them, which engine_flags rejects where a latency objective's alert rules read them.
+SGLANG_TTFT_BUCKETS = (
+    0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 200.0, 400.0,
+)  # fmt: skip
+SGLANG_E2E_BUCKETS = (
+    0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 200.0, 400.0,
+    600.0, 1200.0, 1800.0, 2400.0,
+)  # fmt: skip
+SGLANG_ITL_BUCKETS = (
+    0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.06, 0.08, 0.1, 0.2, 0.4,
+    0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0,
+)  # fmt: skip
+
+SGLANG_GENERATION_ROUTES = (
+    "/v1/chat/completions",  # sglang/srt/entrypoints/http_server.py:L1870-L1879 @ 0.5.23
+    "/v1/completions",  # http_server.py:L1860-L1867
+    "/generate",  # http_server.py:L928-L940 (POST and PUT)
+    "/v1/responses",  # http_server.py:L2066-L2082
+    "/v1/messages",  # http_server.py:L2160-L2167
+)
+"""The routes of SGLang 0.5.23's HTTP server that run a generation (``endpoint`` label values:
+the route's path, ``observability/http_request_metrics.py:_get_fastapi_request_path``)."""
+
+SGLANG = EngineMetrics(
+    kind=EngineKind.SGLANG,
+    queue_depth="sglang:num_queue_reqs",
+    running_requests="sglang:num_running_reqs",
+    kv_cache_usage="sglang:token_usage",
+    ttft="sglang:time_to_first_token_seconds",
+    ttft_approximation=(),
+    inter_token_latency="sglang:inter_token_latency_seconds",
+    e2e_latency="sglang:e2e_request_latency_seconds",
+    queue_time="sglang:queue_time_seconds",
+    success="sglang:num_requests_total",
+    failure=None,
+    server_fault='status_code=~"5..",status_code!="503"',
+    invalid_excluded="",
+    overload='status_code="503"',
+    http_requests="sglang:http_responses_total",
+    generation_routes=SGLANG_GENERATION_ROUTES,
+    http_route_label="endpoint",
+    http_answered='status_code=~"[25].."',
+    http_failed='status_code=~"5.."',
+    errors_from_http=True,
+    prompt_tokens_total="sglang:prompt_tokens_total",
+    generation_tokens_total="sglang:generation_tokens_total",
+    prompt_tokens="sglang:prompt_tokens_histogram",
+    generation_tokens="sglang:generation_tokens_histogram",
+)
+"""SGLang 0.5.23 metrics (``--enable-metrics``; ``sglang/srt/observability/metrics_collector.py``,
+``http_request_metrics.py``); tests/fixtures/engines/sglang-0.5.23.json has every family with its
+source line. ``num_requests_total`` counts every request the scheduler finished (stop, length or
+abort; no reason label). Scheduler gauges are recorded by TP rank 0 only (``managers/scheduler.py``
+~820-835), so summing over pods counts each replica once."""
+
+_BY_KIND = {EngineKind.VLLM: VLLM, EngineKind.TGI: TGI, EngineKind.SGLANG: SGLANG}
 
 ENGINES: tuple[EngineMetrics, ...] = tuple(_BY_KIND.values())
 """Every engine's profile, in ``EngineKind`` order (consumers that sum over engines iterate it)."""
@@ -307,7 +376,7 @@ def _sum(series: str, sel: str, fn: str, window: str, by: Sequence[str]) -> str:
 
 
 def _routes_matcher(m: EngineMetrics) -> str:
-    return 'handler=~"' + "|".join(re.escape(r) for r in m.generation_routes) + '"'
+    return f'{m.http_route_label}=~"' + "|".join(re.escape(r) for r in m.generation_routes) + '"'
 
 
 def _zero_like(expr: str, by: Sequence[str]) -> str:
@@ -315,8 +384,12 @@ def _zero_like(expr: str, by: Sequence[str]) -> str:
     return "vector(0)" if not by else f"0 * {expr}"
 
 
-def _vllm_pre_engine(m: EngineMetrics, sel: str, fn: str, window: str, by: Sequence[str]) -> str:
-    """vLLM requests that failed before the engine finished them (a 5xx that is not an engine error).
+def _pre_engine(m: EngineMetrics, sel: str, fn: str, window: str, by: Sequence[str]) -> str:
+    """Requests that failed before the engine finished them (a 5xx that is not an engine error).
+
+    Written for vLLM and used for SGLang too, whose HTTP middleware
+    (``observability/http_request_metrics.py`` @ 0.5.23) counts each response by its exact status
+    and whose ``num_requests_total`` counts what the scheduler finished.
 
     The engine counts every request it finishes in ``success`` (any ``finished_reason``); the API
     server's instrumentator counts every response of a generation route by its status class, at
@@ -333,8 +406,8 @@ def _vllm_pre_engine(m: EngineMetrics, sel: str, fn: str, window: str, by: Seque
     http = m.http_requests
     assert http is not None
     finished = _sum(m.success, sel, fn, window, by)
-    answered = _sum(http, with_matchers(sel, routes, 'status=~"[25]xx"'), fn, window, by)
-    failed = _sum(http, with_matchers(sel, routes, 'status="5xx"'), fn, window, by)
+    answered = _sum(http, with_matchers(sel, routes, m.http_answered), fn, window, by)
+    failed = _sum(http, with_matchers(sel, routes, m.http_failed), fn, window, by)
     unfinished = f"clamp_min({answered} - {finished}, 0)"
     return f"(({unfinished} < {failed}) or {failed} or {_zero_like(finished, by)})"
 
@@ -347,7 +420,8 @@ def requests_expr(
 
     vLLM: every request the engine finished (``vllm:request_success_total``, all reasons; the
     same requests its e2e histogram observes) plus the ones that failed before it
-    (``_vllm_pre_engine``); 4xx are not requests. TGI: ``tgi_request_success`` +
+    (``_pre_engine``); 4xx are not requests. SGLang: ``sglang:num_requests_total`` plus the same
+    estimate from its HTTP responses. TGI: ``tgi_request_success`` +
     ``tgi_request_failure`` (every class but the invalid ones, 422), counted once per generation —
     not ``tgi_request_count``, which the OpenAI routes increment once more (router/src/server.rs
     @ v3.3.7: chat ~2 per request, completions 1 + N prompts).
@@ -358,8 +432,8 @@ def requests_expr(
     ((sum (rate(tgi_request_success{ns="ml"}[5m])) or 0 * sum (rate(tgi_request_failure{ns="ml",err!~"validation|template"}[5m]))) + (sum (rate(tgi_request_failure{ns="ml",err!~"validation|template"}[5m])) or 0 * sum (rate(tgi_request_success{ns="ml"}[5m]))))
     """
     finished = _sum(m.success, sel, fn, window, by)
-    if m.kind == EngineKind.VLLM:
-        return f"({finished} + {_vllm_pre_engine(m, sel, fn, window, by)})"
+    if m.http_requests is not None:  # vLLM, SGLang
+        return f"({finished} + {_pre_engine(m, sel, fn, window, by)})"
     assert m.failure is not None
     failed = _sum(m.failure, with_matchers(sel, m.invalid_excluded), fn, window, by)
     # Both counters appear only once first incremented (the metrics crate registers lazily).
@@ -373,11 +447,18 @@ def errors_expr(m: EngineMetrics, sel: str, *, window: str, fn: str = "rate", by
     engine failure of a streamed request (HTTP 200, then an SSE error event) — plus the failures
     before the engine. TGI: ``tgi_request_failure{err=~"generation|incomplete"}``; ``dropped``
     (client gone), ``validation``/``template`` (422) and ``overloaded`` (429) are not errors.
-    Never absent while there are requests: 0 until the first failure.
+    SGLang: the generation routes' HTTP 5xx but 503 (its load shedding). SGLang counts no failure
+    of a *streamed* request anywhere — HTTP 200 was sent and ``num_requests_total`` has no reason
+    label — so those are invisible to it (docs/engines.md). Never absent while there are
+    requests: 0 until the first failure.
     """
-    if m.kind == EngineKind.VLLM:
+    if m.errors_from_http:  # SGLang
+        assert m.http_requests is not None
+        failed = _sum(m.http_requests, with_matchers(sel, _routes_matcher(m), m.server_fault), fn, window, by)
+        return f"({failed} or {_zero_like(requests_expr(m, sel, window=window, fn=fn, by=by), by)})"
+    if m.http_requests is not None:  # vLLM
         engine = _sum(m.success, with_matchers(sel, m.server_fault), fn, window, by)
-        return f"({engine} + {_vllm_pre_engine(m, sel, fn, window, by)})"
+        return f"({engine} + {_pre_engine(m, sel, fn, window, by)})"
     assert m.failure is not None
     faults = _sum(m.failure, with_matchers(sel, m.server_fault), fn, window, by)
     return f"({faults} or {_zero_like(requests_expr(m, sel, window=window, fn=fn, by=by), by)})"
@@ -395,8 +476,12 @@ def overload_ratio_expr(m: EngineMetrics, sel: str, *, window: str, by: Sequence
     queue with 503, which its HTTP metrics cannot tell from other 5xx, so it counts as an error
     there (``EngineMetrics.overload``).
     """
-    if m.overload is None or m.failure is None:
+    if m.overload is None:
         return None
-    shed = _sum(m.failure, with_matchers(sel, m.overload), "rate", window, by)
+    if m.failure is not None:  # TGI
+        shed = _sum(m.failure, with_matchers(sel, m.overload), "rate", window, by)
+    else:  # SGLang
+        assert m.http_requests is not None
+        shed = _sum(m.http_requests, with_matchers(sel, _routes_matcher(m), m.overload), "rate", window, by)
     total = requests_expr(m, sel, window=window, by=by)
     return f"({shed} or {_zero_like(total, by)}) / {total}"

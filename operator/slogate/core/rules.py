@@ -30,6 +30,9 @@ from slogate.core.analysis import (
 )
 from slogate.core.engine_metrics import (
     PROM_LABEL_DEPLOYMENT,
+    SGLANG_E2E_BUCKETS,
+    SGLANG_ITL_BUCKETS,
+    SGLANG_TTFT_BUCKETS,
     VLLM_ITL_BUCKETS,
     VLLM_REQUEST_LATENCY_BUCKETS,
     VLLM_TTFT_BUCKETS,
@@ -102,6 +105,12 @@ def buckets_for(engine: EngineKind, metric: SLIMetric) -> tuple[float, ...] | No
     """
     if engine == EngineKind.TGI:
         return None if metric == SLIMetric.TTFT else TGI_DURATION_BUCKETS
+    if engine == EngineKind.SGLANG:
+        return {
+            SLIMetric.TTFT: SGLANG_TTFT_BUCKETS,
+            SLIMetric.LATENCY: SGLANG_E2E_BUCKETS,
+            SLIMetric.INTER_TOKEN_LATENCY: SGLANG_ITL_BUCKETS,
+        }.get(metric)
     return {
         SLIMetric.TTFT: VLLM_TTFT_BUCKETS,
         SLIMetric.LATENCY: VLLM_REQUEST_LATENCY_BUCKETS,

@@ -2,10 +2,11 @@
 
 kwok makes pods Running without running their containers, so nothing would answer on the pod's
 metrics port. For each Running pod labelled ``slogate.io/deployment`` (or ``slogate.io/simulate=true``)
-the bridge starts a ``slogate.sim`` simulator on a free 127.0.0.1 port, in vLLM or TGI mode after the
-pod's image, and registers it in Prometheus ``file_sd`` with the pod's labels turned into Prometheus
-labels the way a PodMonitor with ``podTargetLabels`` does (``slogate.io/revision`` becomes
-``slogate_io_revision``), plus ``namespace``, ``pod`` and ``container``. PromQL written for a real
+the bridge starts a ``slogate.sim`` simulator on a free 127.0.0.1 port, in vLLM, TGI or SGLang mode
+after the pod's engine (``engine_mode``), and registers it in Prometheus ``file_sd`` with the pod's
+labels turned into Prometheus labels the way a PodMonitor with ``podTargetLabels`` does
+(``slogate.io/revision`` becomes ``slogate_io_revision``), plus ``namespace``, ``pod`` and
+``container``. PromQL written for a real
 cluster therefore works unchanged. When the pod goes, so does its simulator and its target.
 
 Fault injection (``slogate dev sim set``) talks to the simulators' admin endpoints directly and
@@ -69,6 +70,28 @@ def parse_selector(text: str) -> dict[str, str]:
     return out
 
 
+def engine_mode(image: str, command: list[str]) -> str:
+    """The simulator mode for an engine container, from its image and command line. Pure.
+
+    SGLang: an image whose name contains ``sglang`` (``lmsysorg/sglang``), or a command that runs
+    ``sglang.launch_server`` (``python3 -m sglang.launch_server``, which slogate emits; the image's
+    own default command is a shell). TGI: ``text-generation-inference`` in the image. Anything else
+    is vLLM.
+
+    >>> engine_mode("lmsysorg/sglang:v0.5.23", [])
+    'sglang'
+    >>> engine_mode("registry.local/llm:1", ["python3", "-m", "sglang.launch_server", "--model-path", "m"])
+    'sglang'
+    >>> engine_mode("ghcr.io/huggingface/text-generation-inference:3.3.6", [])
+    'tgi'
+    """
+    if "sglang" in image or any("sglang.launch_server" in part for part in command):
+        return "sglang"
+    if "text-generation-inference" in image:
+        return "tgi"
+    return "vllm"
+
+
 def sim_config_for(pod: dict[str, Any], rules: list[dict[str, Any]]) -> dict[str, Any]:
     """The simulator settings for a pod: defaults, then its engine, then its annotation, then matching
     ``sim set`` rules in order. Pure."""
@@ -78,7 +101,7 @@ def sim_config_for(pod: dict[str, Any], rules: list[dict[str, Any]]) -> dict[str
     engine = containers[0]
     image = engine.get("image", "")
     args = [*engine.get("command", []), *engine.get("args", [])]
-    mode = "tgi" if "text-generation-inference" in image else "vllm"
+    mode = engine_mode(image, args)
     model = labels.get("slogate.io/deployment") or meta["name"]
     aliases: list[str] = []
     for flag in ("--served-model-name", "--model-id"):
@@ -92,6 +115,14 @@ def sim_config_for(pod: dict[str, Any], rules: list[dict[str, Any]]) -> dict[str
                 model, aliases = names[0], names[1:]
             break
     cfg: dict[str, Any] = {**DEFAULTS, "mode": mode, "model": model, "aliases": aliases}
+    if mode == "sglang":
+        path = _flag_value(args, "--model-path", "--model")
+        if path is not None:
+            cfg["model_path"] = path  # what /model_info shows
+            if "--served-model-name" not in args:
+                # SGLang serves under the model path by default
+                # (sglang/srt/arg_groups/serving_hook.py:642-647 @ 0.5.23).
+                cfg["model"] = path
     annotation = (meta.get("annotations") or {}).get(CONFIG_ANNOTATION)
     if annotation:
         cfg.update(json.loads(annotation))
@@ -103,6 +134,18 @@ def sim_config_for(pod: dict[str, Any], rules: list[dict[str, Any]]) -> dict[str
         if selector_matches(rule.get("selector") or {}, labels):
             cfg.update(rule["config"])
     return cfg
+
+
+def _flag_value(args: list[str], *flags: str) -> str | None:
+    """The value after the first of ``flags`` on a command line (``--flag value`` or
+    ``--flag=value``), or ``None``. Pure."""
+    for i, arg in enumerate(args):
+        for flag in flags:
+            if arg == flag and i + 1 < len(args) and not args[i + 1].startswith("--"):
+                return args[i + 1]
+            if arg.startswith(flag + "="):
+                return arg[len(flag) + 1 :]
+    return None
 
 
 def target_labels(pod: dict[str, Any]) -> dict[str, str]:

@@ -132,6 +132,7 @@ def _cmd_sim_set(args: argparse.Namespace) -> int:
             "overload_rate": args.overload_rate,
             "client_drop_rate": args.client_drop_rate,
             "rps": args.rps,
+            "streamed_share": args.streamed_share,
             "prompt_tokens": args.prompt_tokens,
             "generation_tokens": args.generation_tokens,
         }.items()
@@ -140,7 +141,7 @@ def _cmd_sim_set(args: argparse.Namespace) -> int:
     if not change:
         print(
             "error: nothing to set (use --ttft-ms, --itl-ms, --error-rate, --error-stage,"
-            " --overload-rate, --client-drop-rate, --rps, --prompt-tokens or --generation-tokens)",
+            " --overload-rate, --client-drop-rate, --rps, --streamed-share, --prompt-tokens or --generation-tokens)",
             file=sys.stderr,
         )
         return 2
@@ -236,6 +237,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="fraction the client abandons after some tokens (TGI err=dropped; not a server fault)",
     )
     p.add_argument("--rps", type=float)
+    p.add_argument(
+        "--streamed-share", type=float, help="fraction of synthetic requests sent streamed (default 1)"
+    )
     p.add_argument(
         "--prompt-tokens", type=int, help="mean prompt length of synthetic requests (shifts the request mix)"
     )

@@ -1,4 +1,4 @@
-"""slogate.sim: a model-server simulator that imitates vLLM or TGI for tests, demos and fault injection.
+"""slogate.sim: a model-server simulator imitating vLLM, TGI or SGLang for tests, demos and fault injection.
 
 Exports ``SimConfig`` (the run-time knobs), ``Simulator`` (one fake engine on one port, with the
 engine's real Prometheus metric names and a synthetic-traffic generator), ``Outcome`` (how one

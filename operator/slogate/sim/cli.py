@@ -19,7 +19,7 @@ def _load(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``slogate sim ...`` to the main parser."""
-    sim = sub.add_parser("sim", help="the model-server simulator (vLLM/TGI metrics, fault injection)")
+    sim = sub.add_parser("sim", help="the model-server simulator (vLLM/TGI/SGLang metrics, fault injection)")
     ssub = sim.add_subparsers(dest="sim_command", required=True)
     p = ssub.add_parser(
         "serve", help="serve one simulated engine (see `slogate sim serve -- --help`)", add_help=False

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-MODES: tuple[str, ...] = ("vllm", "tgi")
+MODES: tuple[str, ...] = ("vllm", "tgi", "sglang")
 ERROR_STAGES: tuple[str, ...] = ("midstream", "prestream")
 # The three fault knobs split one uniform draw per request, so their sum is a probability.
 FAULT_RATES: tuple[str, ...] = ("error_rate", "overload_rate", "client_drop_rate")
@@ -34,13 +34,15 @@ class SimConfig:
     """Behaviour of a simulated model server. Immutable: changes produce a new instance."""
 
     mode: str = "vllm"
-    """``vllm`` (0.33.0) or ``tgi`` (3.3.7): which engine to imitate."""
+    """``vllm`` (0.33.0), ``tgi`` (3.3.7) or ``sglang`` (0.5.23): which engine to imitate."""
     model: str = "sim-model"
-    """Served model name (vLLM's ``model_name`` label, TGI's ``model_id``)."""
+    """Served model name (vLLM's and SGLang's ``model_name`` label, TGI's ``model_id``)."""
     aliases: list[str] = field(default_factory=list)
-    """Extra served names (vLLM ``--served-model-name A B``); TGI has none and ignores them."""
+    """Extra served names (vLLM ``--served-model-name A B``); TGI and SGLang (whose
+    ``--served-model-name`` takes one value) have none and ignore them."""
     model_path: str | None = None
-    """What vLLM reports as ``root`` in ``/v1/models`` (the ``--model`` path); ``None`` = ``model``."""
+    """What vLLM reports as ``root`` in ``/v1/models`` and SGLang as ``model_path`` in
+    ``/model_info`` (the ``--model``/``--model-path``); ``None`` = ``model``."""
     ttft_ms: float = 150.0
     """Mean time to first token, milliseconds."""
     itl_ms: float = 25.0
@@ -52,24 +54,31 @@ class SimConfig:
     error_stage: str = "midstream"
     """Where an ``error_rate`` fault happens. ``midstream``: inside the engine after some tokens (a
     streamed request already has HTTP 200 and gets the engine's SSE error event; a non-streamed one
-    gets vLLM's 500 or TGI's 424). ``prestream``: before any token (vLLM: a JSON 500 from the API
-    server, nothing in ``vllm:*``; TGI: a failed prefill batch, ``err="generation"``)."""
+    gets vLLM's or SGLang's 500 or TGI's 424). ``prestream``: before any token (vLLM and SGLang: a
+    JSON 500 from the API server, nothing in the engine's series; TGI: a failed prefill batch,
+    ``err="generation"``)."""
     overload_rate: float = 0.0
     """Fraction of requests shed for load (TGI: 429 ``err="overloaded"``; vLLM: 503
-    ``QueueOverflowError``, ``vllm:admission_rejections_total``)."""
+    ``QueueOverflowError``, ``vllm:admission_rejections_total``; SGLang: a full waiting queue, 503
+    or a 503 error event in a 200 stream, counted only by the HTTP status)."""
     client_drop_rate: float = 0.0
     """Fraction of requests the client abandons after some tokens (TGI ``err="dropped"``; vLLM
-    counts only the tokens already produced). Not a server fault."""
+    counts only the tokens already produced; SGLang ``sglang:num_aborted_requests_total``). Not a
+    server fault."""
     rps: float = 0.0
-    """Synthetic background requests per second (streamed chat completions, see ``Simulator``)."""
+    """Synthetic background requests per second (chat completions, see ``Simulator``)."""
+    streamed_share: float = 1.0
+    """Fraction of the synthetic requests sent with ``"stream": true`` (the rest are non-streamed:
+    a failure is then an HTTP error status on every engine, not an error event in a 200 stream)."""
     prompt_tokens: int = 512
     """Mean prompt length of synthetic requests, tokens."""
     generation_tokens: int = 128
     """Mean generated length of synthetic requests, tokens."""
     kv_cache_usage: float = 0.1
-    """Value of vLLM's KV-cache gauge, 0..1 (TGI has none)."""
+    """Value of the KV-cache gauge, 0..1: vLLM's ``vllm:kv_cache_usage_perc``, SGLang's
+    ``sglang:token_usage`` (TGI has none)."""
     healthy: bool = True
-    """``/health`` answers 503 while false; generation is not affected."""
+    """``/health`` (and SGLang's ``/ready``) answers 503 while false; generation is not affected."""
     seed: int | None = None
     """Seed of the simulator's random generator, for reproducible runs."""
 
@@ -99,7 +108,7 @@ class SimConfig:
 
 _FLOAT_FIELDS = (
     "ttft_ms", "itl_ms", "jitter", "error_rate", "overload_rate", "client_drop_rate", "rps",
-    "kv_cache_usage",
+    "streamed_share", "kv_cache_usage",
 )  # fmt: skip
 _INT_FIELDS = ("prompt_tokens", "generation_tokens")
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(SimConfig))
@@ -132,6 +141,7 @@ def _validate(cfg: SimConfig) -> None:
     if cfg.error_stage not in ERROR_STAGES:
         raise ConfigError(f"error_stage must be one of {', '.join(ERROR_STAGES)}, got {cfg.error_stage!r}")
     _check_number("rps", cfg.rps, lo=0.0, hi=MAX_RPS)
+    _check_number("streamed_share", cfg.streamed_share, lo=0.0, hi=1.0)
     _check_number("kv_cache_usage", cfg.kv_cache_usage, lo=0.0, hi=1.0)
     for name in _INT_FIELDS:
         value = getattr(cfg, name)

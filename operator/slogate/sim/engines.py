@@ -6,10 +6,11 @@ streamed-or-not, the ``Reply`` (HTTP status, JSON body or SSE error event, ``[DO
 HTTP server executes a ``Reply``; the Prometheus side of the same outcome is in
 ``slogate.sim.metrics``. The split is the engines' own: the status line is decided by the API
 server, the counters by the engine, and the two disagree for streamed failures (HTTP 200, yet an
-error). Everything here is pure data and functions; adding an engine (SGLang) is one more profile
-here plus one more metrics class.
+error). Everything here is pure data and functions; an engine is one profile here plus one
+metrics class.
 
-Facts are cited as path:line @ version: vLLM 0.33.0 (release wheel), TGI v3.3.7 (tag dfb3fbe7).
+Facts are cited as path:line @ version: vLLM 0.33.0 (release wheel), TGI v3.3.7 (tag dfb3fbe7),
+SGLang 0.5.23 (release wheel, paths under ``sglang/``).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import enum
 import json
 import uuid
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from slogate.sim.config import SimConfig
 from slogate.sim.sampling import Outcome
 
-# The model length both simulated engines report (vLLM max_model_len, TGI max_total_tokens).
+# The model length the simulated engines report (vLLM and SGLang max_model_len, TGI max_total_tokens).
 MAX_MODEL_LEN = 4096
 TGI_MAX_INPUT_TOKENS = MAX_MODEL_LEN - 1
 TGI_MAX_TOTAL_TOKENS = MAX_MODEL_LEN
@@ -35,7 +37,8 @@ TGI_GIT_SHA = "dfb3fbe78e0d1d69251bd33065591c61bafdfaa8"
 
 
 class Api(enum.StrEnum):
-    """The generation APIs, by route. ``GENERATE`` streamed is TGI's ``/generate_stream``."""
+    """The generation APIs, by route. ``GENERATE`` is TGI's ``/generate`` (streamed: its
+    ``/generate_stream``) or SGLang's native ``/generate`` (streamed with ``"stream": true``)."""
 
     CHAT = "/v1/chat/completions"
     COMPLETIONS = "/v1/completions"
@@ -58,10 +61,38 @@ class Reply:
     """The failure comes after the tokens the request produced (they are generated, and streamed)."""
     cut: bool = False
     """The client is gone: nothing more is sent and the connection is closed (client drop)."""
+    raised: bool = False
+    """The handler raised an unhandled exception: SGLang's metrics middleware then counts no
+    response (``sglang/srt/observability/http_request_metrics.py:92-105`` @ 0.5.23), and the client
+    gets Starlette's plain-text 500 ``Internal Server Error`` or, in a started stream, a cut."""
+    finish_reason: dict[str, Any] | None = None
+    """SGLang's ``/generate`` stream: the ``meta_info.finish_reason`` of the last chunk (an abort
+    with its ``status_code``) instead of an error event."""
 
     @property
     def ok(self) -> bool:
-        return self.status == 200 and self.body is None and self.event is None and not self.cut
+        return (
+            self.status == 200
+            and self.body is None
+            and self.event is None
+            and self.finish_reason is None
+            and not self.cut
+            and not self.raised
+        )
+
+
+@dataclass(frozen=True)
+class Warmup:
+    """A request an engine sends to itself at start-up (SGLang's warm-up), as the metrics see it."""
+
+    probe: str
+    """Route polled (GET) until it answers 200, before the request."""
+    route: str
+    """Route of the warm-up request (POST, not streamed)."""
+    text: str
+    """Its prompt."""
+    max_new_tokens: int
+    """Tokens it generates."""
 
 
 def compact_json(payload: Any) -> str:
@@ -74,11 +105,16 @@ class EngineProfile:
 
     mode = ""
     native_routes: frozenset[str] = frozenset()
+    """Routes only this engine serves (the OpenAI routes, /health, /ping, /v1/models and /metrics
+    are common)."""
     admission_per_http_request = False
     """Whether a request refused before the engine is refused once per HTTP request (vLLM's
     ``_preflight``) rather than once per engine request (TGI's permit per inner generate)."""
-    """Routes only this engine serves (the OpenAI routes, /health, /ping, /v1/models and /metrics
-    are common)."""
+    usage_after_error = False
+    """Whether a stream that ends in an error event still sends the usage chunk (when asked for
+    with ``stream_options.include_usage``) before ``[DONE]``."""
+    warmup: Warmup | None = None
+    """The request the server sends itself once it is up, counted in its metrics like any other."""
 
     def reply(self, outcome: Outcome, *, api: Api, stream: bool) -> Reply:
         raise NotImplementedError
@@ -96,6 +132,10 @@ class EngineProfile:
 
     def info(self, cfg: SimConfig) -> dict[str, Any] | None:
         """``/info`` body, or ``None`` when the engine has no such route."""
+        return None
+
+    def model_info(self, cfg: SimConfig) -> dict[str, Any] | None:
+        """``/model_info`` body, or ``None`` when the engine has no such route."""
         return None
 
     def unknown_model(self, cfg: SimConfig, model: Any) -> tuple[int, dict[str, Any]] | None:
@@ -291,7 +331,176 @@ class TgiProfile(EngineProfile):
         }
 
 
-PROFILES: dict[str, EngineProfile] = {"vllm": VllmProfile(), "tgi": TgiProfile()}
+def sglang_error_body(message: str, err_type: str, code: int) -> dict[str, Any]:
+    """SGLang's ``ErrorResponse`` as ``model_dump()`` orders it
+    (sglang/srt/entrypoints/openai/protocol.py:106-111 @ 0.5.23)."""
+    return {"object": "error", "message": message, "type": err_type, "param": None, "code": code}
+
+
+def sglang_stream_error(message: str, status: HTTPStatus) -> str:
+    """The SSE error event of an SGLang OpenAI stream whose request the scheduler aborted with a
+    status: ``json.dumps`` (spaces after separators) of ``{"error": ErrorResponse}``, typed with the
+    ``HTTPStatus`` name (``create_streaming_error_response``,
+    sglang/srt/entrypoints/openai/serving_base.py:223-237; called with ``code.name, code.value`` at
+    serving_chat.py:2566-2578 and serving_completions.py:360-372 @ 0.5.23)."""
+    return json.dumps({"error": sglang_error_body(message, status.name, status.value)})
+
+
+class SglangProfile(EngineProfile):
+    """SGLang 0.5.23's HTTP server (FastAPI), paths under ``sglang/srt/`` @ 0.5.23.
+
+    - The OpenAI routes kick-start the generator before the 200 goes out (a ``ValueError`` on the
+      first chunk is still a JSON 400: ``entrypoints/openai/serving_chat.py:2413-2439``,
+      ``serving_completions.py:197-223``); a scheduler abort arrives as a *chunk*, not an exception,
+      so even an abort on the first chunk is a 200 stream.
+    - Engine fault (``FINISH_ABORT`` with ``HTTPStatus.INTERNAL_SERVER_ERROR``, e.g. the decode
+      batch out of memory after retracting all others, ``managers/schedule_batch.py:3511-3518``):
+      streamed, the abort chunk becomes ``data: {"error": {"object": "error", ..., "type":
+      "INTERNAL_SERVER_ERROR", "param": null, "code": 500}}`` (``serving_chat.py:2560-2578``,
+      ``serving_completions.py:355-372``), then the usage chunk if asked for, then ``data: [DONE]``
+      (``serving_chat.py:2805``, ``serving_completions.py:504``). Not streamed,
+      ``_handle_abort_finish_reason`` raises ``HTTPException(500, message)``
+      (``managers/tokenizer_manager.py:1891-1925``), answered by ``handle_request`` as
+      ``ErrorResponse`` typed ``str(status)``, i.e. ``"500"``
+      (``entrypoints/openai/serving_base.py:119-122``), and on ``/generate`` by the app's handler in
+      the same shape (``entrypoints/http_server.py:578-631``).
+    - Pre-stream server fault: any other exception while the OpenAI handler sets the request up is
+      caught by ``handle_request``: JSON 500 ``"Internal server error: ..."`` typed
+      ``InternalServerError``, streamed or not (``serving_base.py:136-142``). ``/generate`` has no
+      such catch: the exception reaches Starlette (plain-text 500, or a cut stream after its 200)
+      and the metrics middleware counts no response (``observability/http_request_metrics.py:92-105``).
+    - Overload: only with ``--max-queued-requests`` (default unbounded,
+      ``arg_groups/fields/schedule.py:35-38``) a request that finds the waiting queue full is
+      aborted with 503 ``The request queue is full.`` (``managers/scheduler.py:3552-3596``): not
+      streamed an ``HTTPException(503)`` (``ErrorResponse`` typed ``"503"``), streamed a 200 with a
+      ``SERVICE_UNAVAILABLE`` error event and ``[DONE]``. SGLang never answers 429.
+    - Client drop: nothing reaches the client. A non-streamed handler still builds the 400 of the
+      ``ValueError`` "Request is disconnected from the client side (type 1|3)"
+      (``managers/tokenizer_manager.py:1966-1975``, ``:2062-2072``; chat/completions
+      ``create_error_response`` typed ``BadRequestError``, ``/generate`` ``{"error": {"message"}}``,
+      ``entrypoints/http_server.py:982-990``, ``:2246-2250``) and sends it into the closed socket.
+    - ``/generate`` streams ``data: <orjson of the output>`` and ends with ``data: [DONE]``; a
+      scheduler abort is an ordinary chunk whose ``meta_info.finish_reason`` is the abort
+      (``entrypoints/http_server.py:943-980``).
+    """
+
+    mode = "sglang"
+    native_routes = frozenset({"/generate", "/ready", "/model_info"})
+    usage_after_error = True  # serving_chat.py:2767-2799: the usage chunk follows the loop's break
+    # entrypoints/http_server.py:2360-2535: poll /model_info, then POST /generate, not streamed,
+    # max_new_tokens 8 (a text model, one DP rank, no PD disaggregation).
+    warmup = Warmup("/model_info", "/generate", "The capital city of France is", 8)
+    ENGINE_ERROR_MESSAGE = (  # managers/schedule_batch.py:3514-3517 @ 0.5.23
+        "Out of memory even after retracting all other requests in the decode batch. "
+        "Aborting the last request."
+    )
+    PRESTREAM_MESSAGE = "Internal server error: simulated failure (slogate sim error_rate)"
+    QUEUE_FULL_MESSAGE = "The request queue is full."  # managers/scheduler.py:3562
+    # managers/tokenizer_manager.py:2071 (a running request; "type 1" while queued, :1973). The rid
+    # is not simulated: the body is written into a socket the client has closed.
+    DISCONNECT_MESSAGE = "Request is disconnected from the client side (type 3). Abort request obj.rid='…'"
+
+    def reply(self, outcome: Outcome, *, api: Api, stream: bool) -> Reply:
+        native = api is Api.GENERATE
+        if outcome is Outcome.OK:
+            return Reply(200, done=stream)
+        if outcome is Outcome.ENGINE_ERROR:
+            status, message = HTTPStatus.INTERNAL_SERVER_ERROR, self.ENGINE_ERROR_MESSAGE
+            if not stream:
+                return Reply(500, body=sglang_error_body(message, "500", 500), after_tokens=True)
+            if native:
+                # FINISH_ABORT.to_json() (managers/schedule_batch.py:332-345): no err_type given.
+                abort = {"type": "abort", "message": message, "status_code": 500, "err_type": None}
+                return Reply(200, finish_reason=abort, done=True, after_tokens=True)
+            return Reply(200, event=sglang_stream_error(message, status), done=True, after_tokens=True)
+        if outcome is Outcome.PRESTREAM_ERROR:
+            if native:
+                return Reply(200, cut=True, raised=True) if stream else Reply(500, raised=True)
+            body = sglang_error_body(self.PRESTREAM_MESSAGE, "InternalServerError", 500)
+            return Reply(500, body=body)
+        if outcome is Outcome.OVERLOAD:
+            status, message = HTTPStatus.SERVICE_UNAVAILABLE, self.QUEUE_FULL_MESSAGE
+            if not stream:
+                return Reply(503, body=sglang_error_body(message, "503", 503))
+            if native:
+                # The finished_reason dict the scheduler builds (scheduler.py:3584-3592).
+                abort = {"type": "abort", "status_code": 503, "message": message}
+                return Reply(200, finish_reason=abort, done=True)
+            return Reply(200, event=sglang_stream_error(message, status), done=True)
+        # CLIENT_DROP
+        if stream:
+            return Reply(200, cut=True, after_tokens=True)
+        body = (
+            {"error": {"message": self.DISCONNECT_MESSAGE}}
+            if native
+            else sglang_error_body(self.DISCONNECT_MESSAGE, "BadRequestError", 400)
+        )
+        return Reply(400, body=body, cut=True, after_tokens=True)
+
+    def health(self, *, healthy: bool) -> tuple[int, dict[str, Any] | None]:
+        # entrypoints/http_server.py:721-799: an empty 200 once a 1-token probe generation got an
+        # output; an empty 503 while starting, shutting down, or when the probe timed out.
+        return (200, None) if healthy else (503, None)
+
+    def models(self, cfg: SimConfig, *, now: int) -> dict[str, Any]:
+        """One ``ModelCard`` for the one served name: ``owned_by`` ``sglang``, ``root`` = the
+        served name, ``parent`` null, ``max_model_len`` = the context length, ``created`` now
+        (entrypoints/http_server.py:1993-2022, entrypoints/openai/protocol.py:87-103 @ 0.5.23)."""
+        card = {
+            "id": cfg.model,
+            "object": "model",
+            "created": now,
+            "owned_by": "sglang",
+            "root": cfg.model,
+            "parent": None,
+            "max_model_len": MAX_MODEL_LEN,
+        }
+        return {"object": "list", "data": [card]}
+
+    def model_info(self, cfg: SimConfig) -> dict[str, Any]:
+        """``/model_info`` (entrypoints/http_server.py:812-850 @ 0.5.23) for a text-only model
+        with the default flags. The HF config is not simulated: ``model_type`` and
+        ``architectures`` are null."""
+        path = cfg.model_path or cfg.model
+        return {
+            "model_path": path,
+            "served_model_name": cfg.model,
+            "tokenizer_path": path,
+            "is_generation": True,
+            "preferred_sampling_params": None,
+            "weight_version": "default",  # arg_groups/fields/serving.py:172-175
+            "load_format": "auto",
+            "reasoning_parser": None,
+            "tool_call_parser": None,
+            "disaggregation_mode": "null",
+            "has_image_understanding": False,
+            "has_audio_understanding": False,
+            "model_type": None,
+            "architectures": None,
+        }
+
+    def unknown_model(self, cfg: SimConfig, model: Any) -> tuple[int, dict[str, Any]] | None:
+        """SGLang serves whatever ``model`` says, except ``base:adapter``: with LoRA off (the
+        default) the adapter is refused with a 400 before any generation
+        (``_parse_model_parameter``, entrypoints/openai/serving_base.py:40-60;
+        managers/tokenizer_manager.py:3723-3740 @ 0.5.23)."""
+        if not isinstance(model, str) or ":" not in model or model == cfg.model:
+            return None
+        if model.startswith(f"{cfg.model}:"):
+            adapter = model[len(cfg.model) + 1 :].strip()
+        else:
+            adapter = model.split(":", 1)[1].strip()
+        if not adapter:
+            return None
+        message = (
+            f"LoRA adapter '{adapter}' was requested, but LoRA is not enabled. "
+            "Please launch the server with --enable-lora flag and preload adapters "
+            "using --lora-paths or /load_lora_adapter endpoint."
+        )
+        return 400, sglang_error_body(message, "BadRequestError", 400)
+
+
+PROFILES: dict[str, EngineProfile] = {"vllm": VllmProfile(), "tgi": TgiProfile(), "sglang": SglangProfile()}
 
 
 def profile_for(mode: str) -> EngineProfile:

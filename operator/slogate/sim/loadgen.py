@@ -112,7 +112,7 @@ async def _one(
                     break
                 chunk = _event(data)
                 if chunk is None or "error" in chunk:
-                    failed = True  # keep reading: both engines still send [DONE] after the error
+                    failed = True  # keep reading: the engines still send [DONE] after the error
                 elif ttft is None and _has_content(chunk):
                     ttft = loop.time() - started
             if failed:

@@ -1,9 +1,9 @@
 """Prometheus metrics of the simulator, named, typed, labelled and bucketed like the real engines.
 
 Owns the metric families of each mode (``VllmMetrics`` for vLLM 0.33.0, ``TgiMetrics`` for TGI
-3.3.7), what one request of each ``Outcome`` does to them, the cheap in-process storage behind them
-(histograms accept weighted observations, so synthetic traffic costs one bucket lookup per group
-rather than per token) and the text exposition. Each instance has its own
+3.3.7, ``SglangMetrics`` for SGLang 0.5.23), what one request of each ``Outcome`` does to them, the
+cheap in-process storage behind them (histograms accept weighted observations, so synthetic traffic
+costs one bucket lookup per group rather than per token) and the text exposition. Each instance has its own
 ``prometheus_client.CollectorRegistry``: many simulators share a process and never touch the global
 default registry. The client-facing side of the same outcomes (status codes, error events) lives
 in ``slogate.sim.engines``. Every name, type, label set and bucket layout is copied from the
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import decimal
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -44,11 +45,13 @@ __all__ = [
     "VLLM_TTFT_BUCKETS",
     "EngineMetrics",
     "Family",
+    "SglangMetrics",
     "TgiMetrics",
     "VllmMetrics",
     "build_1_2_5_buckets",
     "build_metrics",
     "render_bare",
+    "sglang_token_latencies",
     "tgi_duration_buckets",
     "tgi_linear_buckets",
 ]
@@ -89,6 +92,39 @@ RUST_SUMMARY_QUANTILES = (0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0)
 # Shares of one batch step's tgi_batch_inference_duration spent in the shard's forward pass, its
 # detokenisation and the router's filtering: an assumption (TGI reports them separately).
 TGI_FORWARD_SHARE, TGI_DECODE_SHARE, TGI_FILTER_SHARE = 0.9, 0.05, 0.01
+
+
+# --- SGLang 0.5.23 (sglang/srt/observability/metrics_collector.py @ 0.5.23, default tables) ----------
+# TokenizerMetricsCollector: TTFT :1965-1985, e2e :1987-2011, ITL (also TPOT) :2013-2038, prompt
+# tokens (also uncached prompt and generation tokens) :1871-1907; SchedulerMetricsCollector: queue
+# time :841-882 (fixed, with a 0 bound).
+SGLANG_TTFT_BUCKETS = (
+    0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 200.0, 400.0,
+)  # fmt: skip
+SGLANG_E2E_BUCKETS = (
+    0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 200.0, 400.0,
+    600.0, 1200.0, 1800.0, 2400.0,
+)  # fmt: skip
+SGLANG_ITL_BUCKETS = (
+    0.002, 0.004, 0.006, 0.008, 0.010, 0.015, 0.020, 0.025, 0.030, 0.035, 0.040, 0.060, 0.080, 0.100,
+    0.200, 0.400, 0.600, 0.800, 1.0, 2.0, 4.0, 6.0, 8.0,
+)  # fmt: skip
+SGLANG_TOKENS_BUCKETS = (
+    100, 300, 500, 700, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000, 12500,
+    15000, 17500, 20000, 22500, 25000, 27500, 30000, 35000, 40000, 60000, 80000, 100000, 200000,
+    300000, 400000, 600000, 800000, 1000000, 1100000,
+)  # fmt: skip
+SGLANG_QUEUE_TIME_BUCKETS = (
+    0.0, 0.001, 0.005, 0.010, 0.050, 0.100, 0.200, 0.500, 1, 2, 3, 4, 5, 10, 15, 20, 30, 40, 50, 60,
+    70, 80, 90, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1200, 1400, 1600, 1800, 2000, 2500,
+    3000,
+)  # fmt: skip
+# A non-streamed request's outputs leave the scheduler every SGLANG_FORCE_STREAM_INTERVAL (50)
+# tokens and at its end (managers/scheduler_components/output_streamer.py:49, :475-477;
+# environ.py:688); a streamed one's every token (--stream-interval 1, arg_groups/fields/serving.py:262-265).
+SGLANG_FORCE_STREAM_INTERVAL = 50
+# DisaggregationMode.NULL's engine_type (observability/metrics_collector.py:1804-1819, :1376-1381).
+SGLANG_ENGINE_TYPE = "unified"
 
 
 def build_1_2_5_buckets(max_value: int) -> list[float]:
@@ -245,15 +281,20 @@ class _FamiliesCollector(Collector):
 
     ``bare_counters`` keeps counter names without ``_total`` and gives summaries their quantiles
     (Rust's metrics-exporter-prometheus); otherwise counters and summaries look like
-    prometheus_client's (``_total``; summaries with ``_count`` and ``_sum`` only).
+    prometheus_client's (``_total``; summaries with ``_count`` and ``_sum`` only). ``skip_empty``
+    leaves out families without a series, as prometheus_client's ``MultiProcessCollector`` does
+    (it only sees values written to its files).
     """
 
-    def __init__(self, families: Iterable[Family], *, bare_counters: bool) -> None:
+    def __init__(self, families: Iterable[Family], *, bare_counters: bool, skip_empty: bool = False) -> None:
         self._families = list(families)
         self._bare_counters = bare_counters
+        self._skip_empty = skip_empty
 
     def collect(self) -> Iterator[Metric]:
         for fam in self._families:
+            if self._skip_empty and not fam.children:
+                continue
             labelnames = list(fam.labelnames)
             if fam.kind == "counter" and self._bare_counters:
                 metric = Metric(fam.name, fam.documentation, "counter")
@@ -366,10 +407,12 @@ class EngineMetrics:
 
     mode = ""
 
-    def __init__(self, families: Sequence[Family], *, bare_counters: bool) -> None:
+    def __init__(self, families: Sequence[Family], *, bare_counters: bool, skip_empty: bool = False) -> None:
         self.families = {f.name: f for f in families}
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_FamiliesCollector(families, bare_counters=bare_counters))
+        self.registry.register(
+            _FamiliesCollector(families, bare_counters=bare_counters, skip_empty=skip_empty)
+        )
 
     def record(self, sample: RequestSample) -> None:
         """Account one engine request, however it ended (``sample.outcome``)."""
@@ -378,17 +421,28 @@ class EngineMetrics:
     def record_handler(self, handler: str) -> None:
         """A generation handler accepted a request (before it asks the engine for anything)."""
 
+    def record_http_start(self, handler: str, method: str) -> None:
+        """An HTTP request arrived (before its handler runs); only SGLang counts here."""
+
     def record_http(
         self,
         handler: str,
         method: str,
-        status: int,
+        status: int | None,
         duration_s: float,
         *,
         request_bytes: int = 0,
         response_bytes: int = 0,
     ) -> None:
-        """Account one HTTP exchange; only engines with HTTP-level metrics do anything."""
+        """Account one HTTP exchange; only engines with HTTP-level metrics do anything. ``status``
+        is ``None`` when the handler raised instead of answering."""
+
+    def set_synthetic_in_flight(self, handler: str, method: str, count: int) -> None:
+        """How many synthetic requests are in flight on ``handler`` (SGLang's active-requests gauge)."""
+
+    def unmatched_handler(self, path: str) -> str:
+        """The handler label of a request that matched no route."""
+        return "none"
 
     def set_load(
         self, *, running: int, waiting: int, kv_cache_usage: float, tokens_per_request: int = 0
@@ -775,15 +829,17 @@ class VllmMetrics(EngineMetrics):
         self,
         handler: str,
         method: str,
-        status: int,
+        status: int | None,
         duration_s: float,
         *,
         request_bytes: int = 0,
         response_bytes: int = 0,
     ) -> None:
-        """instrumentator middleware.py:128-240: status from ``http.response.start``, grouped."""
+        """instrumentator middleware.py:128-240: status from ``http.response.start``, grouped (500
+        when the handler raised)."""
         if any(excluded in handler for excluded in self.HTTP_EXCLUDED):
             return
+        status = 500 if status is None else status
         self.http_total.inc(method, f"{status // 100}xx", handler)
         self.http_in_size.observe(handler, value=request_bytes)
         self.http_out_size.observe(handler, value=response_bytes)
@@ -997,15 +1053,296 @@ class TgiMetrics(EngineMetrics):
         return render_bare(self.registry)
 
 
+def sglang_token_latencies(sample: RequestSample) -> tuple[bool, list[tuple[float, int]]]:
+    """Whether SGLang observes ``sample``'s TTFT, and its inter-token-latency observations as
+    ``(value, weight)``. Pure; consumed by ``SglangMetrics.record``.
+
+    The tokenizer observes per *output* it receives from the scheduler (``collect_metrics``,
+    sglang/srt/managers/tokenizer_manager.py:3219-3260 @ 0.5.23): the first output gives the TTFT
+    unless it is already the abort, every later one gives ``interval / new_tokens`` weighted by its
+    new tokens (``observe_inter_token_latency``, observability/metrics_collector.py:2161-2183), and
+    an output without new tokens gives nothing. A streamed request gets an output per token, so its
+    token gaps are observed as they are; the failing step of an engine fault (the last gap of an
+    ``ENGINE_ERROR`` sample) ends in the token-less abort output and is not. A non-streamed request
+    gets an output every ``SGLANG_FORCE_STREAM_INTERVAL`` tokens and a final one: with fewer tokens
+    than that the final output is the only one (no ITL; no TTFT either if it is an abort), and
+    otherwise the first 50 tokens' gaps are not observed.
+
+    >>> ok = RequestSample(ok=True, prompt_tokens=1, generation_tokens=3, ttft_s=0.1, itls=((0.02, 2),))
+    >>> sglang_token_latencies(ok)
+    (True, [(0.02, 2)])
+    >>> import dataclasses
+    >>> sglang_token_latencies(dataclasses.replace(ok, stream=False))
+    (True, [])
+    """
+    produced = sample.generation_tokens
+    aborted = sample.outcome is not Outcome.OK
+    gaps = [(v, w) for v, w in sample.itls if w > 0]
+    failing = 0.0
+    if sample.outcome is Outcome.ENGINE_ERROR and gaps:
+        failing, weight = gaps[-1]
+        gaps[-1] = (failing, weight - 1)
+        gaps = [(v, w) for v, w in gaps if w > 0]
+    if sample.stream:
+        return produced > 0, gaps
+    # Not streamed: outputs at every 50th token and at the end (an abort comes after the tokens).
+    step = SGLANG_FORCE_STREAM_INTERVAL
+    counts = list(range(step, produced + 1, step))
+    if aborted or not counts or counts[-1] != produced:
+        counts.append(produced)
+    if len(counts) == 1 and aborted:
+        return False, []  # the first output is the abort: finish type "abort", nothing observed
+    per_token = [v for v, w in gaps for _ in range(w)]  # gap before token 2, 3, ...
+    elapsed = [0.0, *itertools.accumulate(per_token)]  # time of token k is elapsed[k - 1]
+
+    def at(j: int) -> float:
+        if aborted and j == len(counts) - 1:
+            return elapsed[-1] + failing
+        return elapsed[max(counts[j] - 1, 0)]
+
+    out = []
+    for j in range(1, len(counts)):
+        new = counts[j] - counts[j - 1]
+        if new > 0:
+            out.append(((at(j) - at(j - 1)) / new, new))
+    return True, out
+
+
+class SglangMetrics(EngineMetrics):
+    """SGLang 0.5.23 with ``--enable-metrics``, paths under ``sglang/srt/`` @ 0.5.23.
+
+    Exposed the way prometheus_client's ``MultiProcessCollector`` writes it (``utils/common.py:2825-2853``):
+    counters with ``_total``, no ``_created`` series, a labelled family only once a child exists,
+    the scheduler's gauges with ``multiprocess_mode="mostrecent"`` (no ``pid``). Families, help
+    texts and labels: ``TokenizerMetricsCollector`` (``observability/metrics_collector.py:1822-2072``;
+    labels ``model_name``, ``engine_type`` ``unified``, ``:1804-1819``), ``SchedulerMetricsCollector``
+    (``:355-883``; labels plus ``tp_rank``, ``pp_rank``, ``moe_ep_rank``, ``:1376-1394``; only
+    attention-TP rank 0 records, ``:1361-1367``, so one series each, ranks ``0``) and the HTTP
+    middleware (``observability/http_request_metrics.py:24-105``: every route, the route template
+    or else the raw path, the exact status code). The scheduler reports its gauges from start-up
+    (idle logging, ``managers/scheduler_components/metrics_reporter.py:1476-1532``), so they are
+    exported at zero before any request.
+
+    Recording (``managers/tokenizer_manager.py:3219-3299``): every request that finishes through
+    the scheduler's outputs — ``stop``, ``length`` *or an abort* (engine fault, a disconnected
+    client's running request) — counts once in ``num_requests_total`` and is observed in e2e,
+    prompt and generation tokens; the per-request TPOT only for ``stop``/``length`` (``:3278-3285``).
+    Queue time is observed when a request first runs (``observability/req_time_stats.py:803-814``).
+    Requests refused before the scheduler ran them (pre-stream faults, a full queue, whose abort
+    echo skips ``collect_metrics``, ``tokenizer_manager.py:3577-3643``) show only in the HTTP
+    counters. A client drop sends an ``AbortReq`` and counts in ``num_aborted_requests_total``
+    (``tokenizer_manager.py:2241-2266``); a request still queued is popped without an output
+    (``managers/scheduler.py:5690-5722``), a running one finishes with an abort output.
+    """
+
+    mode = "sglang"
+
+    def __init__(self, model_name: str) -> None:
+        f = Family
+        tok = ("model_name", "engine_type")
+        tok_stream = (*tok, "is_streaming")
+        sched = (*tok, "tp_rank", "pp_rank", "moe_ep_rank")
+        tokens = SGLANG_TOKENS_BUCKETS
+        # Scheduler (observability/metrics_collector.py:364-415, :837-883)
+        self.running = f("sglang:num_running_reqs", "The number of running requests.", "gauge", sched)
+        self.queue = f(
+            "sglang:num_queue_reqs", "The number of requests in the waiting queue.", "gauge", sched
+        )
+        self.grammar_queue = f(
+            "sglang:num_grammar_queue_reqs",
+            "The number of requests in the grammar waiting queue.",
+            "gauge",
+            sched,
+        )
+        self.cache_hit_rate = f("sglang:cache_hit_rate", "The prefix cache hit rate.", "gauge", sched)
+        self.token_usage = f("sglang:token_usage", "The token usage.", "gauge", sched)
+        self.full_token_usage = f(
+            "sglang:full_token_usage", "The token usage for full attention layers.", "gauge", sched
+        )
+        self.queue_time = f(
+            "sglang:queue_time_seconds",
+            "Histogram of queueing time in seconds.",
+            "histogram",
+            sched,
+            SGLANG_QUEUE_TIME_BUCKETS,
+        )
+        # Tokenizer (metrics_collector.py:1855-2072)
+        self.prompt_tokens = f(
+            "sglang:prompt_tokens", "Number of prefill tokens processed.", "counter", tok_stream
+        )
+        self.generation_tokens = f(
+            "sglang:generation_tokens", "Number of generation tokens processed.", "counter", tok_stream
+        )
+        self.prompt_hist = f(
+            "sglang:prompt_tokens_histogram", "Histogram of prompt token length.", "histogram", tok, tokens
+        )
+        self.uncached_prompt_hist = f(
+            "sglang:uncached_prompt_tokens_histogram",
+            "Histogram of uncached (compute) prompt token length.",
+            "histogram",
+            tok,
+            tokens,
+        )
+        self.generation_hist = f(
+            "sglang:generation_tokens_histogram",
+            "Histogram of generation token length.",
+            "histogram",
+            tok,
+            tokens,
+        )
+        self.requests = f("sglang:num_requests", "Number of requests processed.", "counter", tok_stream)
+        self.aborted = f("sglang:num_aborted_requests", "Number of requests aborted.", "counter", tok)
+        self.ttft = f(
+            "sglang:time_to_first_token_seconds",
+            "Histogram of time to first token in seconds.",
+            "histogram",
+            tok_stream,
+            SGLANG_TTFT_BUCKETS,
+        )
+        self.itl = f(
+            "sglang:inter_token_latency_seconds",
+            "Histogram of inter-token latency in seconds.",
+            "histogram",
+            tok,
+            SGLANG_ITL_BUCKETS,
+        )
+        self.tpot = f(
+            "sglang:request_time_per_output_token_seconds",
+            "Per-request TPOT in seconds: (finished_time - first_token_time) / (completion_tokens - 1).",
+            "histogram",
+            tok_stream,
+            SGLANG_ITL_BUCKETS,
+        )
+        self.e2e = f(
+            "sglang:e2e_request_latency_seconds",
+            "Histogram of End-to-end request latency in seconds",
+            "histogram",
+            tok_stream,
+            SGLANG_E2E_BUCKETS,
+        )
+        # HTTP middleware (observability/http_request_metrics.py:28-45)
+        self.http_requests = f(
+            "sglang:http_requests",
+            "Total number of HTTP requests by endpoint and method",
+            "counter",
+            ("endpoint", "method"),
+        )
+        self.http_responses = f(
+            "sglang:http_responses",
+            "Total number of HTTP responses by endpoint and status code",
+            "counter",
+            ("endpoint", "status_code", "method"),
+        )
+        self.http_active = f(
+            "sglang:http_requests_active",
+            "Number of currently active HTTP requests",
+            "gauge",
+            ("endpoint", "method"),
+        )
+        super().__init__(_families_of(self), bare_counters=False, skip_empty=True)
+        self.tok_labels = (model_name, SGLANG_ENGINE_TYPE)
+        self.sched_labels = (*self.tok_labels, "0", "0", "0")
+        for gauge in (
+            self.running, self.queue, self.grammar_queue, self.cache_hit_rate, self.token_usage,
+            self.full_token_usage,
+        ):  # fmt: skip
+            gauge.touch(*self.sched_labels)
+        self._active: dict[tuple[str, str], int] = {}
+        self._synthetic: dict[tuple[str, str], int] = {}
+
+    def record(self, sample: RequestSample) -> None:
+        outcome, tok = sample.outcome, self.tok_labels
+        if outcome in (Outcome.PRESTREAM_ERROR, Outcome.OVERLOAD):
+            return  # never run by the scheduler: only the HTTP counters see it
+        produced = sample.generation_tokens
+        if outcome is Outcome.CLIENT_DROP:
+            self.aborted.inc(*tok)  # abort_request (tokenizer_manager.py:2261-2265)
+            if produced == 0:
+                return  # still queued: popped from the waiting queue, no output, no metrics
+        stream = "true" if sample.stream else "false"
+        self.queue_time.observe(*self.sched_labels, value=sample.queue_s)
+        ttft, itls = sglang_token_latencies(sample)
+        if ttft:
+            self.ttft.observe(*tok, stream, value=sample.ttft_s)
+        for value, weight in itls:
+            self.itl.observe(*tok, value=value, weight=weight)
+        # observe_one_finished_request (metrics_collector.py:2092-2152); no prefix-cache hits.
+        prompt = sample.prompt_tokens
+        self.prompt_tokens.inc(*tok, stream, amount=prompt)
+        self.generation_tokens.inc(*tok, stream, amount=produced)
+        self.requests.inc(*tok, stream)
+        self.e2e.observe(*tok, stream, value=sample.e2e_s)
+        if outcome is Outcome.OK and produced > 1 and sample.decode_s > 0:
+            # get_time_per_output_token (observability/req_time_stats.py:492-498)
+            self.tpot.observe(*tok, stream, value=sample.decode_s / (produced - 1))
+        self.prompt_hist.observe(*tok, value=prompt)
+        self.uncached_prompt_hist.observe(*tok, value=prompt)
+        self.generation_hist.observe(*tok, value=produced)
+
+    def _set_active(self, key: tuple[str, str]) -> None:
+        self.http_active.set(*key, value=self._active.get(key, 0) + self._synthetic.get(key, 0))
+
+    def record_http_start(self, handler: str, method: str) -> None:
+        """``track_http_status_code`` before ``call_next`` (http_request_metrics.py:86-87)."""
+        key = (handler, method)
+        self.http_requests.inc(*key)
+        self._active[key] = self._active.get(key, 0) + 1
+        self._set_active(key)
+
+    def record_http(
+        self,
+        handler: str,
+        method: str,
+        status: int | None,
+        duration_s: float,
+        *,
+        request_bytes: int = 0,
+        response_bytes: int = 0,
+    ) -> None:
+        """After ``call_next``: the response by its exact status, unless the handler raised
+        (http_request_metrics.py:92-105)."""
+        del duration_s, request_bytes, response_bytes
+        key = (handler, method)
+        if status is not None:
+            self.http_responses.inc(handler, str(status), method)
+        self._active[key] = max(self._active.get(key, 0) - 1, 0)
+        self._set_active(key)
+
+    def set_synthetic_in_flight(self, handler: str, method: str, count: int) -> None:
+        key = (handler, method)
+        if not count and key not in self._synthetic and key not in self._active:
+            return  # no series before the route's first request
+        self._synthetic[key] = count
+        self._set_active(key)
+
+    def unmatched_handler(self, path: str) -> str:
+        """``_get_fastapi_request_path``: the raw path when no route matches
+        (http_request_metrics.py:109-116)."""
+        return path
+
+    def set_load(
+        self, *, running: int, waiting: int, kv_cache_usage: float, tokens_per_request: int = 0
+    ) -> None:
+        del tokens_per_request
+        lv = self.sched_labels
+        self.running.set(*lv, value=running)
+        self.queue.set(*lv, value=waiting)
+        # token_usage is the max over the pools; a full-attention model has only the full pool.
+        self.token_usage.set(*lv, value=kv_cache_usage)
+        self.full_token_usage.set(*lv, value=kv_cache_usage)
+
+
 # One builder per mode (TGI's metrics carry no model name); a new engine adds one entry.
 _BUILDERS: dict[str, Callable[[str], EngineMetrics]] = {
     "vllm": VllmMetrics,
     "tgi": lambda _model_name: TgiMetrics(),
+    "sglang": SglangMetrics,
 }
 
 
 def build_metrics(mode: str, model_name: str) -> EngineMetrics:
-    """The metric set for ``mode`` ("vllm" or "tgi"), as a freshly started engine exports it."""
+    """The metric set for ``mode`` ("vllm", "tgi" or "sglang"), as a freshly started engine exports
+    it (before SGLang's warm-up request, which the server records)."""
     try:
         builder = _BUILDERS[mode]
     except KeyError:

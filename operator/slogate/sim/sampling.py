@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from slogate.sim.config import SimConfig
 
-# Share of TTFT spent waiting in the scheduler queue; the rest is prefill. Neither engine lets
+# Share of TTFT spent waiting in the scheduler queue; the rest is prefill. No engine lets
 # us derive this from a single TTFT knob, so it is a fixed, documented assumption.
 QUEUE_FRACTION = 0.25
 # Per synthetic request, inter-token latencies are observed as this many weighted groups instead
@@ -87,6 +87,7 @@ class RequestSample:
     token to the failing step, as vLLM's ``IterationStats.update_from_output`` records it for the
     token-less error output (vllm/v1/metrics/stats.py:509-561 @ 0.33.0). ``ok`` is kept for callers
     that only know success and failure: ``ok=False`` without an outcome means an engine fault.
+    ``stream`` matters only to SGLang, whose metrics tell streamed requests apart.
     """
 
     ok: bool
@@ -97,6 +98,9 @@ class RequestSample:
     finish_reason: str = "length"
     outcome: Outcome | None = None
     max_tokens: int | None = None  # the request's max_tokens, None when the client set none
+    stream: bool = True
+    """Whether the client asked for a stream (SGLang's ``is_streaming`` label, and how often its
+    scheduler sends outputs); synthetic traffic is streamed."""
 
     def __post_init__(self) -> None:
         if self.outcome is None:

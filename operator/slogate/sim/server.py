@@ -1,8 +1,8 @@
-"""The simulator's HTTP server: a fake vLLM or TGI that Prometheus cannot tell from the real one.
+"""The simulator's HTTP server: a fake vLLM, TGI or SGLang that Prometheus cannot tell from the real one.
 
 Owns ``Simulator`` (aiohttp app, lifecycle, run-time reconfiguration, the synthetic-traffic
 task) and the ``python -m slogate.sim`` entry point (``main``). Requests to the OpenAI routes (and
-TGI's ``/generate``) draw an ``Outcome`` from the fault knobs, sleep the configured TTFT and
+TGI's and SGLang's ``/generate``) draw an ``Outcome`` from the fault knobs, sleep the configured TTFT and
 inter-token latencies, and answer the way the engine's profile says (``slogate.sim.engines``);
 they are recorded in the engine's metrics exactly like synthetic traffic, which is drawn from the
 pure functions in ``slogate.sim.sampling`` without sockets or sleeping.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import random
 import signal
@@ -32,6 +33,7 @@ from slogate.sim.engines import (
     Reply,
     compact_json,
     profile_for,
+    sglang_error_body,
 )
 from slogate.sim.metrics import CONTENT_TYPE, EngineMetrics, build_metrics
 from slogate.sim.sampling import (
@@ -47,6 +49,9 @@ from slogate.sim.sampling import (
 )
 
 DEFAULT_MAX_TOKENS = 16
+# SamplingParams.max_new_tokens (sglang/srt/sampling/sampling_params.py:149 @ 0.5.23): SGLang's
+# /generate default.
+SGLANG_DEFAULT_MAX_NEW_TOKENS = 128
 DEFAULT_TICK_S = 0.25
 # Synthetic traffic is accounted as streamed requests arriving on this route.
 SYNTHETIC_HANDLER = Api.CHAT.value
@@ -74,6 +79,18 @@ class _ApiError(Exception):
         self.status = status
         self.message = message
         self.err_type = err_type
+
+
+class _Raised(Exception):
+    """The handler raised instead of answering (``Reply.raised``): Starlette's
+    ``ServerErrorMiddleware`` answers a plain-text 500, or the started stream is cut.
+
+    ``response`` is the already-prepared stream, if there is one.
+    """
+
+    def __init__(self, response: web.StreamResponse | None = None) -> None:
+        super().__init__("simulated unhandled exception")
+        self.response = response
 
 
 class _ClientGone(Exception):
@@ -138,9 +155,9 @@ def _prompt_texts(body: dict[str, Any], *, chat: bool) -> list[str]:
     raise _ApiError(400, "prompt must be a string or a non-empty list")
 
 
-def _max_tokens(value: Any, *, name: str) -> int:
+def _max_tokens(value: Any, *, name: str, default: int = DEFAULT_MAX_TOKENS) -> int:
     if value is None:
-        return DEFAULT_MAX_TOKENS
+        return default
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOKENS:
         raise _ApiError(400, f"{name} must be an integer between 1 and {MAX_TOKENS}")
     return value
@@ -191,6 +208,7 @@ class Simulator:
         self._runner: web.AppRunner | None = None
         self._task: asyncio.Task[None] | None = None
         self.app = self._build_app()
+        self._warm_up()
         self._refresh_gauges()
 
     # --- public API ----------------------------------------------------------------------------------
@@ -231,6 +249,7 @@ class Simulator:
         if (new.mode, new.model) != (old.mode, old.model):
             self._metrics = build_metrics(new.mode, new.model)
             self._profile = profile_for(new.mode)
+            self._warm_up()
         if "seed" in changes:
             self._rng.seed(new.seed)
         self._refresh_gauges()
@@ -285,19 +304,24 @@ class Simulator:
     def synthetic_tick(self, dt_s: float) -> int:
         """Serve ``dt_s`` seconds' worth of synthetic requests into the metrics; returns how many.
 
-        Each synthetic request is a streamed ``/v1/chat/completions`` request: it goes through
+        Each synthetic request is a ``/v1/chat/completions`` request, streamed with probability
+        ``streamed_share`` (one draw per request, after the outcome's): it goes through
         the handler (TGI counts it there and again in the inner generate), the engine (one
         ``record``) and the HTTP layer with the status a streamed request of its outcome gets
-        (vLLM: 200 for a mid-stream fault or a drop, 500/503 when rejected before the stream).
+        (vLLM: 200 for a mid-stream fault or a drop, 500/503 when rejected before the stream;
+        not streamed, every failure has its error status).
         """
         cfg = self._config
         n, self._carry = due_requests(self._carry, cfg.rps, dt_s)
         metrics, profile = self._metrics, self._profile
         for _ in range(n):
             sample = sample_request(cfg, self._rng)
+            if cfg.streamed_share < 1.0 and self._rng.random() >= cfg.streamed_share:
+                sample = dataclasses.replace(sample, stream=False)
+            metrics.record_http_start(SYNTHETIC_HANDLER, "POST")
             metrics.record_handler(SYNTHETIC_HANDLER)
             metrics.record(sample)
-            reply = profile.reply(sample.outcome or Outcome.OK, api=Api.CHAT, stream=True)
+            reply = profile.reply(sample.outcome or Outcome.OK, api=Api.CHAT, stream=sample.stream)
             metrics.record_http(
                 SYNTHETIC_HANDLER,
                 "POST",
@@ -312,12 +336,46 @@ class Simulator:
     def _refresh_gauges(self) -> None:
         cfg = self._config
         running, waiting = expected_load(cfg)
+        synthetic_running, synthetic_waiting = (
+            noisy_level(running, self._rng),
+            noisy_level(waiting, self._rng),
+        )
         self._metrics.set_load(
-            running=noisy_level(running, self._rng) + self._inflight,
-            waiting=noisy_level(waiting, self._rng),
+            running=synthetic_running + self._inflight,
+            waiting=synthetic_waiting,
             kv_cache_usage=cfg.kv_cache_usage,
             tokens_per_request=cfg.prompt_tokens + cfg.generation_tokens,
         )
+        self._metrics.set_synthetic_in_flight(
+            SYNTHETIC_HANDLER, "POST", synthetic_running + synthetic_waiting
+        )
+
+    def _warm_up(self) -> None:
+        """Record the engine's own start-up request, if it sends one (SGLang: ``/model_info``
+        polled, then a non-streamed ``/generate`` of 8 tokens,
+        sglang/srt/entrypoints/http_server.py:2360-2535 @ 0.5.23), at the configured mean latencies
+        (no random draw, so seeded runs are unchanged)."""
+        warmup = self._profile.warmup
+        if warmup is None:
+            return
+        cfg, metrics = self._config, self._metrics
+        metrics.record_http_start(warmup.probe, "GET")
+        metrics.record_http(warmup.probe, "GET", 200, REJECTION_S)
+        n = warmup.max_new_tokens
+        sample = RequestSample(
+            ok=True,
+            prompt_tokens=estimate_tokens(warmup.text),
+            generation_tokens=n,
+            ttft_s=cfg.ttft_ms / 1000.0,
+            itls=((cfg.itl_ms / 1000.0, n - 1),),
+            outcome=Outcome.OK,
+            max_tokens=n,
+            stream=False,
+        )
+        metrics.record_http_start(warmup.route, "POST")
+        metrics.record_handler(warmup.route)
+        metrics.record(sample)
+        metrics.record_http(warmup.route, "POST", 200, sample.e2e_s)
 
     # --- HTTP ----------------------------------------------------------------------------------------
 
@@ -329,8 +387,11 @@ class Simulator:
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/chat/completions", self._chat_completions)
         app.router.add_post("/generate", self._generate)
+        app.router.add_put("/generate", self._generate)  # SGLang only (http_server.py:928-932)
         app.router.add_post("/generate_stream", self._generate_stream)
         app.router.add_get("/info", self._info)
+        app.router.add_get("/ready", self._ready)
+        app.router.add_get("/model_info", self._model_info)
         app.router.add_get("/metrics", self._metrics_handler)
         app.router.add_get("/admin/config", self._get_config)
         app.router.add_post("/admin/config", self._post_config)
@@ -340,19 +401,33 @@ class Simulator:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
         route = request.match_info.route.resource
-        path = route.canonical if route is not None else "none"
-        status = 500
+        metrics = self._metrics
+        path = route.canonical if route is not None else metrics.unmatched_handler(request.path)
+        status: int | None = 500
         response: web.StreamResponse | None = None
+        if path not in _NOT_INSTRUMENTED:
+            metrics.record_http_start(path, request.method)
         try:
             response = await handler(request)
             status = response.status
             return response
         except _ApiError as exc:
             status = exc.status
-            if self._config.mode == "tgi" and path in ("/generate", "/generate_stream"):
+            mode = self._config.mode
+            if mode == "tgi" and path in ("/generate", "/generate_stream"):
                 response = tgi_error(exc.status, exc.message, "validation")
+            elif mode == "sglang" and path == "/generate":
+                # generate_request's contract check (sglang/srt/entrypoints/http_server.py:936-939)
+                response = json_reply(exc.status, {"error": exc.message})
+            elif mode == "sglang":
+                # RequestValidationError, rewritten to 400 (http_server.py:635-692 @ 0.5.23)
+                response = json_reply(exc.status, sglang_error_body(exc.message, "Bad Request", exc.status))
             else:
                 response = openai_error(exc.status, exc.message, exc.err_type)
+            return response
+        except _Raised as exc:
+            status = None  # SGLang's middleware: call_next raised, no response counted
+            response = exc.response or web.Response(status=500, text="Internal Server Error")
             return response
         except web.HTTPException as exc:
             status = exc.status
@@ -360,7 +435,7 @@ class Simulator:
         finally:
             if path not in _NOT_INSTRUMENTED:
                 out = response.content_length if isinstance(response, web.Response) else None
-                self._metrics.record_http(
+                metrics.record_http(
                     path,
                     request.method,
                     status,
@@ -384,6 +459,18 @@ class Simulator:
 
     async def _models(self, request: web.Request) -> web.Response:
         return json_reply(200, self._profile.models(self._config, now=int(time.time())))
+
+    async def _ready(self, request: web.Request) -> web.Response:
+        # SGLang: 200 iff the server is Up (warmed up, and no later /health failed), not paused,
+        # not shutting down (sglang/srt/entrypoints/http_server.py:714-718 @ 0.5.23).
+        self._native("/ready")
+        return json_reply(*self._profile.health(healthy=self._config.healthy))
+
+    async def _model_info(self, request: web.Request) -> web.Response:
+        info = self._profile.model_info(self._config)
+        if info is None:
+            raise web.HTTPNotFound()
+        return json_reply(200, info)
 
     async def _info(self, request: web.Request) -> web.Response:
         info = self._profile.info(self._config)
@@ -426,6 +513,7 @@ class Simulator:
         max_tokens: int,
         ttft: float = 0.0,
         itls: Sequence[float] = (),
+        stream: bool = True,
     ) -> None:
         """Account the engine requests of one HTTP request (one per prompt) that ended as ``outcome``."""
         reason = {Outcome.OK: "length", Outcome.CLIENT_DROP: "abort"}.get(outcome, "error")
@@ -440,6 +528,7 @@ class Simulator:
                     finish_reason=reason,
                     outcome=outcome,
                     max_tokens=max_tokens,
+                    stream=stream,
                 )
             )
 
@@ -504,7 +593,7 @@ class Simulator:
         if reply.body is not None and not reply.after_tokens:
             # Rejected before the engine produced anything (vLLM pre-stream 500 / 503, TGI 424 / 429).
             refused = prompts[:1] if self._profile.admission_per_http_request else prompts
-            self._record(outcome, refused, produced=0, max_tokens=n)
+            self._record(outcome, refused, produced=0, max_tokens=n, stream=stream)
             return json_reply(reply.status, reply.body)
         self._inflight += 1
         try:
@@ -516,10 +605,13 @@ class Simulator:
                     max_tokens=n, prompts=prompts, usage=usage,
                 )  # fmt: skip
             ttft, itls = await self._run(outcome, reply, produced)
-            self._record(outcome, prompts, produced=produced, max_tokens=n, ttft=ttft, itls=itls)
+            self._record(
+                outcome, prompts, produced=produced, max_tokens=n, ttft=ttft, itls=itls, stream=False
+            )
             if reply.cut:
+                # Never received: vLLM's with_cancellation returns an empty 200, SGLang its 400.
                 _cut(request)
-                return web.Response(status=200)  # what vLLM's with_cancellation returns, never sent
+                return json_reply(reply.status, reply.body)
             if reply.body is not None:
                 return json_reply(reply.status, reply.body)
             text = "".join(fake_token(i) for i in range(n))
@@ -593,6 +685,15 @@ class Simulator:
         def chunk(choices: list[dict[str, Any]]) -> dict[str, Any]:
             return {"id": rid, "object": obj, "created": created, "model": model, "choices": choices}
 
+        def usage_of(tokens: int, prompted: bool) -> dict[str, int]:
+            prompt = sum(prompts) if prompted else 0
+            completion = tokens * len(prompts)
+            return {
+                "prompt_tokens": prompt,
+                "total_tokens": prompt + completion,
+                "completion_tokens": completion,
+            }
+
         async def write(data: bytes) -> None:
             try:
                 await response.write(data)
@@ -643,6 +744,9 @@ class Simulator:
                 return response
             if reply.event is not None:
                 await write(_sse(reply.event))
+                if usage and self._profile.usage_after_error:
+                    shown = produced if reply.after_tokens else 0
+                    await write(_sse(chunk([]) | {"usage": usage_of(shown, reply.after_tokens)}))
             else:
                 for index in range(1 if chat else len(prompts)):
                     final: dict[str, Any] = {"index": index, "logprobs": None, "finish_reason": "length"}
@@ -650,13 +754,7 @@ class Simulator:
                     final["stop_reason"] = None
                     await write(_sse(chunk([final])))
                 if usage:
-                    total = sum(prompts)
-                    tokens = {
-                        "prompt_tokens": total,
-                        "total_tokens": total + max_tokens * len(prompts),
-                        "completion_tokens": max_tokens * len(prompts),
-                    }
-                    await write(_sse(chunk([]) | {"usage": tokens}))
+                    await write(_sse(chunk([]) | {"usage": usage_of(max_tokens, True)}))
             if reply.done:
                 await write(_sse("[DONE]"))
             await response.write_eof()
@@ -673,8 +771,12 @@ class Simulator:
         n = _max_tokens(params.get("max_new_tokens"), name="max_new_tokens")
         return n, estimate_tokens(inputs), bool(params.get("details"))
 
-    async def _generate(self, request: web.Request) -> web.Response:
+    async def _generate(self, request: web.Request) -> web.StreamResponse:
         self._native("/generate")
+        if self._config.mode == "sglang":
+            return await self._sglang_generate(request)
+        if request.method != "POST":
+            raise web.HTTPMethodNotAllowed(request.method, ["POST"])
         n, prompt_tokens, details = await self._tgi_request(request)
         outcome, reply, produced = self._plan(api=Api.GENERATE, stream=False, max_tokens=n)
         if reply.body is not None and not reply.after_tokens:
@@ -755,6 +857,110 @@ class Simulator:
             await response.write_eof()
         return response
 
+    async def _sglang_generate(self, request: web.Request) -> web.StreamResponse:
+        """SGLang's native ``/generate``, minimal: ``text``, ``sampling_params.max_new_tokens``
+        (default 128) and ``stream``; answers with ``text``, ``output_ids`` and the basic
+        ``meta_info`` (sglang/srt/entrypoints/http_server.py:928-990,
+        sglang/srt/managers/tokenizer_manager.py:2505-2575 @ 0.5.23). A stream sends the text so
+        far in every chunk (``incremental_streaming_output`` is off by default) and ends with
+        ``data: [DONE]``."""
+        body = await _json_object(request)
+        text = body.get("text")
+        if not isinstance(text, str) or not text:
+            raise _ApiError(400, "`text` must be a non-empty string")
+        params = body.get("sampling_params") or {}
+        if not isinstance(params, dict):
+            raise _ApiError(400, "`sampling_params` must be an object")
+        n = _max_tokens(
+            params.get("max_new_tokens"), name="max_new_tokens", default=SGLANG_DEFAULT_MAX_NEW_TOKENS
+        )
+        stream = bool(body.get("stream"))
+        prompt = estimate_tokens(text)
+        rid = uuid.uuid4().hex
+        started = time.perf_counter()
+        outcome, reply, produced = self._plan(api=Api.GENERATE, stream=stream, max_tokens=n)
+
+        def output(tokens: int, finish_reason: dict[str, Any] | None) -> dict[str, Any]:
+            meta: dict[str, Any] = {
+                "id": rid,
+                "finish_reason": finish_reason,
+                "prompt_tokens": prompt,
+                "weight_version": "default",
+                "num_retractions": 0,
+                "reasoning_tokens": 0,
+                "completion_tokens": tokens,
+                "cached_tokens": 0,
+            }
+            if finish_reason is not None:
+                meta["e2e_latency"] = time.perf_counter() - started
+            return {
+                "text": "".join(fake_token(i) for i in range(tokens)),
+                "output_ids": list(range(tokens)),
+                "meta_info": meta,
+            }
+
+        if not stream:
+            if reply.raised or (reply.body is not None and not reply.after_tokens):
+                self._record(outcome, [prompt], produced=0, max_tokens=n, stream=False)
+                if reply.raised:
+                    raise _Raised()
+                return json_reply(reply.status, reply.body)
+            self._inflight += 1
+            try:
+                ttft, itls = await self._run(outcome, reply, produced)
+            finally:
+                self._inflight -= 1
+            self._record(
+                outcome, [prompt], produced=produced, max_tokens=n, ttft=ttft, itls=itls, stream=False
+            )
+            if reply.cut:
+                _cut(request)
+                return json_reply(reply.status, reply.body)
+            if reply.body is not None:
+                return json_reply(reply.status, reply.body)
+            return json_reply(200, output(n, {"type": "length", "length": n}))
+
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
+        await response.prepare(request)
+        if reply.raised:
+            self._record(outcome, [prompt], produced=0, max_tokens=n)
+            _cut(request)
+            raise _Raised(response)
+        sent = 0
+
+        async def emit(i: int, token: str) -> None:
+            nonlocal sent
+            sent = i + 1
+            last = outcome is Outcome.OK and i == n - 1
+            finish = {"type": "length", "length": n} if last else None
+            try:
+                await response.write(_sse(output(i + 1, finish)))
+            except ConnectionResetError as exc:
+                raise _ClientGone from exc
+
+        self._inflight += 1
+        try:
+            ttft, itls = await self._run(outcome, reply, produced, emit)
+        except _ClientGone as gone:
+            self._record(
+                Outcome.CLIENT_DROP, [prompt], produced=sent, max_tokens=n, ttft=gone.ttft,
+                itls=gone.itls[: max(sent - 1, 0)],
+            )  # fmt: skip
+            return response
+        finally:
+            self._inflight -= 1
+        self._record(outcome, [prompt], produced=produced, max_tokens=n, ttft=ttft, itls=itls)
+        with contextlib.suppress(ConnectionResetError):
+            if reply.cut:
+                _cut(request)
+                return response
+            if reply.finish_reason is not None:
+                await response.write(_sse(output(produced, reply.finish_reason)))
+            if reply.done:
+                await response.write(_sse("[DONE]"))
+            await response.write_eof()
+        return response
+
 
 # --- command line -----------------------------------------------------------------------------------
 
@@ -763,12 +969,16 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     """Arguments of ``python -m slogate.sim`` (reusable by the ``slogate sim serve`` command)."""
     defaults = SimConfig()
     p = parser or argparse.ArgumentParser(
-        prog="python -m slogate.sim", description="Serve a simulated vLLM or TGI model server."
+        prog="python -m slogate.sim", description="Serve a simulated vLLM, TGI or SGLang model server."
     )
     p.add_argument("--mode", choices=MODES, default=defaults.mode)
     p.add_argument("--model", default=defaults.model, help="served model name")
     p.add_argument("--alias", action="append", default=[], help="extra served name (repeatable)")
-    p.add_argument("--model-path", default=None, help="vLLM's --model path, shown as root in /v1/models")
+    p.add_argument(
+        "--model-path",
+        default=None,
+        help="the engine's --model path (vLLM: root in /v1/models; SGLang: /model_info)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 inside a container)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--ttft-ms", type=float, default=defaults.ttft_ms)
@@ -779,6 +989,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--overload-rate", type=float, default=defaults.overload_rate, help="load shedding")
     p.add_argument("--client-drop-rate", type=float, default=defaults.client_drop_rate)
     p.add_argument("--rps", type=float, default=defaults.rps, help="synthetic background requests/s")
+    p.add_argument(
+        "--streamed-share",
+        type=float,
+        default=defaults.streamed_share,
+        help="fraction of synthetic requests sent streamed (the rest get an error status on failure)",
+    )
     p.add_argument("--prompt-tokens", type=int, default=defaults.prompt_tokens)
     p.add_argument("--generation-tokens", type=int, default=defaults.generation_tokens)
     p.add_argument("--kv-cache-usage", type=float, default=defaults.kv_cache_usage)
@@ -800,6 +1016,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         overload_rate=args.overload_rate,
         client_drop_rate=args.client_drop_rate,
         rps=args.rps,
+        streamed_share=args.streamed_share,
         prompt_tokens=args.prompt_tokens,
         generation_tokens=args.generation_tokens,
         kv_cache_usage=args.kv_cache_usage,
