@@ -94,9 +94,10 @@ def render_table(items: list[dict[str, Any]], *, all_namespaces: bool = False, m
     for md, r in zip(items, rows, strict=True):
         lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
         msg = (md.get("status") or {}).get("message")
-        paused = ((md.get("status") or {}).get("rollout") or {}).get("pausedReason")
-        if messages and (paused or msg):
-            lines.append(f"    └ {paused or msg}")
+        ro = (md.get("status") or {}).get("rollout") or {}
+        why = ro.get("pausedReason") or ro.get("waitingFor") or msg
+        if messages and why:
+            lines.append(f"    └ {why}")
     if not items:
         lines.append("(no ModelDeployments)")
     return "\n".join(lines)
@@ -138,6 +139,11 @@ def explain_lines(md: dict[str, Any], events: list[dict[str, Any]]) -> list[str]
             "InputDrift",
         ):
             out.append(f"  {cond['type']} ({cond['reason']}): {cond['message']}")
+    ro = st.get("rollout") or {}
+    if ro.get("waitingFor") and ro.get("waitingFor") != st.get("message"):
+        out.append(f"  waiting: {ro['waitingFor']}")
+    if ro.get("pausedReason") and ro.get("pausedReason") != st.get("message"):
+        out.append(f"  paused: {ro['pausedReason']}")
     cost = st.get("cost") or {}
     if cost.get("perHour"):
         unit = f" {cost['currency']}" if cost.get("currency") else ""

@@ -364,6 +364,13 @@ INVALID = [
         id="shadow-without-gateway-api",
     ),
     pytest.param(
+        setting(STEPS, [{"pause": {"duration": "5m"}}]),
+        STEPS,
+        "strategy canary needs a setWeight step: at weight 0 the candidate runs no pods and cannot be"
+        " judged (use blueGreen to analyse it at full size and switch at once)",
+        id="canary-with-pauses-only",
+    ),
+    pytest.param(
         setting("spec.rollout.strategy", "blueGreen"),
         STEPS,
         "strategy blueGreen switches all traffic at once: its steps can only be pauses",
@@ -682,6 +689,7 @@ def test_valid_variants_are_accepted() -> None:
         (setting("spec.rollout.steps", [{"setWeight": 1}, {"setWeight": 100}]),),
         (setting("spec.rollout.steps", []),),
         (merging("spec.rollout", {"strategy": "blueGreen", "steps": [{"pause": {}}]}),),
+        (merging("spec.rollout", {"strategy": "canary", "steps": [{"pause": {}}, {"setWeight": 5}]}),),
         (
             setting("spec.rollout.strategy", "shadow"),
             setting(

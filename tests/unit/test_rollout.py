@@ -11,7 +11,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from slogate.api.v1alpha1 import ModelDeploymentSpec, ObjectiveResult, Verdict
-from slogate.core.rollout import Analysis, Command, Observed, RolloutState, analysis_due, plan
+from slogate.core.rollout import (
+    Analysis,
+    Command,
+    Observed,
+    RolloutState,
+    analysis_due,
+    counts_as_evidence,
+    evidence_start,
+    plan,
+)
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -75,7 +84,8 @@ class World:
             spec=self.spec, state=state, observed=observed, analysis=analysis, command=command, now=self.now
         )
         self.ready_size = self.size
-        self.size = (d.canary_weight, d.candidate_full_size)
+        # A shadow candidate runs (at stable's size) while it is mirrored to, at weight 0.
+        self.size = (d.canary_weight or (100 if d.mirror else 0), d.candidate_full_size)
         self.status = {**self.status, **d.state.to_status()}
         assert RolloutState.from_status(self.status) == d.state
         self.events += d.events
@@ -274,3 +284,164 @@ def test_restart_at_any_tick_reaches_the_same_outcome(restart_at):
     for _ in range(30):
         da, db = a.tick(), b.tick()
         assert da.state == db.state and da.canary_weight == db.canary_weight
+
+
+# --- Evidence-gated promotion (issue 13) ---------------------------------------------------------
+
+
+def weights(w: World) -> set[int]:
+    return {d.canary_weight for d in w.decisions}
+
+
+def test_a_pause_that_expires_with_no_verdict_waits_and_says_why():
+    """The analysis never answers (no run at all): the 30 s pause is a minimum, not a deadline."""
+    w = World(spec(steps=[{"setWeight": 10}, {"pause": {"duration": "30s"}}]))
+    run_until(w, lambda d: d.state.step == 1)  # the 10% step passed; then the analysis goes silent
+    for _ in range(60):  # 5 minutes of ticks
+        d = w.tick(verdict=None)
+    assert d.state.step == 1 and d.state.stable == "aaaa" and not d.state.promoting
+    assert d.rollout_phase == "Progressing" and d.state.weight == 10
+    assert d.state.waiting_for.startswith("waiting for a passing analysis: 0 of 1 needed")
+    assert w.status["rollout"]["waitingFor"] == d.state.waiting_for  # in status, survives a restart
+    assert w.reasons().count("PauseExtended") == 1  # told once, not every tick
+    assert 100 not in weights(w)
+
+
+def test_a_pause_that_expires_inconclusive_extends_then_pauses_and_never_promotes():
+    w = World(spec(steps=[{"setWeight": 10}, {"pause": {"duration": "10s"}}]))
+    d = run_until(w, lambda d: d.state.waiting_for is not None, verdict=Verdict.INCONCLUSIVE)
+    assert d.state.stable == "aaaa"
+    d = run_until(w, lambda d: d.rollout_phase == "Paused", verdict=Verdict.INCONCLUSIVE)
+    assert "inconclusive 3 times" in d.state.paused_reason
+    for _ in range(20):
+        d = w.tick(verdict=Verdict.INCONCLUSIVE)
+    assert d.state.stable == "aaaa" and 100 not in weights(w) and not d.state.promoting
+
+
+def test_the_waiting_message_names_the_last_verdict_and_its_reason():
+    w = World(spec(steps=[{"setWeight": 10}, {"pause": {"duration": "10s"}}]))
+    d = run_until(
+        w,
+        lambda d: d.state.waiting_for is not None and "last verdict Inconclusive" in d.state.waiting_for,
+        verdict=Verdict.INCONCLUSIVE,
+    )
+    assert d.state.waiting_for == (
+        "waiting for a passing analysis: 0 of 1 needed, last verdict Inconclusive: ttft p95 300ms vs 500ms;"
+        " the first window that counts ends at 2026-11-22T12:01:30Z"
+    )  # Ready at 12:00:10 (two ticks), warm-up 20 s, window 1 m
+
+
+def test_a_pause_ends_once_its_evidence_arrives():
+    w = World(spec(steps=[{"setWeight": 10}, {"pause": {"duration": "10s"}}]))
+    run_until(w, lambda d: d.state.waiting_for is not None, verdict=None)
+    d = run_until(w, lambda d: d.state.canary is None)
+    assert d.state.stable == "bbbb" and d.cause == "steps_completed"
+
+
+def test_each_step_needs_its_own_evidence_from_a_window_inside_it():
+    """A pass from the 10% step does not carry over: the pause needs a run whose whole window
+    (1m) lies after the pause began."""
+    w = World(spec(steps=[{"setWeight": 10}, {"pause": {"duration": "5s"}}]))
+    d = run_until(w, lambda d: d.state.step == 1)
+    entered = w.now - timedelta(seconds=5)
+    assert d.state.passes == 0
+    d = run_until(w, lambda d: d.state.step == 2 or d.state.canary is None)
+    assert w.now - entered >= timedelta(minutes=1)
+
+
+def test_min_passing_runs_is_how_many_passes_a_step_needs():
+    sp = spec(
+        steps=[{"setWeight": 10}],
+        analysis={"interval": "10s", "initialDelay": "0s", "minPassingRuns": 3},
+    )
+    w = World(sp)
+    d = run_until(w, lambda d: d.state.passes == 2)
+    assert d.state.step == 0 and "2 of 3 needed" in d.state.waiting_for
+    d = run_until(w, lambda d: d.state.step == 1)
+    assert w.decisions[-2].state.passes == 2 and d.state.passes == 0
+
+
+def test_blue_green_breaching_during_a_short_pause_is_rolled_back_and_never_switched():
+    w = World(spec(strategy="blueGreen", steps=[{"pause": {"duration": "5s"}}]))
+    d = run_until(w, lambda d: d.rollout_phase == "RolledBack", verdict=Verdict.FAIL)
+    assert d.state.stable == "aaaa" and d.cause == "analysis_failed"
+    assert not any(x.state.promoting for x in w.decisions) and 100 not in weights(w)
+
+
+def test_blue_green_without_steps_switches_only_with_evidence():
+    w = World(spec(strategy="blueGreen", steps=[]))
+    for _ in range(30):
+        d = w.tick(verdict=Verdict.INCONCLUSIVE)
+        if d.rollout_phase == "Paused":
+            break
+    assert d.state.stable == "aaaa" and not any(x.state.promoting for x in w.decisions)
+    assert "AwaitingEvidence" in w.reasons()
+    w2 = World(spec(strategy="blueGreen", steps=[]))
+    d = run_until(w2, lambda d: d.state.canary is None)
+    ready = datetime.fromisoformat(w2.decisions[-2].state.candidate_ready_at.replace("Z", "+00:00"))
+    # warm-up 20 s + a full 1 m window before the switch
+    assert w2.now - ready >= timedelta(seconds=80)
+
+
+def test_shadow_candidate_failing_is_rolled_back_and_never_gets_weight():
+    sp = spec(
+        strategy="shadow",
+        traffic={"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "gw"}]}},
+        steps=[{"pause": {"duration": "5s"}}],
+    )
+    w = World(sp)
+    d = run_until(w, lambda d: d.rollout_phase == "RolledBack", verdict=Verdict.FAIL)
+    assert weights(w) == {0} and d.state.stable == "aaaa"
+    assert all(x.mirror for x in w.decisions[:-1]) and not d.mirror
+    assert w.status["lastAnalysis"]["failures"] == 2
+
+
+def test_shadow_without_steps_mirrors_then_promotes_with_evidence():
+    sp = spec(
+        strategy="shadow",
+        traffic={"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "gw"}]}},
+        steps=[],
+    )
+    w = World(sp)
+    d = run_until(w, lambda d: d.state.promoting)
+    assert {x.canary_weight for x in w.decisions[:-1]} == {0}
+    assert w.now - T0 >= timedelta(minutes=5)  # the default pause of 5m
+    d = run_until(w, lambda d: d.state.canary is None)
+    assert d.state.stable == "bbbb"
+
+
+def test_a_person_releasing_a_timed_pause_is_the_one_way_past_the_rule():
+    w = World(spec(steps=[{"setWeight": 10}, {"pause": {"duration": "10s"}}]))
+    run_until(w, lambda d: d.state.step == 1)
+    run_until(w, lambda d: d.state.waiting_for is not None, verdict=None)
+    d = w.tick(verdict=None, command=Command("promote", "go"))
+    assert d.state.step == 2 and "GateReleased" in w.reasons()
+
+
+EVIDENCE_SPEC = spec()  # window 1m, initialDelay 20s
+
+
+@pytest.mark.parametrize(
+    ("ready", "step", "run", "counts"),
+    [
+        # (candidate Ready at, step began at, run at): seconds after T0
+        (0, 0, 80, True),  # warm-up ends 20, window 20..80
+        (0, 0, 79, False),  # window starts at 19, inside the warm-up
+        (0, 30, 90, True),  # the step began at 30: window 30..90
+        (0, 30, 89, False),  # window starts before the step change
+        (40, 0, 119, False),  # Ready late: warm-up until 60
+        (40, 0, 120, True),
+        (None, 0, 500, False),  # never Ready: no evidence at all
+    ],
+)
+def test_a_pass_counts_only_when_its_whole_window_is_after_the_step_and_the_warm_up(ready, step, run, counts):
+    at = lambda sec: (T0 + timedelta(seconds=sec)).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    st = RolloutState(
+        stable="aaaa",
+        canary="bbbb",
+        step_started_at=at(step),
+        candidate_ready_at=at(ready) if ready is not None else None,
+    )
+    assert counts_as_evidence(EVIDENCE_SPEC, st, T0 + timedelta(seconds=run)) is counts
+    if ready is not None:
+        assert evidence_start(EVIDENCE_SPEC, st) == T0 + timedelta(seconds=max(step, ready + 20))

@@ -81,3 +81,29 @@ def test_explain_is_a_timeline_in_plain_words():
         "⚠ AnalysisFailed: ttft p95 912ms > 500ms (1/2)",
         "rollout of bbbb2222 ended: RolledBack — ttft p95 912ms > 500ms",
     ]
+
+
+WAITING = {
+    "metadata": {"name": "thin", "namespace": "ml"},
+    "status": {
+        "phase": "Progressing",
+        "stableRevision": "aaaa1111",
+        "canaryRevision": "bbbb2222",
+        "canaryWeight": 50,
+        "currentStep": 1,
+        "message": "revision bbbb2222: 1/1 replicas Ready",
+        "rollout": {
+            "waitingFor": "waiting for a passing analysis: 0 of 1 needed, last verdict Inconclusive: "
+            "12 requests < minRequests 20"
+        },
+    },
+}
+
+
+def test_status_and_explain_say_what_a_step_waits_for():
+    why = WAITING["status"]["rollout"]["waitingFor"]
+    assert render_table([WAITING]).splitlines()[2].strip() == f"└ {why}"
+    assert f"  waiting: {why}" in explain_lines(WAITING, [])
+    # Said once when it is already the headline (the operator copies it into status.message).
+    headline = {**WAITING, "status": {**WAITING["status"], "message": why}}
+    assert not any(line.startswith("  waiting:") for line in explain_lines(headline, []))

@@ -458,6 +458,11 @@ class Analysis(_Spec):
     ``onInconclusive``. Defaults to ``3``."""
     on_inconclusive: OnInconclusive = OnInconclusive.PAUSE
     """``pause`` or ``rollback``. Defaults to ``pause``."""
+    min_passing_runs: Annotated[int, Field(ge=1, le=100)] = 1
+    """Passing runs a step needs before it completes, and a candidate before it is promoted. Only a
+    run whose whole ``slo.window`` lies after the step began and after the warm-up
+    (``initialDelay``) counts, so each step is judged on traffic it saw. A pause's duration is a
+    minimum: a pause that ends without them waits on. Defaults to ``1``."""
     max_regression_percent: Annotated[float | None, Field(ge=0, le=1000)] = None
     """When set, a latency objective also fails if the candidate is worse than stable by more than this."""
     prometheus: PrometheusRef | None = None
@@ -539,6 +544,14 @@ class Rollout(_Spec):
             " || (has(self.traffic) && has(self.traffic.router) && self.traffic.router == 'gatewayAPI')",
             "strategy shadow mirrors traffic through an HTTPRoute: it requires traffic.router gatewayAPI",
             field_path=".strategy",
+            reason="FieldValueInvalid",
+        ),
+        cel(
+            "(has(self.strategy) && self.strategy != 'canary') || !has(self.steps) || size(self.steps) == 0"
+            " || self.steps.exists(s, has(s.setWeight))",
+            "strategy canary needs a setWeight step: at weight 0 the candidate runs no pods and cannot be"
+            " judged (use blueGreen to analyse it at full size and switch at once)",
+            field_path=".steps",
             reason="FieldValueInvalid",
         ),
         cel(
@@ -794,6 +807,9 @@ class AnalysisStatus(_Status):
     """Failed runs in this rollout."""
     consecutive_inconclusive: int = 0
     """Inconclusive runs in a row."""
+    passing_runs: int = 0
+    """Passing runs that count as evidence for the current step (their whole window after the step
+    began and after the warm-up); the step needs ``analysis.minPassingRuns``."""
 
 
 class HistoryEntry(_Status):
@@ -883,6 +899,9 @@ class RolloutStatus(_Status):
     """``slogate promote --full`` skipped the remaining steps (the promotion is counted as manual)."""
     last_command_id: str | None = None
     """Id of the last person's command applied (commands are applied once)."""
+    waiting_for: str | None = None
+    """What the current step waits for before it can complete (a passing analysis, with the last
+    verdict and why), when its own condition (weight Ready, pause duration) is already met."""
 
 
 class ModelDeploymentStatus(_Status):

@@ -199,9 +199,10 @@ class Reconciler:
         elif decision.candidate_full_size:
             canary_replicas = stable_size
         else:
+            # A shadow candidate takes a mirror of all of stable's traffic: stable's size, within the budget.
             split = replicas_for_weight(
                 stable_replicas=stable_size,
-                weight=decision.canary_weight,
+                weight=100 if decision.mirror else decision.canary_weight,
                 gpus_per_replica=gpus_per_replica,
                 max_surge_gpus=spec.rollout.gpu_budget.max_surge_gp_us,
             )
@@ -286,6 +287,8 @@ class Reconciler:
             rolled_back=st.outcome_message if st.outcome else None,
         )
         new_status.update(st.to_status())
+        if st.waiting_for and new_status.get("phase") == "Progressing":
+            new_status["message"] = st.waiting_for  # why the step does not complete, for kubectl and SREs
         if notes and new_status.get("phase") in ("Progressing", "Ready", "Paused"):
             # Traffic and budget notes (an approximated weight, a missing Gateway API) are worth the headline.
             new_status["message"] = "; ".join(dict.fromkeys(notes))
@@ -692,16 +695,21 @@ class Reconciler:
             )
             return
         assert spec.rollout.traffic.gateway_api is not None
+        weight = decision.canary_weight if candidate_ready else 0
+        mirror = decision.mirror and candidate_ready
         objects.append(
             build_httproute(
                 name=name,
                 namespace=namespace,
                 owner=owner,
                 traffic=spec.rollout.traffic.gateway_api,
-                # Never route to a candidate that is not Ready (its Service would have no endpoints).
-                canary_weight=decision.canary_weight if candidate_ready else 0,
-                canary=st.canary is not None and not decision.candidate_scaled_down,
-                mirror=decision.mirror,
+                # Never route or mirror to a candidate that is not Ready (its Service would have no
+                # endpoints); a candidate with neither weight nor mirror is not in the route at all.
+                canary_weight=weight,
+                canary=st.canary is not None
+                and not decision.candidate_scaled_down
+                and bool(weight or mirror),
+                mirror=mirror,
                 fallback_backend=backend_of_target(tier) if tier is not None else None,
             )
         )

@@ -8,14 +8,26 @@ in status, a rollback records the rejected revision, and a person's command is a
 (its id is remembered). ``plan`` is consumed by ``controller.reconcile``, which applies the
 decision (replica counts, traffic, deletions), writes the new state and posts the events.
 
+Evidence (when SLOs are declared): no step completes and no candidate is promoted before the
+analysis has passed ``analysis.minPassingRuns`` times (default 1) on windows that lie wholly after the
+step began and after the candidate's warm-up (``evidence_start``). A pause's duration is a
+minimum; a pause that ends without that evidence waits on, with ``waiting_for`` in status saying
+what it waits for, while the runs keep counting towards ``failureLimit`` and ``inconclusiveLimit``.
+Without SLOs the steps' timers decide. A person's ``promote`` (a manual gate, a pause) and
+``promote --full`` are the only ways past the rule, and are told as such.
+
 Strategies:
 - ``canary``: follow ``steps`` (default: setWeight 10, pause 5m, setWeight 50, pause 5m); a
-  ``setWeight`` step is left once the candidate is Ready at that weight *and* (when SLOs are declared)
-  an analysis run after the weight was set passed; a timed pause waits its duration; a pause with no
-  duration is a manual gate. After the last step the candidate is scaled to full size and promoted.
+  ``setWeight`` step is left once the candidate is Ready at that weight and has its evidence; a
+  timed pause waits its duration and its evidence; a pause with no duration is a manual gate. After
+  the last step the candidate is scaled to full size and promoted.
 - ``blueGreen``: the candidate runs at full size beside stable with no user traffic (preview through
-  ``NAME-canary``), is analysed, waits at its pause steps, then takes all traffic at once.
-- ``shadow``: like canary, but while the weight is 0 the candidate receives mirrored traffic.
+  ``NAME-canary``), is analysed, waits at its pause steps, then takes all traffic at once; with no
+  steps it still needs its evidence before the switch.
+- ``shadow``: the candidate runs at stable's size (within ``gpuBudget``) and, once Ready, receives
+  a mirror of stable's traffic (responses discarded) while the weight is 0 (default steps: one
+  ``pause 5m``); it is analysed on that traffic, then takes all traffic at once (or follows its
+  ``setWeight`` steps like a canary).
 """
 
 from __future__ import annotations
@@ -34,6 +46,8 @@ DEFAULT_CANARY_STEPS = (
     Step(set_weight=50),
     Step(pause={"duration": "5m"}),  # type: ignore[arg-type]
 )
+DEFAULT_SHADOW_STEPS = (Step(pause={"duration": "5m"}),)  # type: ignore[arg-type]
+"""Shadow with no steps: five minutes (at least) of mirrored traffic, then promotion."""
 HISTORY_LIMIT = 10
 REJECTED_LIMIT = 20
 
@@ -67,6 +81,10 @@ class RolloutState:
     last_results: tuple[dict[str, Any], ...] = ()
     failures: int = 0
     consecutive_inconclusive: int = 0
+    passes: int = 0
+    """Passing runs that are evidence for the current step (reset at every step change)."""
+    waiting_for: str | None = None
+    """What the current step waits for once its own condition is met (``_evidence_gate``)."""
     paused_reason: str | None = None
     outcome: str | None = None
     """``RolledBack`` or ``Aborted`` after a rollout ended that way (cleared by the next rollout)."""
@@ -97,6 +115,8 @@ class RolloutState:
             last_results=tuple(la.get("results") or ()),
             failures=int(la.get("failures") or 0),
             consecutive_inconclusive=int(la.get("consecutiveInconclusive") or 0),
+            passes=int(la.get("passingRuns") or 0),
+            waiting_for=ro.get("waitingFor"),
             paused_reason=ro.get("pausedReason"),
             outcome=ro.get("outcome"),
             outcome_message=ro.get("outcomeMessage"),
@@ -118,6 +138,7 @@ class RolloutState:
                 "results": list(self.last_results),
                 "failures": self.failures,
                 "consecutiveInconclusive": self.consecutive_inconclusive,
+                "passingRuns": self.passes,
             }
         return {
             "stableRevision": self.stable,
@@ -137,6 +158,7 @@ class RolloutState:
                     "promoting": self.promoting or None,
                     "promotedByPerson": self.promoted_by_person or None,
                     "lastCommandId": self.last_command_id,
+                    "waitingFor": self.waiting_for if self.canary else None,
                 }.items()
                 if v is not None
             }
@@ -214,6 +236,8 @@ def steps_of(spec: ModelDeploymentSpec) -> tuple[Step, ...]:
         return tuple(spec.rollout.steps)
     if spec.rollout.strategy == Strategy.BLUE_GREEN:
         return ()
+    if spec.rollout.strategy == Strategy.SHADOW:
+        return DEFAULT_SHADOW_STEPS
     return DEFAULT_CANARY_STEPS
 
 
@@ -241,6 +265,64 @@ def analysis_due(spec: ModelDeploymentSpec, state: RolloutState, now: datetime) 
         return False
     last = parse_time(state.last_analysis_at)
     return last is None or now >= last + parse_duration(spec.rollout.analysis.interval)
+
+
+def evidence_start(spec: ModelDeploymentSpec, state: RolloutState) -> datetime | None:
+    """The earliest instant a window may start for its run to count as evidence for the current
+    step: the step's start or the end of the warm-up (Ready + ``initialDelay``), whichever is later;
+    None while the candidate has never been Ready. Pure."""
+    ready = parse_time(state.candidate_ready_at)
+    if ready is None:
+        return None
+    warm = ready + parse_duration(spec.rollout.analysis.initial_delay)
+    started = parse_time(state.step_started_at) or warm
+    return max(started, warm)
+
+
+def counts_as_evidence(spec: ModelDeploymentSpec, state: RolloutState, now: datetime) -> bool:
+    """Whether a passing run at ``now`` is evidence for the current step: its whole window
+    (``slo.window`` back from ``now``) lies after ``evidence_start``. Pure."""
+    start = evidence_start(spec, state)
+    if start is None or spec.slo is None:
+        return False
+    return now - parse_duration(spec.slo.window) >= start
+
+
+def _evidence_gate(spec: ModelDeploymentSpec, state: RolloutState, now: datetime) -> str | None:
+    """None when the current step has the evidence it needs (or no SLO is declared), else what it
+    waits for, in the words status and ``slogate explain`` show. Pure."""
+    if not has_slo(spec):
+        return None
+    need = spec.rollout.analysis.min_passing_runs
+    if state.passes >= need:
+        return None
+    text = f"waiting for a passing analysis: {state.passes} of {need} needed"
+    start = evidence_start(spec, state)
+    assert spec.slo is not None
+    if start is None:
+        return f"{text}; the candidate is not Ready yet"
+    first = start + parse_duration(spec.slo.window)
+    if state.last_verdict is not None:
+        text += f", last verdict {state.last_verdict}"
+        why = "; ".join(
+            dict.fromkeys(
+                r.get("message") or r.get("name", "")
+                for r in state.last_results
+                if r.get("verdict") == state.last_verdict and state.last_verdict != Verdict.PASS.value
+            )
+        )
+        text += f": {why}" if why else ""
+    if now < first:
+        text += f"; the first window that counts ends at {iso(first)}"
+    return text
+
+
+def _next_step(s: RolloutState, now: datetime, **changes: Any) -> RolloutState:
+    """Move to the next step (or apply ``changes`` such as a new weight): a step change resets the
+    evidence, which must come from traffic the new step sees."""
+    return dataclasses.replace(
+        s, **{"step": s.step + 1, **changes}, step_started_at=iso(now), passes=0, waiting_for=None
+    )
 
 
 def _history(
@@ -475,7 +557,8 @@ def _progress(
                 s, paused_reason=None, promoting=True, promoted_by_person=True, weight=100, step=len(steps)
             )
         elif verb == "promote":
-            gate = s.step < len(steps) and steps[s.step].pause is not None
+            # A pause (manual or timed) or a step waiting for its evidence: a person may release it.
+            gate = s.step < len(steps) and (steps[s.step].pause is not None or s.waiting_for is not None)
             if gate or s.paused_reason:
                 events.append(
                     (
@@ -486,10 +569,10 @@ def _progress(
                         else "resumed by a person",
                     )
                 )
-                nxt = s.step + 1 if gate else s.step
-                s = dataclasses.replace(
-                    s, paused_reason=None, step=nxt, step_started_at=iso(now), consecutive_inconclusive=0
-                )
+                if gate:
+                    s = _next_step(s, now, paused_reason=None, consecutive_inconclusive=0)
+                else:
+                    s = dataclasses.replace(s, paused_reason=None, consecutive_inconclusive=0)
 
     # Evidence: record an analysis run.
     if analysis is not None:
@@ -547,12 +630,21 @@ def _progress(
                 )
                 events.append(("Warning", "Paused", f"rollout of {s.canary} paused: {s.paused_reason}"))
         else:
-            s = dataclasses.replace(s, consecutive_inconclusive=0)
+            evidence = counts_as_evidence(spec, s, now)
+            s = dataclasses.replace(s, consecutive_inconclusive=0, passes=s.passes + int(evidence))
 
     if s.paused_reason:
         return decision(s, "Paused", interval)
 
-    # Promotion: the candidate at full size and Ready becomes stable.
+    # Promotion: the candidate at full size and Ready becomes stable. With no steps (blue-green's
+    # default) the evidence rule applies here: the switch waits for the candidate's passing runs.
+    if not steps and not s.promoting and not s.promoted_by_person:
+        waiting = _evidence_gate(spec, s, now)
+        if waiting is not None:
+            if s.waiting_for is None:
+                events.append(("Normal", "AwaitingEvidence", f"revision {s.canary}: {waiting}"))
+            s = dataclasses.replace(s, waiting_for=waiting)
+            return decision(s, "Progressing", min(interval, 5.0))
     if s.promoting or s.step >= len(steps):
         if not s.promoting:
             s = dataclasses.replace(s, promoting=True, weight=100)
@@ -597,15 +689,17 @@ def _progress(
                     f"revision {s.canary}: weight {s.weight} → {step.set_weight} (step {s.step + 1}/{len(steps)})",
                 )
             )
-            s = dataclasses.replace(s, weight=step.set_weight, step_started_at=iso(now))
+            s = _next_step(s, now, step=s.step, weight=step.set_weight)
             return decision(s, "Progressing", fast)
-        evidence = not has_slo(spec) or (
-            s.last_verdict == Verdict.PASS.value and (parse_time(s.last_analysis_at) or now) >= started
-        )
-        if observed.candidate_ready and evidence:
-            s = dataclasses.replace(s, step=s.step + 1, step_started_at=iso(now))
+        if not observed.candidate_ready:
+            s = dataclasses.replace(s, waiting_for=None)
+            return decision(s, "Progressing", fast if not has_slo(spec) else min(interval, 5.0))
+        waiting = _evidence_gate(spec, s, now)
+        if waiting is None:
+            s = _next_step(s, now)
             return decision(s, "Progressing", fast)
-        return decision(s, "Progressing", fast if not has_slo(spec) else min(interval, 5.0))
+        s = dataclasses.replace(s, waiting_for=waiting)
+        return decision(s, "Progressing", min(interval, 5.0))
 
     assert step.pause is not None
     if step.pause.duration is None:
@@ -621,7 +715,24 @@ def _progress(
         s = dataclasses.replace(s, paused_reason=reason)
         return decision(s, "Paused", interval)
     remaining = started + parse_duration(step.pause.duration) - now
-    if remaining <= timedelta(0):
-        s = dataclasses.replace(s, step=s.step + 1, step_started_at=iso(now))
+    if remaining > timedelta(0):
+        return decision(s, "Progressing", min(remaining.total_seconds(), interval))
+    # The duration is a minimum: the pause ends with its evidence, never on its timer alone — where
+    # there is traffic to judge. A canary pausing at weight 0 (before its first setWeight) runs no
+    # pods; its later steps carry the rule (a canary must set a weight: API CEL rule).
+    judged = strategy in (Strategy.BLUE_GREEN, Strategy.SHADOW) or s.weight > 0
+    waiting = _evidence_gate(spec, s, now) if judged else None
+    if waiting is None:
+        s = _next_step(s, now)
         return decision(s, "Progressing", fast)
-    return decision(s, "Progressing", min(remaining.total_seconds(), interval))
+    if s.waiting_for is None:
+        events.append(
+            (
+                "Normal",
+                "PauseExtended",
+                f"revision {s.canary}: pause of step {s.step + 1}/{len(steps)} ended without evidence, "
+                f"{waiting}",
+            )
+        )
+    s = dataclasses.replace(s, waiting_for=waiting)
+    return decision(s, "Progressing", min(interval, 5.0))
