@@ -142,6 +142,21 @@ def test_too_many_gpus_stays_pending_unschedulable(kube, namespace):
             "spec.fallback.targets",
             "cannot be the ModelDeployment itself",
         ),
+        (
+            {"slo": {"window": "0s", "objectives": [{"metric": "errorRate", "maxPercent": 1}]}},
+            "spec.slo.window",
+            "window must be longer than 0s",
+        ),
+        (
+            {"rollout": {"analysis": {"interval": "500ms"}}},
+            "spec.rollout.analysis.interval",
+            "interval must be at least 1s",
+        ),
+        (
+            {"rollout": {"steps": [{"pause": {"duration": "1m"}}]}},
+            "spec.rollout.steps",
+            "strategy canary needs a setWeight step",
+        ),
     ],
     ids=[
         "max-lt-min",
@@ -152,6 +167,9 @@ def test_too_many_gpus_stays_pending_unschedulable(kube, namespace):
         "percentile",
         "tp-divides",
         "fallback-self",
+        "zero-window",
+        "sub-second-interval",
+        "canary-without-weight",
     ],
 )
 def test_api_server_and_offline_validation_agree(kube, namespace, spec, path, message):

@@ -524,6 +524,30 @@ INVALID = [
         id="duration-in-words",
     ),
     pytest.param(
+        setting("spec.slo.window", "0s"),
+        "spec.slo.window",
+        "window must be longer than 0s: every objective is a rate over it (e.g. 5m)",
+        id="zero-slo-window",
+    ),
+    pytest.param(
+        setting("spec.slo.window", "0m0.000s"),
+        "spec.slo.window",
+        "window must be longer than 0s: every objective is a rate over it (e.g. 5m)",
+        id="zero-slo-window-spelt-long",
+    ),
+    pytest.param(
+        setting("spec.rollout.analysis.interval", "0s"),
+        "spec.rollout.analysis.interval",
+        "interval must be at least 1s: each run queries Prometheus (e.g. 1m)",
+        id="zero-analysis-interval",
+    ),
+    pytest.param(
+        setting("spec.rollout.analysis.interval", "999ms"),
+        "spec.rollout.analysis.interval",
+        "interval must be at least 1s: each run queries Prometheus (e.g. 1m)",
+        id="sub-second-analysis-interval",
+    ),
+    pytest.param(
         setting("spec.fallback.after", "120"),
         "spec.fallback.after",
         "must be a duration such as 500ms, 90s, 5m or 1h30m (got '120')",
@@ -688,6 +712,7 @@ def test_valid_variants_are_accepted() -> None:
         (setting(f"{OBJ}[2].max", "-1.5"),),
         (setting("spec.rollout.steps", [{"setWeight": 1}, {"setWeight": 100}]),),
         (setting("spec.rollout.steps", []),),
+        (setting("spec.rollout.analysis.interval", "1s"), setting("spec.slo.window", "500ms")),
         (merging("spec.rollout", {"strategy": "blueGreen", "steps": [{"pause": {}}]}),),
         (merging("spec.rollout", {"strategy": "canary", "steps": [{"pause": {}}, {"setWeight": 5}]}),),
         (

@@ -12,10 +12,10 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from slogate.api.types import DNSLabel, DNSSubdomain, Duration, Quantity
+from slogate.api.types import DNSLabel, DNSSubdomain, Duration, Quantity, parse_duration
 
 # The engine flag tables are a leaf module (standard library only): the CRD's rules about
 # ``engine.args`` are generated from the same tables the operator builds command lines from.
@@ -34,6 +34,32 @@ def cel(
     if reason:
         out["reason"] = reason
     return out
+
+
+def at_least(field: str, minimum: str, message: str) -> dict[str, str]:
+    """A CEL rule holding the duration ``field`` to ``minimum`` or more (``"0s"``: strictly positive),
+    pointed at the field. ``slogate validate`` runs it offline; ``_check_at_least`` is its pydantic
+    twin, so the operator reports a stored object that predates the rule as ``InvalidSpec``."""
+    op = ">" if minimum == "0s" else ">="
+    return cel(
+        f"!has(self.{field}) || duration(self.{field}) {op} duration('{minimum}')",
+        message,
+        field_path=f".{field}",
+        reason="FieldValueInvalid",
+    )
+
+
+def _check_at_least(value: str, minimum: str, message: str) -> str:
+    least = parse_duration(minimum)
+    got = parse_duration(value)
+    if got < least or (minimum == "0s" and got == least):
+        raise ValueError(message)
+    return value
+
+
+SLO_WINDOW_MESSAGE = "window must be longer than 0s: every objective is a rate over it (e.g. 5m)"
+ANALYSIS_INTERVAL_MESSAGE = "interval must be at least 1s: each run queries Prometheus (e.g. 1m)"
+DRIFT_WINDOW_MESSAGE = "window must be longer than 0s: the length distributions are taken over it (e.g. 1h)"
 
 
 def _config(*rules: dict[str, str], extra: str = "forbid") -> ConfigDict:
@@ -382,6 +408,7 @@ class SLO(_Spec):
             field_path=".objectives",
             reason="FieldValueDuplicate",
         ),
+        at_least("window", "0s", SLO_WINDOW_MESSAGE),
     )
 
     window: Duration = "5m"
@@ -390,6 +417,11 @@ class SLO(_Spec):
     """Fewer requests than this in the window make a measurement inconclusive. Defaults to ``100``."""
     objectives: Annotated[list[Objective], Field(min_length=1, max_length=16)]
     """The objectives; all must hold."""
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        return _check_at_least(value, "0s", SLO_WINDOW_MESSAGE)
 
 
 class Pause(_Spec):
@@ -445,6 +477,13 @@ class PrometheusRef(_Spec):
 
 class Analysis(_Spec):
     """How the candidate is judged during a rollout."""
+
+    model_config = _config(at_least("interval", "1s", ANALYSIS_INTERVAL_MESSAGE))
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        return _check_at_least(value, "1s", ANALYSIS_INTERVAL_MESSAGE)
 
     interval: Duration = "1m"
     """Time between analysis runs. Defaults to ``1m``."""
@@ -639,6 +678,13 @@ class Budget(_Spec):
 class InputDrift(_Spec):
     """Input drift detection: the request mix (prompt and generation length distributions) compared
     with the baseline recorded when the stable revision was promoted (docs/drift.md)."""
+
+    model_config = _config(at_least("window", "0s", DRIFT_WINDOW_MESSAGE))
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        return _check_at_least(value, "0s", DRIFT_WINDOW_MESSAGE)
 
     enabled: bool = True
     """Compare the request mix with its baseline and report ``InputDrift``. Defaults to ``true``."""

@@ -80,6 +80,9 @@ def _pydantic_message(err: dict[str, Any]) -> str:
         return f'must be a string: quote the value, e.g. "{err["input"]}"'
     if kind in ("enum", "literal_error"):
         return f"{err['msg']} (got {err['input']!r})"
+    if kind == "value_error":
+        # A model's own check (its message is the CEL rule's, so the two are reported once).
+        return str(err["msg"]).removeprefix("Value error, ")
     return str(err["msg"])
 
 
