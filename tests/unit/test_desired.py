@@ -1096,8 +1096,9 @@ def test_autoscaler_choice(autoscaling, keda, chosen, kind, min_replicas, notes)
         assert scalers[0]["spec"]["minReplicaCount"] == min_replicas
     elif kind:
         assert scalers[0]["spec"]["minReplicas"] == min_replicas
-    assert len(state.notes) == len(notes)
-    for note, expected in zip(state.notes, notes, strict=True):
+    assert state.notes == []  # autoscaler notes are kept apart from the spec's (issue 14)
+    assert len(state.autoscaler_notes) == len(notes)
+    for note, expected in zip(state.autoscaler_notes, notes, strict=True):
         assert note.startswith(expected)
 
 
@@ -1343,7 +1344,9 @@ def test_object_order_and_kinds():
     ],
 )
 def test_spec_notes(changes, notes):
-    assert build(make_spec(**changes)).notes == notes
+    state = build(make_spec(**changes))
+    assert state.notes == notes
+    assert state.autoscaler_notes == []  # never reported as an autoscaler fallback
 
 
 # ------------------------------------------------------------------------------------- revision

@@ -27,6 +27,7 @@ from slogate.core.traffic import (
     build_httproute,
     promotion_replicas,
     replicas_for_weight,
+    rollout_sizes,
     root_selector,
 )
 
@@ -529,3 +530,81 @@ def test_doctests():
     result = doctest.testmod(slogate.core.traffic)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+# --- rollout_sizes: the GPU budget at every stage of a rollout (issue 14) -----------------------
+
+SIZES = dict(
+    strategy="canary",
+    weight=100,
+    full_size=True,
+    promoting=True,
+    mirror=False,
+    scaled_down=False,
+    stable_replicas=4,
+    canary_ready=0,
+    gpus_per_replica=1,
+    max_surge_gpus=2,
+    autoscaled=False,
+)
+
+
+@pytest.mark.parametrize(
+    ("change", "canary", "stable", "route"),
+    [
+        # promotion hands over within 2 GPUs of surge: never more than 4 + 2 replicas held
+        ({"canary_ready": 0}, 2, 4, 0),
+        ({"canary_ready": 1}, 3, 3, 25),
+        ({"canary_ready": 2}, 4, 2, 50),
+        ({"canary_ready": 4}, 4, 0, 100),
+        # no budget: full size at once, stable left at full size until the candidate is Ready
+        ({"max_surge_gpus": None, "canary_ready": 0}, 4, 4, 0),
+        # autoscaled stable: the autoscaler owns its size; full size at once
+        ({"autoscaled": True, "canary_ready": 1}, 4, None, 100),
+        # a canary weight within the budget, stable untouched
+        ({"promoting": False, "full_size": False, "weight": 50}, 2, 4, 50),
+        # shadow: a mirror of all traffic wants stable's size, capped by the budget
+        (
+            {"strategy": "shadow", "promoting": False, "full_size": False, "weight": 0, "mirror": True},
+            2,
+            4,
+            0,
+        ),
+        (
+            {
+                "strategy": "shadow",
+                "promoting": False,
+                "full_size": False,
+                "weight": 0,
+                "mirror": True,
+                "max_surge_gpus": None,
+            },
+            4,
+            4,
+            0,
+        ),  # no budget: the whole copy
+        # rolled back: candidate gone, stable restored to full size
+        ({"scaled_down": True, "promoting": False}, 0, 4, 0),
+        # blue-green: a whole copy, or none and a note
+        ({"strategy": "blueGreen", "promoting": False, "weight": 0, "max_surge_gpus": 4}, 4, 4, 0),
+        ({"strategy": "blueGreen", "promoting": False, "weight": 0}, 0, 4, 0),
+        ({"strategy": "blueGreen", "canary_ready": 4, "max_surge_gpus": 4}, 4, 0, 100),
+    ],
+)
+def test_rollout_sizes_keep_every_stage_within_the_gpu_budget(change, canary, stable, route):
+    args = {**SIZES, **change}
+    got = rollout_sizes(**args)
+    assert (got.canary, got.stable, got.route_weight) == (canary, stable, route)
+    budget = args["max_surge_gpus"]
+    if budget is not None and not args["autoscaled"]:
+        held = got.canary + (got.stable if got.stable is not None else args["stable_replicas"])
+        assert held * args["gpus_per_replica"] <= args["stable_replicas"] * args["gpus_per_replica"] + budget
+
+
+def test_rollout_sizes_say_why_the_budget_shapes_them():
+    assert "blueGreen runs a full second copy (4 replicas of 1 GPU) but gpuBudget.maxSurgeGPUs is 2" in (
+        rollout_sizes(**{**SIZES, "strategy": "blueGreen", "promoting": False, "weight": 0}).note
+    )
+    assert "2 candidate replicas of 4 while 4 stable replicas still serve" in rollout_sizes(**SIZES).note
+    assert "autoscaled" in rollout_sizes(**{**SIZES, "autoscaled": True}).note
+    assert rollout_sizes(**{**SIZES, "canary_ready": 4}).note == ""

@@ -42,7 +42,7 @@ from slogate.core.rollout import (
 )
 from slogate.core.rules import prometheus_rule
 from slogate.core.status import DeploymentObs, EventSpec, RevisionPlan, compute_status, status_patch
-from slogate.core.traffic import backend_of_target, build_httproute, replicas_for_weight, root_selector
+from slogate.core.traffic import backend_of_target, build_httproute, rollout_sizes, root_selector
 from slogate.errors import PermanentError, PrometheusUnavailable
 from slogate.telemetry import (
     MANAGED_OBJECTS,
@@ -194,21 +194,26 @@ class Reconciler:
 
         gpus_per_replica = spec.resources.gpu.count if spec.resources.gpu else 0
         notes: list[str] = []
-        if decision.candidate_scaled_down or st.canary is None:
+        sizes = None
+        if st.canary is None:
             canary_replicas = 0
-        elif decision.candidate_full_size:
-            canary_replicas = stable_size
         else:
-            # A shadow candidate takes a mirror of all of stable's traffic: stable's size, within the budget.
-            split = replicas_for_weight(
+            sizes = rollout_sizes(
+                strategy=spec.rollout.strategy.value,
+                weight=decision.canary_weight,
+                full_size=decision.candidate_full_size,
+                promoting=st.promoting,
+                mirror=decision.mirror,
+                scaled_down=decision.candidate_scaled_down,
                 stable_replicas=stable_size,
-                weight=100 if decision.mirror else decision.canary_weight,
+                canary_ready=cand.ready if cand else 0,
                 gpus_per_replica=gpus_per_replica,
                 max_surge_gpus=spec.rollout.gpu_budget.max_surge_gp_us,
+                autoscaled=spec.autoscaling is not None,
             )
-            canary_replicas = split.canary
-            if split.capped_by_budget:
-                notes.append(split.message)
+            canary_replicas = sizes.canary
+            if sizes.note:
+                notes.append(sizes.note)
 
         pods = self.kube.list("v1", "Pod", namespace, selector=f"{C.LABEL_DEPLOYMENT}={name}")
         pods = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
@@ -231,6 +236,7 @@ class Reconciler:
             aliases=self._aliases(namespace, name),
         )
         objects = list(desired.objects)
+        notes += desired.notes  # settings the spec asks for that cannot apply: the headline says so
         if caps.prometheus_rules and spec.slo:
             # Recording rules and multiwindow burn-rate alerts generated from the SLO (docs/alerting.md).
             objects.append(
@@ -248,6 +254,7 @@ class Reconciler:
             notes,
             fallback,
             candidate_ready=observed_rollout.candidate_ready,
+            route_weight=sizes.route_weight if sizes is not None else 0,
         )
         if check is not None and not check.fits_at_all:
             # The shape can never be scheduled: create no pods, say why in status instead.
@@ -260,6 +267,13 @@ class Reconciler:
             live = int((existing[current].get("spec") or {}).get("replicas") or 1)
             self.kube.scale(namespace, deployment_name(name, current), live)
             result.writes += 1
+        if sizes is not None and sizes.stable is not None and st.stable in existing and st.stable != current:
+            # The stable track shrinks as a promoted candidate becomes Ready (within the GPU budget),
+            # and is back at full size whenever no promotion is under way.
+            live = int((existing[st.stable].get("spec") or {}).get("replicas") or 0)
+            if live != sizes.stable and st.stable not in decision.retire:
+                self.kube.scale(namespace, deployment_name(name, st.stable), sizes.stable)
+                result.writes += 1
         result.writes += self._apply(objects, children, body)
         result.writes += self._prune(objects, children, decision.retire, namespace)
 
@@ -280,7 +294,7 @@ class Reconciler:
             pods=pods,
             preflight=check,
             autoscaler=desired.autoscaler,
-            notes=list(desired.notes),
+            notes=list(desired.autoscaler_notes),
             old=old_status,
             now=now,
             rollout_phase=decision.rollout_phase,
@@ -664,6 +678,7 @@ class Reconciler:
         fallback: FallbackDecision | None = None,
         *,
         candidate_ready: bool = False,
+        route_weight: int = 0,
     ) -> None:
         """Traffic: the root Service's selector, and the HTTPRoute for the gatewayAPI router."""
         gateway = spec.rollout.traffic.router == Router.GATEWAY_API
@@ -695,7 +710,7 @@ class Reconciler:
             )
             return
         assert spec.rollout.traffic.gateway_api is not None
-        weight = decision.canary_weight if candidate_ready else 0
+        weight = route_weight if candidate_ready else 0
         mirror = decision.mirror and candidate_ready
         objects.append(
             build_httproute(

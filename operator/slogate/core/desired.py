@@ -181,7 +181,10 @@ class DesiredState:
     autoscaler: str | None
     """``keda``, ``hpa`` or ``None`` (fixed replicas). The controller deletes the other kind."""
     notes: list[str] = field(default_factory=list)
-    """Plain-words notes for status: fallbacks taken and settings ignored."""
+    """Plain-words notes for the status headline: settings ignored, a revision not built."""
+    autoscaler_notes: list[str] = field(default_factory=list)
+    """Why the autoscaler is not the one asked for (``status.autoscaler`` and the
+    ``AutoscalerFallback`` Event carry these, and only these)."""
 
 
 @dataclass(frozen=True)
@@ -1011,9 +1014,8 @@ def build_desired(
         stable_revision=stable_revision,
         prometheus_url=prometheus_url,
     )
-    notes += scaler_notes
     if scaler is not None:
         objects.append(scaler)
     if caps.prometheus_operator:
         objects.append(build_pod_monitor(name=name, namespace=namespace, owner=owner))
-    return DesiredState(objects=objects, autoscaler=autoscaler, notes=notes)
+    return DesiredState(objects=objects, autoscaler=autoscaler, notes=notes, autoscaler_notes=scaler_notes)

@@ -238,6 +238,100 @@ def promotion_replicas(
 # ----------------------------------------------------------------------------------- selector
 
 
+@dataclass(frozen=True)
+class RolloutSizes:
+    """How many replicas each track runs this pass, and the weight the route gives the candidate."""
+
+    canary: int
+    """Replicas of the candidate's Deployment."""
+    stable: int | None
+    """Replicas the stable Deployment must have, or None to leave it alone (an autoscaler owns it,
+    or there is no rollout)."""
+    route_weight: int
+    """Percent for the candidate's backend in an HTTPRoute (the handover's effective share while a
+    promotion is under way; the decision's weight otherwise)."""
+    note: str = ""
+    """Why the GPU budget shaped these counts, in plain words; empty when it did not."""
+
+
+def rollout_sizes(
+    *,
+    strategy: str,
+    weight: int,
+    full_size: bool,
+    promoting: bool,
+    mirror: bool,
+    scaled_down: bool,
+    stable_replicas: int,
+    canary_ready: int,
+    gpus_per_replica: int,
+    max_surge_gpus: int | None,
+    autoscaled: bool,
+) -> RolloutSizes:
+    """The replica counts of one rollout pass, within ``gpuBudget.maxSurgeGPUs`` at every stage.
+    Pure; consumed by ``controller.reconcile``, which scales the candidate (apply) and the stable
+    Deployment (scale subresource) to them.
+
+    - rolled back or aborted: candidate 0, stable back at full size;
+    - a canary weight: ``replicas_for_weight``; a shadow mirror: stable's size, within the budget;
+    - promotion (canary, shadow): ``promotion_replicas`` — the candidate grows by the budget while
+      stable gives up one replica per Ready candidate replica, so the GPUs held never exceed
+      stable's plus the budget, and the route's weight follows the Ready shares;
+    - blue-green: a full second copy or none; a budget smaller than a copy starts no candidate and
+      says so (a blue-green switch needs the whole copy Ready, there is no handover to make).
+
+    Under an autoscaler the stable track's size is the autoscaler's, so promotion cannot shrink it:
+    the candidate goes to full size at once, as before (a note says the budget is exceeded).
+
+    >>> z = dict(strategy="canary", weight=100, full_size=True, promoting=True, mirror=False,
+    ...          scaled_down=False, stable_replicas=4, gpus_per_replica=1, autoscaled=False)
+    >>> [(x.canary, x.stable, x.route_weight) for x in
+    ...  (rollout_sizes(**z, canary_ready=k, max_surge_gpus=2) for k in (1, 3, 4))]
+    [(3, 3, 25), (4, 1, 75), (4, 0, 100)]
+    """
+    own_stable = None if autoscaled else stable_replicas
+    if scaled_down:
+        return RolloutSizes(canary=0, stable=own_stable, route_weight=0)
+    slots = _budget_slots(gpus_per_replica, max_surge_gpus)
+    if strategy == "blueGreen" and not (promoting and canary_ready >= stable_replicas):
+        if slots is not None and slots < stable_replicas:
+            note = (
+                f"strategy blueGreen runs a full second copy ({_plural(stable_replicas, 'replica')} of "
+                f"{_plural(gpus_per_replica, 'GPU')}) but gpuBudget.maxSurgeGPUs is {max_surge_gpus}: "
+                "raise the budget to a whole copy, or use canary"
+            )
+            return RolloutSizes(canary=0, stable=own_stable, route_weight=0, note=note)
+        return RolloutSizes(canary=stable_replicas, stable=own_stable, route_weight=weight)
+    if promoting and full_size:
+        if autoscaled:
+            note = (
+                "the stable track is autoscaled, so the promotion cannot hand replicas over within "
+                "gpuBudget.maxSurgeGPUs: the candidate goes to full size at once"
+                if slots is not None and slots < stable_replicas
+                else ""
+            )
+            return RolloutSizes(canary=stable_replicas, stable=None, route_weight=weight, note=note)
+        split = promotion_replicas(
+            replicas=stable_replicas,
+            canary_ready=canary_ready,
+            gpus_per_replica=gpus_per_replica,
+            max_surge_gpus=max_surge_gpus,
+        )
+        # Ready shares during the handover: the candidate's Ready replicas against what stable keeps.
+        ready = min(canary_ready, stable_replicas)
+        share = 100 if split.stable == 0 else round(100 * ready / (ready + split.stable))
+        return RolloutSizes(canary=split.canary, stable=split.stable, route_weight=share, note=split.message)
+    if full_size:  # a person's promote --full before the promoting flag, or defensive
+        return RolloutSizes(canary=stable_replicas, stable=own_stable, route_weight=weight)
+    split = replicas_for_weight(
+        stable_replicas=stable_replicas,
+        weight=100 if mirror else weight,
+        gpus_per_replica=gpus_per_replica,
+        max_surge_gpus=max_surge_gpus,
+    )
+    return RolloutSizes(canary=split.canary, stable=own_stable, route_weight=weight, note=split.message)
+
+
 def root_selector(*, name: str, fallback_model_deployment: str | None) -> dict[str, str]:
     """Selector of the root Service ``NAME`` for the ``replicas`` router. Pure; consumed by
     ``controller.reconcile`` when it builds the root Service.
