@@ -140,17 +140,26 @@ async def _worker(index: int) -> None:
         namespace, name = key  # type: ignore[misc]
         try:
             result = await asyncio.to_thread(RUNTIME.reconciler.reconcile, namespace, name)
+            queue.forget(key)
             if result.requeue_after:
                 queue.add_after(key, result.requeue_after)
-        except TransientError as exc:
-            log.warning("reconcile %s/%s: %s (retry in %.0fs)", namespace, name, exc, exc.delay)
-            queue.add_after(key, max(exc.delay, 1.0))
-        except PermanentError as exc:
-            log.error("reconcile %s/%s: %s", namespace, name, exc)
-            queue.add_after(key, 30.0)
-        except Exception:
-            log.exception("reconcile %s/%s failed", namespace, name)
-            queue.add_after(key, 10.0)
+        except Exception as exc:
+            # Per-object exponential backoff (Retry-After honoured); the server's message reaches
+            # the ModelDeployment's status and an Event.
+            at_least = exc.delay if isinstance(exc, TransientError) else 0.0
+            delay = queue.add_rate_limited(key, at_least=at_least)
+            if isinstance(exc, (TransientError, PermanentError)):
+                log.warning(
+                    "reconcile %s/%s: %s (retry %d in %.3gs)",
+                    namespace,
+                    name,
+                    exc,
+                    queue.failures(key),
+                    delay,
+                )
+            else:
+                log.exception("reconcile %s/%s failed (retry in %.3gs)", namespace, name, delay)
+            await asyncio.to_thread(RUNTIME.reconciler.report_failure, namespace, name, exc)
         finally:
             queue.done(key)
 
@@ -161,7 +170,8 @@ async def _resync() -> None:
         await asyncio.sleep(RUNTIME.config.resync_seconds)
         phases: dict[str, int] = {}
         for (namespace, name), phase in list(RUNTIME.known.items()):
-            _enqueue(namespace, name)
+            if RUNTIME.queue is not None:
+                RUNTIME.queue.add_resync((namespace, name))
             phases[phase] = phases.get(phase, 0) + 1
         for phase in (
             "Pending",

@@ -617,6 +617,34 @@ class Reconciler:
         self._node_products = (now, products)
         return {k: v for k, v in products.items() if v}
 
+    def report_failure(self, namespace: str, name: str, exc: BaseException) -> None:
+        """Put a failed pass on the ModelDeployment: condition ``Ready=False`` (reason
+        ``ReconcileFailed``) with the server's message, the headline message and a Warning Event.
+        The text carries no attempt count or delay, so a repeated failure writes no status again
+        (no watch event, no retry outside the backoff). Never raises: the API server may be the
+        thing that is failing."""
+        try:
+            body = self.kube.get(C.API_VERSION, C.KIND, namespace, name)
+            if body is None or body["metadata"].get("deletionTimestamp"):
+                return
+            now = self.clock()
+            old: dict[str, Any] = body.get("status") or {}
+            message = f"reconcile failed, retrying with backoff: {exc}"[:1024]
+            conditions, changed = set_condition(
+                list(old.get("conditions") or []),
+                type="Ready",
+                status="False",
+                reason="ReconcileFailed",
+                message=message,
+                observed_generation=int(body["metadata"].get("generation") or 0),
+                now=now,
+            )
+            new = {**old, "conditions": conditions, "message": message}
+            events = [EventSpec("Warning", "ReconcileFailed", message)] if changed else []
+            self._write_status(body, old, new, events, now)
+        except Exception:
+            log.warning("could not report the failure of %s/%s in its status", namespace, name, exc_info=True)
+
     # ------------------------------------------------------------------ helpers
     def _count_managed(self, namespace: str, name: str, objects: list[dict[str, Any]]) -> None:
         counts: dict[str, int] = {}
