@@ -203,3 +203,13 @@ def test_selectors():
     assert not selector_matches({"a": "b"}, {"a": "c"})
     with pytest.raises(ValueError, match="equality"):
         parse_selector("a in (b)")
+
+
+def test_the_local_service_range_holds_5000_modeldeployments_in_a_rollout():
+    import ipaddress
+
+    from slogate.dev.cluster import SERVICE_CIDR
+
+    usable = ipaddress.ip_network(SERVICE_CIDR).num_addresses - 2
+    assert usable >= 5000 * 3, SERVICE_CIDR  # NAME, NAME-stable and NAME-canary each
+    assert ipaddress.ip_address("10.0.0.1") in ipaddress.ip_network(SERVICE_CIDR)  # pki's service IP

@@ -97,6 +97,21 @@ class Result:
     requeue_after: float | None = None
 
 
+def _not_ready(
+    old: dict[str, Any], reason: str, message: str, generation: int, now: datetime
+) -> tuple[list[dict[str, Any]], bool]:
+    """``Ready=False`` with ``reason`` and ``message`` set on the old status' conditions. Pure."""
+    return set_condition(
+        list(old.get("conditions") or []),
+        type="Ready",
+        status="False",
+        reason=reason,
+        message=message,
+        observed_generation=generation,
+        now=now,
+    )
+
+
 class Reconciler:
     """Reconciles ModelDeployments with one Kube adapter and one configuration."""
 
@@ -630,14 +645,8 @@ class Reconciler:
             now = self.clock()
             old: dict[str, Any] = body.get("status") or {}
             message = f"reconcile failed, retrying with backoff: {exc}"[:1024]
-            conditions, changed = set_condition(
-                list(old.get("conditions") or []),
-                type="Ready",
-                status="False",
-                reason="ReconcileFailed",
-                message=message,
-                observed_generation=int(body["metadata"].get("generation") or 0),
-                now=now,
+            conditions, changed = _not_ready(
+                old, "ReconcileFailed", message, int(body["metadata"].get("generation") or 0), now
             )
             new = {**old, "conditions": conditions, "message": message}
             events = [EventSpec("Warning", "ReconcileFailed", message)] if changed else []
@@ -777,15 +786,7 @@ class Reconciler:
             if not flags:
                 return spec
             problems = "; ".join(f"spec.engine.args[{p.index}]: {p.message}" for p in flags[:5])
-        conditions, _ = set_condition(
-            list(old.get("conditions") or []),
-            type="Ready",
-            status="False",
-            reason="InvalidSpec",
-            message=problems,
-            observed_generation=generation,
-            now=now,
-        )
+        conditions, _ = _not_ready(old, "InvalidSpec", problems, generation, now)
         new = {
             **old,
             "observedGeneration": generation,

@@ -37,7 +37,10 @@ from slogate.dev import crds, pki
 from slogate.dev.nodes import NodeSet, build_nodes
 from slogate.dev.versions import ensure_binaries
 
-SERVICE_CIDR = "10.0.0.0/24"
+SERVICE_CIDR = "10.0.0.0/16"
+"""Room for 65,534 Services: every ModelDeployment has two or three (``NAME``, ``NAME-stable``,
+``NAME-canary`` in a rollout), so a /24 ran out at ~127 ModelDeployments ("range is full") and the
+scale benchmarks need 5,000."""
 POD_CIDR = "10.244.0.0/16"
 
 # Audit every write at Metadata level: tests count the operator's writes from the audit log. Shared
