@@ -290,7 +290,6 @@ class Reconciler:
                 self.kube.scale(namespace, deployment_name(name, st.stable), sizes.stable)
                 result.writes += 1
         result.writes += self._apply(objects, children, body)
-        result.writes += self._prune(objects, children, decision.retire, namespace)
 
         # Observe again only what we need for status: Deployments after apply.
         observed = {}
@@ -353,6 +352,13 @@ class Reconciler:
         )
         new_status["sloVerdict"] = st.last_verdict or old_status.get("sloVerdict")
         result.writes += self._write_status(body, old_status, new_status, rollout_events + events, now)
+        # Deletions come after the status that records why: an operator killed in between finds the
+        # promotion recorded and the old revision an orphan, which this pass then deletes. (Deleting
+        # first, a restart found stable's Deployment gone and redeployed the spec as a new first
+        # revision, losing the promotion from history.)
+        result.writes += self._prune(
+            objects, children, decision.retire, namespace, keep=(st.stable, st.canary)
+        )
         if command is not None:
             result.writes += self._clear_command(body)
         requeue = decision.requeue_after
@@ -898,15 +904,19 @@ class Reconciler:
         children: dict[str, list[dict[str, Any]]],
         retire: tuple[str, ...],
         namespace: str,
+        *,
+        keep: tuple[str | None, ...] = (),
     ) -> int:
-        """Delete children no longer desired; a revision's Deployment only when the plan retires it."""
+        """Delete children no longer desired; a revision's Deployment when the plan retires it or
+        when it is neither of the revisions the state keeps (an orphan of an interrupted pass)."""
         wanted = {(o["kind"], o["metadata"]["name"]) for o in objects}
         writes = 0
         for api_version, kind in CHILD_KINDS:
             for live in children.get(kind, []):
                 lname = live["metadata"]["name"]
                 if kind == "Deployment":
-                    if live["metadata"].get("labels", {}).get(C.LABEL_REVISION) not in retire:
+                    rev = live["metadata"].get("labels", {}).get(C.LABEL_REVISION)
+                    if rev not in retire and (not keep or rev in keep):
                         continue
                 elif (kind, lname) in wanted:
                     continue

@@ -1,0 +1,85 @@
+"""An operator killed right after each kind of write of a rollout resumes from status alone (issue 14).
+
+The test watches the ModelDeployment and its Deployments and, each time it sees the effect of a new
+write — the candidate's Deployment created or scaled, a step or weight recorded in status, the
+stable track scaled in the handover, the old revision deleted — kills the operator with SIGKILL
+and starts a new one. Every rollout must still reach the outcome an uninterrupted one reaches, each
+decision taken once: two WeightSet Events, one promotion, one Deployment left.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from kubernetes import client
+
+from slogate.dev.cluster import LocalCluster
+from tests.integration.test_operator import GROUP, PLURAL, VERSION, describe, events_for, get_md, operator_for
+from tests.integration.test_rollout import history, manifest, new_model, start
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: LocalCluster):
+    op = operator_for(cluster, cluster.logs / "operator-restart.log")
+    op.start()
+    yield op
+    op.stop()
+
+
+def snapshot(kube, namespace: str, name: str) -> tuple:
+    st = get_md(kube, namespace, name).get("status") or {}
+    deps = client.AppsV1Api(kube).list_namespaced_deployment(
+        namespace, label_selector=f"slogate.io/deployment={name}"
+    )
+    sizes = tuple(sorted((d.metadata.name, d.spec.replicas) for d in deps.items))
+    rollout = st.get("rollout") or {}
+    return (
+        st.get("stableRevision"),
+        st.get("canaryRevision"),
+        st.get("currentStep"),
+        st.get("canaryWeight"),
+        bool(rollout.get("promoting")),
+        sizes,
+    )
+
+
+def test_an_operator_killed_after_every_kind_of_write_reaches_the_same_outcome(
+    cluster, kube, namespace, operator
+):
+    doc = manifest(
+        "restarts",
+        steps=[{"setWeight": 25}, {"pause": {"duration": "2s"}}, {"setWeight": 50}],
+        gpuBudget={"maxSurgeGPUs": 1},  # a handover in steps: stable is scaled during the promotion
+    )
+    doc["spec"]["replicas"] = 3
+    start(kube, namespace, doc)
+    patch, new = new_model(doc, "hf://google/gemma-2-9b-it")
+    client.CustomObjectsApi(kube).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "restarts", patch
+    )
+    last = snapshot(kube, namespace, "restarts")
+    kills: list[tuple] = []
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        now = snapshot(kube, namespace, "restarts")
+        if now[0] == new and now[1] is None and len(now[5]) == 1:
+            break
+        if now != last:
+            operator.kill()  # right after the write whose effect we just saw
+            kills.append(now)
+            last = now
+            time.sleep(0.5)
+            operator.start()
+        time.sleep(0.2)
+    else:
+        raise AssertionError(
+            f"the rollout did not finish; kills at {kills}:\n{describe(kube, namespace, 'restarts')}"
+        )
+    assert len(kills) >= 5, kills  # step, weight, candidate scale, handover, promotion, deletion
+    weights = [e.message for e in events_for(kube, namespace, "restarts") if e.reason == "WeightSet"]
+    assert len(weights) == 2, weights  # 0 → 25 and 25 → 50, each once
+    outcomes = [h["outcome"] for h in history(kube, namespace, "restarts")]
+    assert outcomes.count("Promoted") == 1, outcomes
+    assert [e.reason for e in events_for(kube, namespace, "restarts")].count("Promoted") == 1
+    assert snapshot(kube, namespace, "restarts")[5] == ((f"restarts-{new}", 3),)
