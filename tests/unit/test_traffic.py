@@ -537,7 +537,6 @@ def test_doctests():
 SIZES = dict(
     strategy="canary",
     weight=100,
-    full_size=True,
     promoting=True,
     mirror=False,
     scaled_down=False,
@@ -562,10 +561,10 @@ SIZES = dict(
         # autoscaled stable: the autoscaler owns its size; full size at once
         ({"autoscaled": True, "canary_ready": 1}, 4, None, 100),
         # a canary weight within the budget, stable untouched
-        ({"promoting": False, "full_size": False, "weight": 50}, 2, 4, 50),
+        ({"promoting": False, "weight": 50}, 2, 4, 50),
         # shadow: a mirror of all traffic wants stable's size, capped by the budget
         (
-            {"strategy": "shadow", "promoting": False, "full_size": False, "weight": 0, "mirror": True},
+            {"strategy": "shadow", "promoting": False, "weight": 0, "mirror": True},
             2,
             4,
             0,
@@ -574,7 +573,6 @@ SIZES = dict(
             {
                 "strategy": "shadow",
                 "promoting": False,
-                "full_size": False,
                 "weight": 0,
                 "mirror": True,
                 "max_surge_gpus": None,

@@ -216,7 +216,6 @@ class Reconciler:
             sizes = rollout_sizes(
                 strategy=spec.rollout.strategy.value,
                 weight=decision.canary_weight,
-                full_size=decision.candidate_full_size,
                 promoting=st.promoting,
                 mirror=decision.mirror,
                 scaled_down=decision.candidate_scaled_down,

@@ -258,7 +258,6 @@ def rollout_sizes(
     *,
     strategy: str,
     weight: int,
-    full_size: bool,
     promoting: bool,
     mirror: bool,
     scaled_down: bool,
@@ -283,7 +282,7 @@ def rollout_sizes(
     Under an autoscaler the stable track's size is the autoscaler's, so promotion cannot shrink it:
     the candidate goes to full size at once, as before (a note says the budget is exceeded).
 
-    >>> z = dict(strategy="canary", weight=100, full_size=True, promoting=True, mirror=False,
+    >>> z = dict(strategy="canary", weight=100, promoting=True, mirror=False,
     ...          scaled_down=False, stable_replicas=4, gpus_per_replica=1, autoscaled=False)
     >>> [(x.canary, x.stable, x.route_weight) for x in
     ...  (rollout_sizes(**z, canary_ready=k, max_surge_gpus=2) for k in (1, 3, 4))]
@@ -302,7 +301,7 @@ def rollout_sizes(
             )
             return RolloutSizes(canary=0, stable=own_stable, route_weight=0, note=note)
         return RolloutSizes(canary=stable_replicas, stable=own_stable, route_weight=weight)
-    if promoting and full_size:
+    if promoting:
         if autoscaled:
             note = (
                 "the stable track is autoscaled, so the promotion cannot hand replicas over within "
@@ -321,8 +320,6 @@ def rollout_sizes(
         ready = min(canary_ready, stable_replicas)
         share = 100 if split.stable == 0 else round(100 * ready / (ready + split.stable))
         return RolloutSizes(canary=split.canary, stable=split.stable, route_weight=share, note=split.message)
-    if full_size:  # a person's promote --full before the promoting flag, or defensive
-        return RolloutSizes(canary=stable_replicas, stable=own_stable, route_weight=weight)
     split = replicas_for_weight(
         stable_replicas=stable_replicas,
         weight=100 if mirror else weight,
