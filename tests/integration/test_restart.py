@@ -59,6 +59,7 @@ def test_an_operator_killed_after_every_kind_of_write_reaches_the_same_outcome(
         GROUP, VERSION, namespace, PLURAL, "restarts", patch
     )
     last = snapshot(kube, namespace, "restarts")
+    old_stable = f"restarts-{last[0]}"
     kills: list[tuple] = []
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -76,7 +77,13 @@ def test_an_operator_killed_after_every_kind_of_write_reaches_the_same_outcome(
         raise AssertionError(
             f"the rollout did not finish; kills at {kills}:\n{describe(kube, namespace, 'restarts')}"
         )
-    assert len(kills) >= 5, kills  # step, weight, candidate scale, handover, promotion, deletion
+    # How many writes the 0.2 s poll sees apart depends on the machine (one CI run saw only 4),
+    # so what is asserted is that kills landed in both halves of the rollout: while a
+    # canary step held traffic, and during the handover, when stable is scaled down step by step.
+    in_steps = [k for k in kills if k[3] and not k[4] and dict(k[5]).get(old_stable) == 3]
+    in_handover = [k for k in kills if k[4] or dict(k[5]).get(old_stable, 3) < 3]
+    assert in_steps and in_handover, kills
+    assert len(kills) >= 3, kills
     weights = [e.message for e in events_for(kube, namespace, "restarts") if e.reason == "WeightSet"]
     assert len(weights) == 2, weights  # 0 → 25 and 25 → 50, each once
     outcomes = [h["outcome"] for h in history(kube, namespace, "restarts")]
