@@ -37,6 +37,28 @@ API_WRITES = Counter(
     ["verb", "kind"],
     registry=REGISTRY,
 )
+API_READS = Counter(
+    "slogate_api_reads_total",
+    "Reads the operator sent to the Kubernetes API outside its watch caches, by verb and kind "
+    "(at rest this stays flat: passes read the caches).",
+    ["verb", "kind"],
+    registry=REGISTRY,
+)
+CACHE_LISTS = Counter(
+    "slogate_cache_lists_total",
+    "LIST pages the watch caches requested (at start-up, and after a 410 Gone), by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+CACHE_EVENTS = Counter(
+    "slogate_cache_watch_events_total",
+    "Watch events the caches received, by kind and type.",
+    ["kind", "type"],
+    registry=REGISTRY,
+)
+CACHE_OBJECTS = Gauge(
+    "slogate_cache_objects", "Objects held in the watch caches, by kind.", ["kind"], registry=REGISTRY
+)
 MANAGED_OBJECTS = Gauge(
     "slogate_managed_objects", "Child objects the operator manages, by kind.", ["kind"], registry=REGISTRY
 )

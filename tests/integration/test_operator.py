@@ -458,6 +458,14 @@ def test_idle_and_restart_make_zero_writes(cluster, kube, namespace, operator):
         if w["objectRef"].get("namespace") == namespace
     ]
     assert writes == [], json.dumps([(w["verb"], w["objectRef"]) for w in writes], indent=1)
+    # Nor reads: passes read the watch caches. Discovery (optional APIs, refreshed every 60 s) is
+    # the only GET an idle operator sends.
+    reads = [
+        (r["verb"], r["requestURI"])
+        for r in cluster.audit_reads(cluster.operator_user, since=since)
+        if r["requestURI"].split("?")[0].rstrip("/").count("/") > 3  # /apis/<group>/<version>: discovery
+    ]
+    assert reads == [], json.dumps(reads, indent=1)
 
     operator.stop()
     since = time.time()

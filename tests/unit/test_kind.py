@@ -292,3 +292,11 @@ def test_the_docker_build_context_leaves_out_the_venv_but_not_what_the_image_cop
         src for m in re.finditer(r"^COPY (?!--from)(.+) \S+$", dockerfile, re.M) for src in m.group(1).split()
     ]
     assert copied and all(src.rstrip("/") not in ignored for src in copied), copied
+
+
+def test_the_audit_policy_records_the_reads_of_every_operator_under_test():
+    from slogate.dev import kind, pki
+    from slogate.dev.cluster import OPERATOR_USERS
+
+    assert pki.CLIENTS["operator"][0] in OPERATOR_USERS  # local and attached
+    assert kind.OPERATOR_USER in OPERATOR_USERS  # the chart's ServiceAccount on kind

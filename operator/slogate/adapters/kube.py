@@ -17,8 +17,9 @@ from kubernetes.client.rest import ApiException
 
 from slogate import constants as C
 from slogate.core.naming import Capabilities
+from slogate.core.preflight import NodeInfo, node_info_from
 from slogate.errors import PermanentError, TransientError
-from slogate.telemetry import API_WRITES
+from slogate.telemetry import API_READS, API_WRITES
 
 PLURALS = {
     "Deployment": "deployments",
@@ -117,6 +118,7 @@ class Kube:
     # ----------------------------------------------------------------- reads
     def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
+        API_READS.labels(verb="get", kind=kind).inc()
         try:
             return self._call("GET", _path(api_version, kind, namespace, name))
         except ApiException as exc:
@@ -129,6 +131,7 @@ class Kube:
     ) -> list[dict[str, Any]]:
         """Objects of a kind in a namespace (all namespaces when None), optionally by label selector."""
         query = [("labelSelector", selector)] if selector else []
+        API_READS.labels(verb="list", kind=kind).inc()
         try:
             result = self._call("GET", _path(api_version, kind, namespace), query=query)
         except ApiException as exc:
@@ -169,6 +172,21 @@ class Kube:
         with self._lock:
             self._caps = (time.monotonic(), caps)
         return caps
+
+    def node_infos(self) -> list[NodeInfo]:
+        """Every Node with what its pods hold, for the GPU preflight: two LISTs (a watch cache,
+        ``adapters.cache.CachedKube``, answers this without a request). Without the right to list
+        Pods cluster-wide, free capacity is estimated from allocatable only."""
+        nodes = self.list("v1", "Node", None)
+        try:
+            all_pods = self.list("v1", "Pod", None)
+        except PermanentError:
+            all_pods = []
+        by_node: dict[str, list[dict[str, Any]]] = {}
+        for p in all_pods:
+            if node := (p.get("spec") or {}).get("nodeName"):
+                by_node.setdefault(node, []).append(p)
+        return [node_info_from(n, by_node.get(n["metadata"]["name"], [])) for n in nodes]
 
     # ----------------------------------------------------------------- writes
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -232,9 +250,9 @@ class Kube:
             content_type="application/merge-patch+json",
         )
 
-    def patch_metadata(self, namespace: str, name: str, metadata: dict[str, Any]) -> None:
+    def patch_metadata(self, namespace: str, name: str, metadata: dict[str, Any]) -> dict[str, Any]:
         """Merge-patch the ModelDeployment's metadata (to clear a consumed command annotation)."""
-        self._write(
+        return self._write(
             "patch",
             C.KIND,
             "PATCH",

@@ -1,8 +1,10 @@
 """kopf handlers: thin, level-triggered glue around ``Reconciler``.
 
-Watch events (of ModelDeployments and of the Deployments and Pods they own) only enqueue the
-owning ModelDeployment; workers reconcile it from fresh reads; a resync loop re-enqueues every
-ModelDeployment periodically. Event handlers and an in-memory index persist nothing, so the operator
+Watch-fed caches (``adapters.cache``) hold ModelDeployments, the objects they own, Pods and Nodes;
+each change they see only enqueues the owning ModelDeployment; workers reconcile it from the caches,
+so a pass sends no read to the API server; a resync loop re-enqueues every cached ModelDeployment
+periodically and costs writes only where the plan differs from the live state. kopf runs the
+process (start-up, clean-up, liveness, signals); nothing here persists state, so the operator
 writes no progress annotations and puts no finalizer on objects: deleting a ModelDeployment while
 the operator is down still works (the garbage collector removes the children).
 """
@@ -16,9 +18,10 @@ from typing import Any
 import kopf
 
 from slogate import constants as C
+from slogate.adapters.cache import CachedKube, Informer, informers_for
 from slogate.config import OperatorConfig
 from slogate.controller.queue import WorkQueue
-from slogate.controller.reconcile import Reconciler
+from slogate.controller.reconcile import CHILD_KINDS, Reconciler
 from slogate.errors import PermanentError, TransientError
 from slogate.telemetry import MODEL_DEPLOYMENTS
 
@@ -33,8 +36,12 @@ class Runtime:
         self.reconciler: Reconciler | None = None
         self.queue: WorkQueue | None = None
         self.tasks: list[asyncio.Task[None]] = []
-        self.known: dict[tuple[str, str], str] = {}
         self.kube: Any = None
+        self.informers: list[Informer] = []
+
+    def modeldeployments(self) -> list[dict[str, Any]]:
+        """Every cached ModelDeployment."""
+        return [o for i in self.informers if i.watched.kind == C.KIND for o in i.store.list(None)]
 
 
 RUNTIME = Runtime()
@@ -73,20 +80,56 @@ def _enqueue(namespace: str | None, name: str | None) -> None:
         RUNTIME.queue.add((namespace, name))
 
 
+def owner_key(obj: dict[str, Any]) -> tuple[str, str] | None:
+    """The ModelDeployment a cached object's change concerns: itself, or the one its
+    ``slogate.io/deployment`` label names (Nodes and other tenants' Pods concern none). Pure."""
+    meta = obj.get("metadata") or {}
+    namespace = meta.get("namespace")
+    if not namespace:
+        return None
+    if obj.get("kind") == C.KIND:
+        return (namespace, meta["name"])
+    owner = (meta.get("labels") or {}).get(C.LABEL_DEPLOYMENT)
+    return (namespace, owner) if owner else None
+
+
+def start_caches(loop: asyncio.AbstractEventLoop, config: OperatorConfig) -> CachedKube:
+    """Start the informers; their changes enqueue the owning ModelDeployment on ``loop``."""
+
+    def on_change(obj: dict[str, Any]) -> None:
+        key = owner_key(obj)
+        if key is not None and RUNTIME.queue is not None:
+            loop.call_soon_threadsafe(RUNTIME.queue.add, key)
+
+    RUNTIME.informers = informers_for(RUNTIME.kube, list(config.namespaces), CHILD_KINDS, on_change)
+    for informer in RUNTIME.informers:
+        informer.start()
+    return CachedKube(RUNTIME.kube, RUNTIME.informers)
+
+
 @kopf.on.startup()
 async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     assert RUNTIME.config is not None and RUNTIME.reconciler is not None
     configure(settings, RUNTIME.config)
     RUNTIME.queue = WorkQueue()
     config = RUNTIME.config
+    # Caches warm on a standby replica too (as controller-runtime's do): a new leader starts at once.
+    cached = start_caches(asyncio.get_running_loop(), config)
+    RUNTIME.reconciler.kube = cached
 
     async def start_workers() -> None:
+        # No pass before every cache has its first LIST: a Deployment not yet cached would look absent.
+        while not await asyncio.to_thread(cached.wait_synced, 10.0):
+            log.info(
+                "waiting for the caches to sync: %s",
+                [i.name for i in RUNTIME.informers if not i.synced.is_set()],
+            )
         for i in range(config.workers):
             RUNTIME.tasks.append(asyncio.create_task(_worker(i), name=f"slogate-worker-{i}"))
         RUNTIME.tasks.append(asyncio.create_task(_resync(), name="slogate-resync"))
         # Everything seen while standing by is reconciled now.
-        for namespace, name in list(RUNTIME.known):
-            _enqueue(namespace, name)
+        for md in RUNTIME.modeldeployments():
+            _enqueue(md["metadata"]["namespace"], md["metadata"]["name"])
 
     if config.leader_election:
         from slogate.controller.leader import LeaderElector
@@ -102,34 +145,12 @@ async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 @kopf.on.cleanup()
 async def _cleanup(**_: Any) -> None:
+    for informer in RUNTIME.informers:
+        informer.stop()
     for task in RUNTIME.tasks:
         task.cancel()
     await asyncio.gather(*RUNTIME.tasks, return_exceptions=True)
     RUNTIME.tasks.clear()
-
-
-@kopf.on.event(C.GROUP, C.VERSION, C.PLURAL)
-async def _on_modeldeployment(
-    event: dict[str, Any], namespace: str | None, name: str | None, **_: Any
-) -> None:
-    if event.get("type") == "DELETED":
-        RUNTIME.known.pop((namespace or "", name or ""), None)
-        # One more reconcile finds it gone and removes its metric series (bounded cardinality).
-        _enqueue(namespace, name)
-        return
-    body = event.get("object") or {}
-    RUNTIME.known[(namespace or "", name or "")] = (body.get("status") or {}).get("phase") or "Pending"
-    _enqueue(namespace, name)
-
-
-@kopf.on.event("apps", "v1", "deployments", labels={C.LABEL_MANAGED_BY: "slogate"})
-async def _on_deployment(labels: dict[str, str], namespace: str | None, **_: Any) -> None:
-    _enqueue(namespace, labels.get(C.LABEL_DEPLOYMENT))
-
-
-@kopf.on.event("", "v1", "pods", labels={C.LABEL_DEPLOYMENT: kopf.PRESENT})
-async def _on_pod(labels: dict[str, str], namespace: str | None, **_: Any) -> None:
-    _enqueue(namespace, labels.get(C.LABEL_DEPLOYMENT))
 
 
 async def _worker(index: int) -> None:
@@ -169,9 +190,10 @@ async def _resync() -> None:
     while True:
         await asyncio.sleep(RUNTIME.config.resync_seconds)
         phases: dict[str, int] = {}
-        for (namespace, name), phase in list(RUNTIME.known.items()):
+        for md in RUNTIME.modeldeployments():
             if RUNTIME.queue is not None:
-                RUNTIME.queue.add_resync((namespace, name))
+                RUNTIME.queue.add_resync((md["metadata"]["namespace"], md["metadata"]["name"]))
+            phase = (md.get("status") or {}).get("phase") or "Pending"
             phases[phase] = phases.get(phase, 0) + 1
         for phase in (
             "Pending",

@@ -43,14 +43,18 @@ SERVICE_CIDR = "10.0.0.0/16"
 scale benchmarks need 5,000."""
 POD_CIDR = "10.244.0.0/16"
 
-# Audit every write at Metadata level: tests count the operator's writes from the audit log. Shared
-# with the kind cluster's API server (slogate.dev.kind.kind_config), so both paths count the same.
+# Audit every write at Metadata level, and the reads of the operators under test (the local one's
+# certificate user, the kind one's ServiceAccount): tests count the operator's writes and reads from
+# the audit log. Shared with the kind cluster's API server (slogate.dev.kind.kind_config), so both
+# paths count the same.
+OPERATOR_USERS = ["slogate-operator", "system:serviceaccount:slogate-system:slogate-operator"]
 AUDIT_POLICY: dict[str, Any] = {
     "apiVersion": "audit.k8s.io/v1",
     "kind": "Policy",
     "omitStages": ["RequestReceived", "ResponseStarted"],
     "rules": [
         {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
+        {"level": "Metadata", "users": OPERATOR_USERS, "verbs": ["get", "list"]},
         {"level": "None"},
     ],
 }
@@ -288,6 +292,18 @@ class LocalCluster:
             ctx.verify_mode = ssl.CERT_NONE
         with urllib.request.urlopen(url, context=ctx, timeout=2) as r:
             return r.status == 200
+
+    def _crds_established(self, names: list[str]) -> bool:
+        """Whether every named CRD has condition ``Established=True``."""
+        out = json.loads(self.kubectl("get", "-o", "json", *[f"crd/{n}" for n in names]))
+        items = out.get("items", [out]) if out.get("kind") == "List" else [out]
+        return len(items) == len(names) and all(
+            any(
+                c.get("type") == "Established" and c.get("status") == "True"
+                for c in (i.get("status") or {}).get("conditions") or []
+            )
+            for i in items
+        )
 
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True, kubeconfig: Path | None = None
@@ -545,12 +561,10 @@ class LocalCluster:
         )
         docs = crds.our_crds() + (crds.optional_crds() if self.optional_crds else [])
         self.apply(docs)
-        self.kubectl(
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            *[f"crd/{d['metadata']['name']}" for d in docs],
-        )
+        # Polled, not `kubectl wait`: on a CRD whose status has no conditions yet (a busy API server
+        # right after the create), kubectl wait fails at once with ".status.conditions accessor error".
+        names = [d["metadata"]["name"] for d in docs]
+        self._wait("kube-apiserver", lambda: self._crds_established(names), 60)
         self.apply(build_nodes(self.nodes))
         self._wait("kwok", lambda: self._nodes_ready(), timeout)
 
@@ -685,6 +699,15 @@ class LocalCluster:
 
     def audit_writes(self, user: str, *, since: float | None = None) -> list[dict[str, Any]]:
         """Write requests by ``user`` recorded in the audit log (ResponseComplete), optionally since a Unix time."""
+        return [e for e in self.audit_events(user, since=since) if e.get("verb") not in ("get", "list")]
+
+    def audit_reads(self, user: str, *, since: float | None = None) -> list[dict[str, Any]]:
+        """GET and LIST requests (not WATCH) by the operator's ``user`` in the audit log, since a Unix time."""
+        assert user in OPERATOR_USERS, f"the audit policy records reads only of {OPERATOR_USERS}"
+        return [e for e in self.audit_events(user, since=since) if e.get("verb") in ("get", "list")]
+
+    def audit_events(self, user: str, *, since: float | None = None) -> list[dict[str, Any]]:
+        """Requests by ``user`` recorded in the audit log (ResponseComplete), optionally since a Unix time."""
         path = self.audit_log
         if path is None:
             raise ClusterError(
