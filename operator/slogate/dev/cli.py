@@ -20,17 +20,13 @@ def _cmd_up(args: argparse.Namespace) -> int:
     from slogate.dev.cluster import ClusterError, LocalCluster
     from slogate.dev.nodes import PRODUCTS, NodeSet
 
-    nodes = NodeSet(gpu_nodes=args.gpu_nodes)
-    if args.products:
-        nodes = NodeSet(
-            gpu_nodes=args.gpu_nodes,
-            products=tuple(PRODUCTS[p] for p in args.products.split(",")),
-            gpus_per_node=nodes.gpus_per_node,
-        )
-    if args.gpus_per_node:
-        nodes = NodeSet(
-            gpu_nodes=nodes.gpu_nodes, products=nodes.products, gpus_per_node=(args.gpus_per_node,)
-        )
+    nodes = NodeSet(
+        gpu_nodes=args.gpu_nodes,
+        products=tuple(PRODUCTS[p] for p in args.products.split(",")) if args.products else NodeSet.products,
+        gpus_per_node=(args.gpus_per_node,) if args.gpus_per_node else NodeSet.gpus_per_node,
+        cpu_nodes=args.cpu_nodes,
+        pods_per_node=args.pods_per_node,
+    )
     cluster = LocalCluster(_dir(args), nodes=nodes, optional_crds=not args.no_optional_crds)
     try:
         cluster.up()
@@ -196,6 +192,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dir", dest="dir", default=argparse.SUPPRESS)
     p.add_argument("--gpu-nodes", type=int, default=3, help="number of GPU nodes (default 3)")
     p.add_argument("--gpus-per-node", type=int, help="GPUs on every GPU node (default: 4, 2, 1 in turn)")
+    p.add_argument("--cpu-nodes", type=int, default=1, help="number of CPU-only nodes (default 1)")
+    p.add_argument(
+        "--pods-per-node", type=int, default=110, help="every node's pod capacity (default 110, as a kubelet)"
+    )
     p.add_argument("--products", help="comma-separated GPU products to cycle through")
     p.add_argument(
         "--no-optional-crds", action="store_true", help="skip Gateway API, KEDA and prometheus-operator CRDs"

@@ -269,10 +269,11 @@ class LocalCluster:
 
     def _wait(self, name: str, check: Any, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        pid = self.state["processes"][name]
+        # An attached cluster's control plane is not ours: there is no process to watch, only the check.
+        pid = self.state.get("processes", {}).get(name)
         last: Exception | None = None
         while time.monotonic() < deadline:
-            if not _alive(pid):
+            if pid is not None and not _alive(pid):
                 raise self._fail(name, "exited during start-up")
             try:
                 if check():

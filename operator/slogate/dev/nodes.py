@@ -38,15 +38,24 @@ class NodeSet:
     gpus_per_node: tuple[int, ...] = (4, 2, 1)
     mig_node: bool = True
     cpu_node: bool = True
+    cpu_nodes: int = 1
+    """How many CPU-only nodes (``cpu-0`` …) when ``cpu_node``."""
+    pods_per_node: int = 110
+    """Every node's ``pods`` capacity (the kubelet default is 110; raise it for scale runs)."""
     mig_resources: dict[str, int] = field(
         default_factory=lambda: {"nvidia.com/mig-3g.40gb": 2, "nvidia.com/mig-1g.10gb": 3}
     )
 
 
 def _node(
-    name: str, *, labels: dict[str, str], capacity: dict[str, str], taints: list[dict[str, str]]
+    name: str,
+    *,
+    labels: dict[str, str],
+    capacity: dict[str, str],
+    taints: list[dict[str, str]],
+    pods: int = 110,
 ) -> dict[str, Any]:
-    base = {"cpu": "64", "memory": "512Gi", "pods": "110", "ephemeral-storage": "1Ti"}
+    base = {"cpu": "64", "memory": "512Gi", "pods": str(pods), "ephemeral-storage": "1Ti"}
     cap = {**base, **capacity}
     return {
         "apiVersion": "v1",
@@ -91,6 +100,7 @@ def build_nodes(nodes: NodeSet) -> list[dict[str, Any]]:
                 },
                 capacity={"nvidia.com/gpu": str(count)},
                 taints=[dict(GPU_TAINT)],
+                pods=nodes.pods_per_node,
             )
         )
     if nodes.mig_node:
@@ -107,8 +117,10 @@ def build_nodes(nodes: NodeSet) -> list[dict[str, Any]]:
                 },
                 capacity={k: str(v) for k, v in nodes.mig_resources.items()},
                 taints=[dict(GPU_TAINT)],
+                pods=nodes.pods_per_node,
             )
         )
     if nodes.cpu_node:
-        out.append(_node("cpu-0", labels={}, capacity={}, taints=[]))
+        for i in range(max(nodes.cpu_nodes, 1)):
+            out.append(_node(f"cpu-{i}", labels={}, capacity={}, taints=[], pods=nodes.pods_per_node))
     return out

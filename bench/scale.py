@@ -1,0 +1,351 @@
+"""Benchmark: the operator at N ModelDeployments on the local control plane.
+
+For each N (and each shape: CPU-only, or one GPU each on kwok GPU nodes), on a fresh cluster sized
+for N (``NodeSet.cpu_nodes`` / ``gpu_nodes`` and ``pods_per_node``):
+
+1. reaction latency at 1: one ModelDeployment ``probe``; its ``replicas`` changed 1 → 2 until its
+   status shows 2 Ready (and back), three times;
+2. N ModelDeployments created (8 client threads); seconds from the first create to all Ready;
+3. at rest (20 s settle, then a 60 s window): API requests per second the API server served (its
+   ``apiserver_request_total``) with the operator, against the same window with the operator
+   stopped; the operator's own requests from the audit log; operator CPU; RSS per ModelDeployment
+   (RSS at N minus RSS with none, over N);
+4. reaction latency at N, as in 1;
+5. start-up with N existing: a new operator process until it has reconciled N + 1 objects, and the
+   429s the API server answered meanwhile.
+
+Prints one line per figure and a JSON summary (``--json FILE``). Figures go to bench/README.md.
+
+    .venv/bin/python bench/scale.py --n 100 --n 1000 [--gpu] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config, watch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "operator"))
+
+from slogate.dev.cluster import LocalCluster, free_port, temporary_cluster  # noqa: E402
+from slogate.dev.nodes import H100, NodeSet  # noqa: E402
+
+GROUP, VERSION, PLURAL = "slogate.io", "v1alpha1", "modeldeployments"
+NS = "scale"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def md(name: str, gpu: bool, replicas: int = 1) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "model": {"source": "hf://meta-llama/Llama-3.1-8B-Instruct"},
+        "replicas": replicas,
+    }
+    if gpu:
+        spec["resources"] = {"gpu": {"count": 1}}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+class Watcher:
+    """The bench's own view of every ModelDeployment's status, from one watch (no polling LIST)."""
+
+    def __init__(self, kube: client.ApiClient) -> None:
+        self.api = client.CustomObjectsApi(kube)
+        self.status: dict[str, dict[str, Any]] = {}
+        self.generation: dict[str, int] = {}
+        self.lock = threading.Lock()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        rv = None
+        while True:
+            try:
+                stream = watch.Watch().stream(
+                    self.api.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    NS,
+                    PLURAL,
+                    resource_version=rv,
+                    timeout_seconds=300,
+                )
+                for ev in stream:
+                    obj = ev["object"]
+                    rv = obj["metadata"]["resourceVersion"]
+                    name = obj["metadata"]["name"]
+                    with self.lock:
+                        if ev["type"] == "DELETED":
+                            self.status.pop(name, None)
+                        else:
+                            self.status[name] = obj.get("status") or {}
+                            self.generation[name] = obj["metadata"].get("generation", 0)
+            except Exception:
+                rv = None
+                time.sleep(0.5)
+
+    def ready(self, name: str, replicas: int | None = None) -> bool:
+        with self.lock:
+            st = self.status.get(name) or {}
+            gen = self.generation.get(name)
+        return (
+            st.get("phase") == "Ready"
+            and st.get("observedGeneration") == gen
+            and (replicas is None or st.get("readyReplicas") == replicas)
+        )
+
+    def count_ready(self) -> int:
+        with self.lock:
+            return sum(
+                1
+                for n, st in self.status.items()
+                if st.get("phase") == "Ready" and st.get("observedGeneration") == self.generation.get(n)
+            )
+
+
+def wait(fn: Callable[[], bool], timeout: float, what: str, interval: float = 0.01) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if fn():
+            return time.monotonic() - start
+        time.sleep(interval)
+    raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class Operator:
+    def __init__(self, cluster: LocalCluster) -> None:
+        self.cluster = cluster
+        self.metrics_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "slogate",
+                "run",
+                f"--kubeconfig={self.cluster.operator_kubeconfig}",
+                f"--metrics-port={self.metrics_port}",
+                f"--health-port={free_port()}",
+                "--bind-address=127.0.0.1",
+                f"--prometheus-url={self.cluster.prometheus_url}",
+            ],
+            stdout=open(self.cluster.logs / "operator.log", "ab"),
+            stderr=subprocess.STDOUT,
+        )
+        wait(lambda: self.metric("slogate_reconcile_total") is not None, 60, "the operator's /metrics", 0.2)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+    def metric(self, name: str, labels: str = "") -> float | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2) as r:
+                text = r.read().decode()
+        except OSError:
+            return None
+        total, seen = 0.0, False
+        for line in text.splitlines():
+            if line.startswith(name) and (line[len(name)] in "{ ") and labels in line:
+                total += float(line.rsplit(" ", 1)[1])
+                seen = True
+        return total if seen else 0.0
+
+    def cpu_seconds(self) -> float:
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+
+    def rss_mib(self) -> float:
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+
+def apiserver_requests(cluster: LocalCluster) -> tuple[float, float]:
+    """(all requests, 429 answers) the API server has served, from its own metrics."""
+    total = throttled = 0.0
+    for line in cluster.kubectl("get", "--raw", "/metrics").splitlines():
+        if line.startswith("apiserver_request_total{"):
+            v = float(line.rsplit(" ", 1)[1])
+            total += v
+            if 'code="429"' in line:
+                throttled += v
+    return total, throttled
+
+
+def reaction(kube: client.ApiClient, w: Watcher, name: str, runs: int = 3) -> list[float]:
+    """Seconds from a replicas change 1 → 2 to the status showing 2 Ready; reset to 1 between runs."""
+    api = client.CustomObjectsApi(kube)
+    out = []
+    for _ in range(runs):
+        t0 = time.monotonic()
+        api.patch_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name, {"spec": {"replicas": 2}})
+        wait(lambda: w.ready(name, 2), 600, f"{name} at 2 Ready")
+        out.append(time.monotonic() - t0)
+        api.patch_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name, {"spec": {"replicas": 1}})
+        wait(lambda: w.ready(name, 1), 600, f"{name} back at 1 Ready")
+        time.sleep(1)
+    return out
+
+
+def one(n: int, gpu: bool, rest_seconds: float) -> dict[str, Any]:
+    shape = "gpu" if gpu else "cpu"
+    nodes = (
+        NodeSet(
+            gpu_nodes=math.ceil((n + 4) / 8),
+            products=(H100,),
+            gpus_per_node=(8,),
+            cpu_nodes=1,
+            pods_per_node=250,
+        )
+        if gpu
+        else NodeSet(gpu_nodes=1, cpu_nodes=math.ceil((n + 4) / 200), pods_per_node=250)
+    )
+    cluster = temporary_cluster(nodes=nodes, bridge=False)
+    cluster.up(timeout=600)
+    op = Operator(cluster)
+    result: dict[str, Any] = {"n": n, "shape": shape}
+    try:
+        kube = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+        core = client.CoreV1Api(kube)
+        core.create_namespace({"metadata": {"name": NS}})
+        wait(lambda: _has_sa(core), 60, "the namespace's ServiceAccount", 0.2)
+        w = Watcher(kube)
+        op.start()
+        time.sleep(3)
+        rss0 = op.rss_mib()
+        api = client.CustomObjectsApi(kube)
+        api.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, md("probe", gpu))
+        wait(lambda: w.ready("probe", 1), 120, "probe Ready")
+        at1 = reaction(kube, w, "probe")
+        print(f"[{shape} N={n}] reaction at 1: {', '.join(f'{x:.2f}s' for x in at1)}", flush=True)
+
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(8) as pool:
+            list(
+                pool.map(
+                    lambda i: api.create_namespaced_custom_object(
+                        GROUP, VERSION, NS, PLURAL, md(f"m-{i:05d}", gpu)
+                    ),
+                    range(n),
+                )
+            )
+        created = time.monotonic() - t0
+        wait(lambda: w.count_ready() >= n + 1, 3600, f"{n} Ready", 0.1)
+        all_ready = time.monotonic() - t0
+        print(
+            f"[{shape} N={n}] created in {created:.1f}s, all Ready {all_ready:.1f}s after the first create",
+            flush=True,
+        )
+
+        time.sleep(20)
+        since = time.time()
+        req0, _ = apiserver_requests(cluster)
+        cpu0, t_start = op.cpu_seconds(), time.monotonic()
+        time.sleep(rest_seconds)
+        req1, _ = apiserver_requests(cluster)
+        span = time.monotonic() - t_start
+        cpu = (op.cpu_seconds() - cpu0) / span
+        user = cluster.operator_user or ""
+        audited = [e for e in cluster.audit_events(user, since=since)]
+        rss = op.rss_mib()
+        with_op = (req1 - req0) / span
+        at_n = reaction(kube, w, "probe")
+        print(f"[{shape} N={n}] reaction at N: {', '.join(f'{x:.2f}s' for x in at_n)}", flush=True)
+
+        op.stop()
+        time.sleep(5)
+        b0, _ = apiserver_requests(cluster)
+        tb = time.monotonic()
+        time.sleep(rest_seconds)
+        b1, _ = apiserver_requests(cluster)
+        baseline = (b1 - b0) / (time.monotonic() - tb)
+
+        _, thr0 = apiserver_requests(cluster)
+        ts = time.monotonic()
+        op.start()
+        wait(
+            lambda: (op.metric("slogate_reconcile_total", 'result="success"') or 0) >= n + 1,
+            1800,
+            "start-up reconciles",
+            0.2,
+        )
+        startup = time.monotonic() - ts
+        _, thr1 = apiserver_requests(cluster)
+
+        result.update(
+            created_seconds=round(created, 1),
+            all_ready_seconds=round(all_ready, 1),
+            rest_requests_per_second_with_operator=round(with_op, 2),
+            rest_requests_per_second_baseline=round(baseline, 2),
+            rest_requests_per_second_by_operator=round(with_op - baseline, 2),
+            rest_operator_requests_audited=len(audited),
+            rest_window_seconds=round(span, 1),
+            rest_operator_cpu_cores=round(cpu, 3),
+            rss_mib_empty=round(rss0, 1),
+            rss_mib_at_n=round(rss, 1),
+            rss_mib_per_modeldeployment=round((rss - rss0) / (n + 1), 4),
+            reaction_at_1_seconds=[round(x, 2) for x in at1],
+            reaction_at_n_seconds=[round(x, 2) for x in at_n],
+            reaction_median_difference_seconds=round(statistics.median(at_n) - statistics.median(at1), 2),
+            startup_seconds=round(startup, 1),
+            startup_429s=int(thr1 - thr0),
+        )
+        for k, v in result.items():
+            print(f"[{shape} N={n}] {k}: {v}", flush=True)
+        return result
+    finally:
+        op.stop()
+        cluster.down()
+
+
+def _has_sa(core: client.CoreV1Api) -> bool:
+    try:
+        core.read_namespaced_service_account("default", NS)
+        return True
+    except client.ApiException:
+        return False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--n", type=int, action="append", help="ModelDeployments (repeatable; default 100, 1000)"
+    )
+    parser.add_argument("--gpu", action="store_true", help="one GPU each, on kwok GPU nodes")
+    parser.add_argument("--rest-seconds", type=float, default=60.0)
+    parser.add_argument("--json", help="append the results to this file (JSON lines)")
+    args = parser.parse_args()
+    for n in args.n or [100, 1000]:
+        r = one(n, args.gpu, args.rest_seconds)
+        if args.json:
+            with open(args.json, "a") as f:
+                f.write(json.dumps(r) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
