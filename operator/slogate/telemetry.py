@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from slogate.core.analysis import base_value
 from slogate.core.rollout import CAUSES
+from slogate.core.vocabulary import Events, Outcome, Phase
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -72,7 +73,7 @@ MODEL_DEPLOYMENTS = Gauge(
 # ---------------------------------------------------------------------------------- per ModelDeployment
 # One series per ModelDeployment (and per objective): bounded by what users declare.
 MD_LABELS = ["namespace", "modeldeployment"]
-PHASES = ("Pending", "Progressing", "Paused", "Ready", "RolledBack", "Degraded", "Fallback", "Failed")
+PHASES = tuple(p.value for p in Phase)
 
 PHASE = Gauge(
     "slogate_modeldeployment_phase",
@@ -211,9 +212,9 @@ def record_modeldeployment(
     GPUS.labels(**md, state="requested").set(gpus_requested)
     GPUS.labels(**md, state="running").set(gpus_running)
     for _type, reason in events:
-        if reason in ("RolledBack", "Aborted"):
+        if reason in (Events.ROLLED_BACK.reason, Events.ABORTED.reason):
             ROLLBACKS.labels(**md, outcome=reason, reason=_cause(reason, cause)).inc()
-        elif reason == "Promoted" and _type == "Normal":
+        elif reason == Events.PROMOTED.reason:
             PROMOTIONS.labels(**md, reason=_cause(reason, cause)).inc()
 
 
@@ -327,9 +328,9 @@ def forget_modeldeployment(namespace: str, name: str) -> None:
         PHASE.remove(namespace, name, phase)
     for metric in (ROLLOUT_WEIGHT, ROLLOUT_STEP, FALLBACK_ACTIVE):
         metric.remove(namespace, name)
-    for reason in CAUSES["Promoted"]:
+    for reason in CAUSES[Outcome.PROMOTED]:
         PROMOTIONS.remove(namespace, name, reason)
-    for outcome in ("RolledBack", "Aborted"):
+    for outcome in (Outcome.ROLLED_BACK, Outcome.ABORTED):
         for reason in CAUSES[outcome]:
             ROLLBACKS.remove(namespace, name, outcome, reason)
     for state in ("requested", "running"):

@@ -278,7 +278,7 @@ def test_vocabulary():
         "NoReplicasReady",
         "NewRevisionAvailable",
         "RevisionProgressing",
-        "ReconcileError",
+        "ReconcileFailed",
         "InvalidSpec",
         "InsufficientGPU",
         "GPUShapeUnsatisfiable",
@@ -292,6 +292,14 @@ def test_vocabulary():
         "WithinBudget",
         "NoTraffic",
         "CurrencyMismatch",
+        "FallbackActive",
+        "PrimaryServing",
+        "DriftDetected",
+        "WithinBaseline",
+        "BaselinePending",
+        "NotEnoughTraffic",
+        "NoSharedBuckets",
+        "PrometheusUnavailable",
     )
 
 

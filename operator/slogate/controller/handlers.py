@@ -22,6 +22,7 @@ from slogate.adapters.cache import CachedKube, Informer, informers_for
 from slogate.config import OperatorConfig
 from slogate.controller.queue import WorkQueue
 from slogate.controller.reconcile import CHILD_KINDS, Reconciler
+from slogate.core.vocabulary import Phase
 from slogate.errors import PermanentError, TransientError
 from slogate.telemetry import MODEL_DEPLOYMENTS
 
@@ -193,16 +194,7 @@ async def _resync() -> None:
         for md in RUNTIME.modeldeployments():
             if RUNTIME.queue is not None:
                 RUNTIME.queue.add_resync((md["metadata"]["namespace"], md["metadata"]["name"]))
-            phase = (md.get("status") or {}).get("phase") or "Pending"
+            phase = (md.get("status") or {}).get("phase") or Phase.PENDING.value
             phases[phase] = phases.get(phase, 0) + 1
-        for phase in (
-            "Pending",
-            "Progressing",
-            "Paused",
-            "Ready",
-            "RolledBack",
-            "Degraded",
-            "Fallback",
-            "Failed",
-        ):
-            MODEL_DEPLOYMENTS.labels(phase=phase).set(phases.get(phase, 0))
+        for known in Phase:
+            MODEL_DEPLOYMENTS.labels(phase=known.value).set(phases.get(known.value, 0))

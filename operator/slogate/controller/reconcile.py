@@ -28,7 +28,9 @@ from slogate.core.analysis import MetricsSource, run_analysis
 from slogate.core.naming import revision_of
 from slogate.core.plan import CHILD_KINDS, Measurements, Observation, ReconcilePlan, not_ready
 from slogate.core.rollout import Analysis, RolloutState, analysis_due
-from slogate.core.status import EventSpec, status_patch
+from slogate.core.status import status_patch
+from slogate.core.timefmt import rfc3339
+from slogate.core.vocabulary import Event, Events, Reason
 from slogate.errors import PermanentError, PrometheusUnavailable
 from slogate.telemetry import (
     MANAGED_OBJECTS,
@@ -52,10 +54,6 @@ TOKENS_INTERVAL = timedelta(seconds=30)
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _rfc3339(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -387,10 +385,10 @@ class Reconciler:
             old: dict[str, Any] = body.get("status") or {}
             message = f"reconcile failed, retrying with backoff: {exc}"[:1024]
             conditions, changed = not_ready(
-                old, "ReconcileFailed", message, int(body["metadata"].get("generation") or 0), now
+                old, Reason.RECONCILE_FAILED, message, int(body["metadata"].get("generation") or 0), now
             )
             new = {**old, "conditions": conditions, "message": message}
-            events = [EventSpec("Warning", "ReconcileFailed", message)] if changed else []
+            events = [Events.RECONCILE_FAILED(message)] if changed else []
             self._write_status(body, old, new, events, now)
         except Exception:
             log.warning("could not report the failure of %s/%s in its status", namespace, name, exc_info=True)
@@ -408,7 +406,7 @@ class Reconciler:
         body: dict[str, Any],
         old: dict[str, Any],
         new: dict[str, Any],
-        events: list[EventSpec],
+        events: list[Event],
         now: datetime,
     ) -> int:
         writes = 0
@@ -421,7 +419,7 @@ class Reconciler:
             writes += 1
         return writes
 
-    def _event(self, body: dict[str, Any], ev: EventSpec, now: datetime | None = None) -> None:
+    def _event(self, body: dict[str, Any], ev: Event, now: datetime | None = None) -> None:
         try:
             post_event(
                 self.kube,
@@ -429,7 +427,7 @@ class Reconciler:
                 type=ev.type,
                 reason=ev.reason,
                 message=ev.message,
-                now=_rfc3339(now or self.clock()),
+                now=rfc3339(now or self.clock()),
             )
         except Exception:
             log.warning("could not post event %s on %s", ev.reason, body["metadata"]["name"], exc_info=True)

@@ -6,129 +6,44 @@ by ``type``. Every function here returns new data and never mutates its input, a
 whether anything changed, so the controller writes status only when it differs (argo-rollouts'
 ``SetRolloutCondition`` and ``persistRolloutStatus``). The phase is computed from the conditions,
 never stored on its own, so the two cannot disagree.
+
+The words themselves — condition types, reasons, phases — are in ``core.vocabulary``; ``ConditionType``,
+``Reason``, ``CONDITION_TYPES`` and ``REASONS`` are importable from here too, as are ``rfc3339`` and
+``parse_rfc3339`` (``core.timefmt``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any, Final
+from datetime import datetime
+from typing import Any
 
-from slogate.api.v1alpha1 import ConditionStatus, Phase
-
-
-class ConditionType:
-    """Condition types a ModelDeployment reports."""
-
-    READY: Final = "Ready"
-    """Every desired replica of the serving revision is ready."""
-    AVAILABLE: Final = "Available"
-    """At least the minimum number of replicas serve traffic."""
-    PROGRESSING: Final = "Progressing"
-    """A new revision is being rolled out, or the last rollout finished."""
-    DEGRADED: Final = "Degraded"
-    """Serving, but below the SLO or with fewer replicas than desired; or reconciling fails."""
-    INSUFFICIENT_GPU: Final = "InsufficientGPU"
-    """The GPU shape cannot be placed: not now (capacity in use) or never (no node can hold it)."""
-    FALLBACK_ACTIVE: Final = "FallbackActive"
-    """Traffic is on a fallback tier instead of this model."""
-    INPUT_DRIFT: Final = "InputDrift"
-    """Live request inputs differ from what the model was validated with."""
-    OVER_BUDGET: Final = "OverBudget"
-    """The cost per million tokens exceeds ``spec.budget`` (absent without a budget)."""
-
-
-CONDITION_TYPES: Final = (
-    ConditionType.READY,
-    ConditionType.AVAILABLE,
-    ConditionType.PROGRESSING,
-    ConditionType.DEGRADED,
-    ConditionType.INSUFFICIENT_GPU,
-    ConditionType.FALLBACK_ACTIVE,
-    ConditionType.INPUT_DRIFT,
-    ConditionType.OVER_BUDGET,
+from slogate.core.timefmt import parse_rfc3339, rfc3339
+from slogate.core.vocabulary import (
+    CONDITION_TYPES,
+    REASONS,
+    ROLLOUT_PHASES,
+    ConditionStatus,
+    ConditionType,
+    Phase,
+    Reason,
 )
-"""Every condition type, in the order status lists them."""
 
-
-class Reason:
-    """CamelCase reasons an SRE can grep, shared by conditions and Events."""
-
-    MINIMUM_REPLICAS_AVAILABLE: Final = "MinimumReplicasAvailable"
-    """At least the minimum number of replicas are ready."""
-    ALL_REPLICAS_READY: Final = "AllReplicasReady"
-    """Every desired replica is ready."""
-    MINIMUM_REPLICAS_UNAVAILABLE: Final = "MinimumReplicasUnavailable"
-    """Fewer replicas are ready than the minimum needed to be available."""
-    NO_REPLICAS_READY: Final = "NoReplicasReady"
-    """Not one replica is ready."""
-    NEW_REVISION_AVAILABLE: Final = "NewRevisionAvailable"
-    """The latest revision was promoted and serves all traffic."""
-    REVISION_PROGRESSING: Final = "RevisionProgressing"
-    """A new revision is being rolled out."""
-    RECONCILE_ERROR: Final = "ReconcileError"
-    """Reconciling failed; the message carries the error and it will be retried."""
-    INVALID_SPEC: Final = "InvalidSpec"
-    """The spec cannot be acted on; only an edit fixes it."""
-    INSUFFICIENT_GPU: Final = "InsufficientGPU"
-    """The GPUs exist but not enough are free now."""
-    GPU_SHAPE_UNSATISFIABLE: Final = "GPUShapeUnsatisfiable"
-    """No node could hold one replica even if it were empty."""
-    GPU_AVAILABLE: Final = "GPUAvailable"
-    """Enough GPUs are free for every desired replica."""
-    PODS_UNSCHEDULABLE: Final = "PodsUnschedulable"
-    """The scheduler reports pods it cannot place."""
-    ENGINE_CRASH_LOOPING: Final = "EngineCrashLooping"
-    """An engine container keeps crashing or cannot start (image, config)."""
-    AUTOSCALER_FALLBACK: Final = "AutoscalerFallback"
-    """KEDA is not installed, so an HPA scales instead."""
-    ROLLED_BACK: Final = "RolledBack"
-    """The candidate breached its SLO (or stayed inconclusive) and traffic went back to stable."""
-    AS_EXPECTED: Final = "AsExpected"
-    """Nothing to report; the condition holds its normal value."""
-    OVER_BUDGET: Final = "OverBudget"
-    """The cost per million generated tokens exceeds ``spec.budget``."""
-    WITHIN_BUDGET: Final = "WithinBudget"
-    """The cost per million generated tokens is within ``spec.budget``."""
-    NO_TRAFFIC: Final = "NoTraffic"
-    """No tokens were generated in the window, so there is no cost per token to judge."""
-    CURRENCY_MISMATCH: Final = "CurrencyMismatch"
-    """``spec.budget.currency`` differs from the price table's currency."""
-
-
-REASONS: Final = tuple(v for k, v in vars(Reason).items() if k.isupper())
-"""Every reason."""
+__all__ = [
+    "CONDITION_TYPES",
+    "REASONS",
+    "ConditionType",
+    "Reason",
+    "get_condition",
+    "is_true",
+    "parse_rfc3339",
+    "phase_from",
+    "remove_condition",
+    "rfc3339",
+    "set_condition",
+]
 
 _STATUSES = frozenset(s.value for s in ConditionStatus)
-
-
-def rfc3339(now: datetime) -> str:
-    """``now`` as an RFC 3339 UTC timestamp with second precision and a ``Z``. Pure.
-
-    >>> rfc3339(datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=UTC))
-    '2026-01-02T03:04:05Z'
-    """
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware (pass datetime.now(UTC))")
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_rfc3339(value: Any) -> datetime | None:
-    """A timezone-aware time from an RFC 3339 timestamp in status, or ``None`` when it is absent,
-    unreadable or has no offset. Pure; the reverse of ``rfc3339``.
-
-    >>> parse_rfc3339("2026-01-02T03:04:05Z")
-    datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
-    >>> parse_rfc3339("2026-01-02T03:04:05"), parse_rfc3339("yesterday"), parse_rfc3339(None)
-    (None, None, None)
-    """
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return t if t.tzinfo is not None else None
 
 
 def get_condition(conditions: Sequence[Mapping[str, Any]], type: str) -> dict[str, Any] | None:
@@ -238,7 +153,7 @@ def phase_from(conditions: Sequence[Mapping[str, Any]], *, rollout_phase: str | 
         return Phase.FAILED.value
     if is_true(conditions, ConditionType.FALLBACK_ACTIVE):
         return Phase.FALLBACK.value
-    if rollout_phase in (Phase.PAUSED, Phase.ROLLED_BACK, Phase.PROGRESSING):
+    if rollout_phase in ROLLOUT_PHASES:
         return Phase(rollout_phase).value
     if is_true(conditions, ConditionType.DEGRADED):
         return Phase.DEGRADED.value

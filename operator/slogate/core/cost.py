@@ -25,9 +25,11 @@ from typing import Any, Final
 from slogate import constants as C
 from slogate.api.types import format_duration, parse_duration
 from slogate.api.v1alpha1 import Budget, EngineKind, ModelDeploymentSpec
-from slogate.core.conditions import ConditionType, Reason, remove_condition, rfc3339, set_condition
+from slogate.core.conditions import remove_condition, set_condition
 from slogate.core.engine_metrics import ENGINES, generated_tokens_series, metrics_for, selector
 from slogate.core.preflight import is_mig, pod_extended_requests
+from slogate.core.timefmt import parse_rfc3339, rfc3339
+from slogate.core.vocabulary import ConditionStatus, ConditionType, Event, Events, PodPhase, Reason
 
 # ------------------------------------------------------------------------------------ price table
 
@@ -225,7 +227,7 @@ def holdings(
     """
     out: list[Holding] = []
     for pod in pods:
-        if (pod.get("status") or {}).get("phase") != "Running":
+        if (pod.get("status") or {}).get("phase") != PodPhase.RUNNING:
             continue
         node = (pod.get("spec") or {}).get("nodeName")
         label = node_products.get(node) if node else None
@@ -336,15 +338,6 @@ def _decimal(text: Any) -> Decimal | None:
     return value if value.is_finite() else None
 
 
-def _parse_time(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 @dataclass(frozen=True)
 class Estimate:
     """The exact cost now; ``cost_status`` decides what of it reaches status."""
@@ -394,7 +387,7 @@ def cost_status(old: Mapping[str, Any] | None, estimate: Estimate, *, now: datet
     before = old.get("perMillionTokens")
     previous = _decimal(before) if before is not None else None
     exact = estimate.per_million_tokens
-    written = _parse_time(old.get("time"))
+    written = parse_rfc3339(old.get("time"))
     aged = written is None or now - written >= CHURN_MIN_AGE
     if not estimate.measured:
         after = before
@@ -443,26 +436,26 @@ def budget_verdict(budget: Budget | None, cost: Mapping[str, Any]) -> BudgetVerd
     shown = money(budget.max_cost_per_million_tokens)
     if budget.currency and currency and budget.currency != currency:
         return BudgetVerdict(
-            "Unknown",
+            ConditionStatus.UNKNOWN.value,
             Reason.CURRENCY_MISMATCH,
             f"the budget is in {budget.currency} but the price table is in {currency}",
         )
     value = _decimal(cost.get("perMillionTokens")) if cost.get("perMillionTokens") is not None else None
     if value is None:
         return BudgetVerdict(
-            "Unknown",
+            ConditionStatus.UNKNOWN.value,
             Reason.NO_TRAFFIC,
             f"no tokens generated in the last {cost.get('window') or DEFAULT_WINDOW}: "
             f"cost per million tokens unknown (budget {shown})",
         )
     if value > limit:
         return BudgetVerdict(
-            "True",
+            ConditionStatus.TRUE.value,
             Reason.OVER_BUDGET,
             f"cost per million tokens {money(cost['perMillionTokens'])} > budget {shown}",
         )
     return BudgetVerdict(
-        "False",
+        ConditionStatus.FALSE.value,
         Reason.WITHIN_BUDGET,
         f"cost per million tokens {money(cost['perMillionTokens'])} ≤ budget {shown}",
     )
@@ -474,12 +467,12 @@ def budget_condition(
     *,
     observed_generation: int,
     now: datetime,
-) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]]]:
+) -> tuple[list[dict[str, Any]], list[Event]]:
     """Set (or, without a budget, remove) ``OverBudget``; return the conditions and the Events. Pure.
 
     A Warning ``OverBudget`` Event when the condition becomes ``True``, a Normal ``WithinBudget``
     one when it goes from ``True`` to ``False``; nothing while it holds (Events are transitions).
-    Events are ``(type, reason, message)``. Consumed by ``controller.reconcile``.
+    Consumed by ``controller.reconcile``.
     """
     before = next((c for c in conditions if c.get("type") == ConditionType.OVER_BUDGET), None)
     if verdict is None:
@@ -495,9 +488,9 @@ def budget_condition(
         now=now,
     )
     was = (before or {}).get("status")
-    events: list[tuple[str, str, str]] = []
-    if verdict.status == "True" and was != "True":
-        events.append(("Warning", Reason.OVER_BUDGET, verdict.message))
-    elif verdict.status == "False" and was == "True":
-        events.append(("Normal", Reason.WITHIN_BUDGET, verdict.message))
+    events: list[Event] = []
+    if verdict.status == ConditionStatus.TRUE and was != ConditionStatus.TRUE:
+        events.append(Events.OVER_BUDGET(verdict.message))
+    elif verdict.status == ConditionStatus.FALSE and was == ConditionStatus.TRUE:
+        events.append(Events.WITHIN_BUDGET(verdict.message))
     return out, events

@@ -23,8 +23,12 @@ from typing import Any, Protocol
 
 from slogate.api.types import format_duration, parse_duration
 from slogate.api.v1alpha1 import EngineKind, ModelDeploymentSpec
-from slogate.core.conditions import ConditionType, get_condition, parse_rfc3339, rfc3339, set_condition
+from slogate.core.conditions import get_condition, set_condition
 from slogate.core.engine_metrics import metrics_for, selector
+from slogate.core.timefmt import parse_rfc3339, rfc3339
+from slogate.core.vocabulary import ConditionStatus, ConditionType, DriftReason, Event, Events
+
+TRUE, FALSE, UNKNOWN = ConditionStatus.TRUE.value, ConditionStatus.FALSE.value, ConditionStatus.UNKNOWN.value
 
 DIMENSIONS = ("prompt", "generation")
 """What is compared: prompt length and generated length per request, in tokens (the metric's
@@ -51,29 +55,6 @@ class VectorSource(Protocol):
     ``adapters.prometheus.PrometheusSource``; raises ``PrometheusUnavailable`` when it cannot answer."""
 
     def query_vector(self, promql: str) -> list[tuple[dict[str, str], float]]: ...
-
-
-class DriftReason:
-    """Reasons of the ``InputDrift`` condition and its Events."""
-
-    DRIFT_DETECTED = "DriftDetected"
-    """Condition True: a length distribution departs from the baseline beyond the threshold."""
-    WITHIN_BASELINE = "WithinBaseline"
-    """Condition False: the request mix matches the baseline."""
-    BASELINE_PENDING = "BaselinePending"
-    """Condition Unknown: the stable revision has no baseline yet (too little traffic so far)."""
-    NOT_ENOUGH_TRAFFIC = "NotEnoughTraffic"
-    """Condition Unknown: too few requests in the window for a verdict."""
-    NO_SHARED_BUCKETS = "NoSharedBuckets"
-    """Condition Unknown: baseline and now have no bucket boundary in common (the bucket layout changed)."""
-    PROMETHEUS_UNAVAILABLE = "PrometheusUnavailable"
-    """Condition Unknown: Prometheus never answered since the condition was first set."""
-    EVENT_DRIFT = "InputDrift"
-    """Warning Event: entering drift."""
-    EVENT_CLEARED = "InputDriftCleared"
-    """Normal Event: leaving drift (back within, new baseline, or no verdict any more)."""
-    EVENT_BASELINE = "InputBaselineRecorded"
-    """Normal Event: a baseline was recorded for the stable revision."""
 
 
 # ------------------------------------------------------------------------------------------ settings
@@ -140,7 +121,7 @@ def serving_since(conditions: Sequence[Mapping[str, Any]]) -> datetime | None:
     >>> serving_since([{"type": "Available", "status": "False", "lastTransitionTime": "2026-03-01T11:00:00Z"}])
     """
     cond = get_condition(conditions, ConditionType.AVAILABLE)
-    if not cond or cond.get("status") != "True":
+    if not cond or cond.get("status") != TRUE:
         return None
     return parse_rfc3339(cond.get("lastTransitionTime"))
 
@@ -377,8 +358,8 @@ class DriftDecision:
     """Live distance per dimension (empty when nothing was compared)."""
     drifting: bool = False
     """Whether the condition is (or stays) True."""
-    events: tuple[tuple[str, str, str], ...] = ()
-    """``(type, reason, message)``."""
+    events: tuple[Event, ...] = ()
+    """``Events.INPUT_DRIFT``, ``INPUT_DRIFT_CLEARED``, ``INPUT_BASELINE_RECORDED``."""
     remove: bool = False
     """Drift detection is disabled: remove the condition."""
 
@@ -430,8 +411,8 @@ def decide(
     so a steady state writes nothing: live distances go to the metrics, not to status. A Warning
     Event marks entering drift, a Normal one leaving it.
     """
-    was_drifting = previous is not None and previous.get("status") == "True"
-    events: list[tuple[str, str, str]] = []
+    was_drifting = previous is not None and previous.get("status") == TRUE
+    events: list[Event] = []
 
     if not settings.enabled:
         return DriftDecision(baseline=None, condition=None, remove=True)
@@ -446,16 +427,16 @@ def decide(
         cleared: str = "",
         refresh: bool = False,
     ) -> DriftDecision:
-        if was_drifting and status != "True":
-            events.append(("Normal", DriftReason.EVENT_CLEARED, cleared or message))
-        elif status == "True" and not was_drifting:
-            events.append(("Warning", DriftReason.EVENT_DRIFT, message))
+        if was_drifting and status != TRUE:
+            events.append(Events.INPUT_DRIFT_CLEARED(cleared or message))
+        elif status == TRUE and not was_drifting:
+            events.append(Events.INPUT_DRIFT(message))
         keep = not refresh and _unchanged(previous, status, reason, generation)
         return DriftDecision(
             baseline=dict(new_baseline) if new_baseline is not None else None,
             condition=None if keep else (status, reason, message),
             distances=distances or {},
-            drifting=status == "True",
+            drifting=status == TRUE,
             events=tuple(events),
         )
 
@@ -467,7 +448,7 @@ def decide(
                 drifting=was_drifting,
             )
         return result(
-            "Unknown",
+            UNKNOWN,
             DriftReason.PROMETHEUS_UNAVAILABLE,
             "Prometheus did not answer: no verdict on the request mix yet",
             new_baseline=baseline,
@@ -483,15 +464,13 @@ def decide(
         if covered and measurement.requests >= settings.min_requests:
             recorded = baseline_status(revision=stable, now=now, window=window, measurement=measurement)
             events.append(
-                (
-                    "Normal",
-                    DriftReason.EVENT_BASELINE,
+                Events.INPUT_BASELINE_RECORDED(
                     f"request-mix baseline of revision {stable} recorded from {recorded['requests']} "
-                    f"requests over {window}",
+                    f"requests over {window}"
                 )
             )
             return result(
-                "False",
+                FALSE,
                 DriftReason.WITHIN_BASELINE,
                 within,
                 new_baseline=recorded,
@@ -500,7 +479,7 @@ def decide(
                 refresh=True,
             )
         return result(
-            "Unknown",
+            UNKNOWN,
             DriftReason.BASELINE_PENDING,
             # One message for both waits (too little time serving, too few requests): the condition is
             # rewritten only when its reason changes, so a message naming one of them would go stale.
@@ -511,7 +490,7 @@ def decide(
 
     if measurement.requests < settings.min_requests:
         return result(
-            "Unknown",
+            UNKNOWN,
             DriftReason.NOT_ENOUGH_TRAFFIC,
             f"fewer than {settings.min_requests} requests within {window}: no verdict on the request mix",
             new_baseline=baseline,
@@ -528,7 +507,7 @@ def decide(
             distances[dim] = d
     if not distances:
         return result(
-            "Unknown",
+            UNKNOWN,
             DriftReason.NO_SHARED_BUCKETS,
             f"the length histograms share no bucket boundary with the baseline of revision {stable}",
             new_baseline=baseline,
@@ -540,7 +519,7 @@ def decide(
     if over:
         worst = ", ".join(f"{d} length distance {_fmt(v)}" for d, v in over.items())
         return result(
-            "True",
+            TRUE,
             DriftReason.DRIFT_DETECTED,
             f"request mix departs from the baseline of revision {stable}: {worst} > threshold "
             f"{settings.threshold:g} (Kolmogorov-Smirnov over {window})",
@@ -548,7 +527,7 @@ def decide(
             distances=distances,
         )
     return result(
-        "False",
+        FALSE,
         DriftReason.WITHIN_BASELINE,
         within,
         new_baseline=baseline,

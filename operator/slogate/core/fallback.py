@@ -20,20 +20,8 @@ from typing import Any, Final
 
 from slogate.api.types import format_duration, parse_duration
 from slogate.api.v1alpha1 import Fallback, FallbackTarget
-from slogate.core.conditions import parse_rfc3339, rfc3339
-
-
-class EventReason:
-    """Reasons of the Events a fallback decision emits."""
-
-    ACTIVATED: Final = "FallbackActivated"
-    """Warning: the primary stayed unhealthy for ``after``; traffic moved to a tier."""
-    SWITCHED: Final = "FallbackSwitched"
-    """Warning: the active tier became unhealthy; traffic moved to another tier."""
-    RESTORED: Final = "FallbackRestored"
-    """Normal: traffic returned to the primary."""
-    UNAVAILABLE: Final = "FallbackUnavailable"
-    """Warning: traffic should move but no tier is healthy; it stays where it is."""
+from slogate.core.timefmt import parse_rfc3339, rfc3339
+from slogate.core.vocabulary import Event, Events
 
 
 @dataclass(frozen=True)
@@ -64,8 +52,8 @@ class FallbackDecision:
     """While a tier is active: start of the primary's current healthy streak."""
     changed: bool
     """Whether ``as_status()`` differs from the previous status (the controller writes only then)."""
-    event: tuple[str, str, str] | None
-    """``(type, reason, message)`` of the Event to post, if this tick switched something."""
+    event: Event | None
+    """The Event to post (``Events.FALLBACK_*``), if this tick switched something."""
     message: str
     """Why traffic is where it is; ``status.fallback.reason``. Empty when the primary is healthy."""
 
@@ -155,7 +143,7 @@ class _Next:
     """The stable part of the reason: it names the situation and changes only when the situation does."""
     detail: str = ""
     """What was observed when the situation began (the primary's reason, the tiers' reasons)."""
-    event: tuple[str, str, str] | None = None
+    event: Event | None = None
 
 
 def _finish(nxt: _Next, prev: dict[str, Any]) -> FallbackDecision:
@@ -228,7 +216,7 @@ def decide_fallback(
     if fallback is None:
         if prev["active"]:
             msg = f"spec.fallback was removed: traffic returns from {prev['target']} to the primary"
-            event = ("Normal", EventReason.RESTORED, msg)
+            event = Events.FALLBACK_RESTORED(msg)
             return _finish(_Next(False, None, None, None, None, "", event=event), prev)
         return _finish(_Next(False, None, None, None, None, ""), prev)
 
@@ -293,7 +281,7 @@ def _on_primary(
             None,
             _stranded_head(unhealthy_since),
             detail,
-            ("Warning", EventReason.UNAVAILABLE, msg),
+            Events.FALLBACK_UNAVAILABLE(msg),
         )
         return _once(nxt, prev)
     chosen = healthy_ids[0]
@@ -309,7 +297,7 @@ def _on_primary(
         None,
         _tier_head(chosen, stamp, unhealthy_since, None, timedelta(0)),
         primary_reason,
-        ("Warning", EventReason.ACTIVATED, msg),
+        Events.FALLBACK_ACTIVATED(msg),
     )
 
 
@@ -337,7 +325,7 @@ def _on_tier(
             msg = (
                 f"Primary healthy for {format_duration(held)}: traffic returns from {current} to the primary"
             )
-            return _Next(False, None, None, None, None, "", event=("Normal", EventReason.RESTORED, msg))
+            return _Next(False, None, None, None, None, "", event=Events.FALLBACK_RESTORED(msg))
     else:
         unhealthy_since = prev["unhealthySince"] if parse_rfc3339(prev["unhealthySince"]) else stamp
     detail = "" if primary_healthy else primary_reason
@@ -360,14 +348,14 @@ def _on_tier(
             healthy_since,
             head,
             detail,
-            ("Warning", EventReason.SWITCHED, msg),
+            Events.FALLBACK_SWITCHED(msg),
         )
     if primary_healthy:
         msg = (
             f"{current} is unhealthy ({why}) and no other fallback tier is healthy; the primary is healthy "
             "again: traffic returns to the primary"
         )
-        return _Next(False, None, None, None, None, "", event=("Normal", EventReason.RESTORED, msg))
+        return _Next(False, None, None, None, None, "", event=Events.FALLBACK_RESTORED(msg))
     assert unhealthy_since is not None
     tiers = _tiers_text(ids, health)
     if current not in ids:
@@ -383,16 +371,14 @@ def _on_tier(
             None,
             _stranded_head(unhealthy_since),
             tiers,
-            ("Warning", EventReason.UNAVAILABLE, msg),
+            Events.FALLBACK_UNAVAILABLE(msg),
         )
     head = (
         f"Traffic on {current} since {since}, which is unhealthy, and no other fallback tier is healthy; "
         f"primary unhealthy since {unhealthy_since}"
     )
     msg = f"{current} is unhealthy ({why}) and no other fallback tier is healthy: traffic stays on {current}"
-    nxt = _Next(
-        True, current, since, unhealthy_since, None, head, tiers, ("Warning", EventReason.UNAVAILABLE, msg)
-    )
+    nxt = _Next(True, current, since, unhealthy_since, None, head, tiers, Events.FALLBACK_UNAVAILABLE(msg))
     return _once(nxt, prev)
 
 

@@ -14,15 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-
-def _micro(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parse(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+from slogate.core.timefmt import parse_rfc3339, rfc3339_micro
 
 
 @dataclass(frozen=True)
@@ -53,19 +45,19 @@ def decide(lease: dict[str, Any] | None, *, identity: str, now: datetime, durati
     fresh = {
         "holderIdentity": identity,
         "leaseDurationSeconds": duration,
-        "acquireTime": _micro(now),
-        "renewTime": _micro(now),
+        "acquireTime": rfc3339_micro(now),
+        "renewTime": rfc3339_micro(now),
         "leaseTransitions": 0,
     }
     if lease is None:
         return LeaseAction("create", fresh, None)
     spec = lease.get("spec") or {}
     holder = spec.get("holderIdentity")
-    renewed = _parse(spec.get("renewTime")) or _parse(spec.get("acquireTime"))
+    renewed = parse_rfc3339(spec.get("renewTime")) or parse_rfc3339(spec.get("acquireTime"))
     lease_for = int(spec.get("leaseDurationSeconds") or duration)
     if holder == identity:
         return LeaseAction(
-            "renew", {**spec, "renewTime": _micro(now), "leaseDurationSeconds": duration}, holder
+            "renew", {**spec, "renewTime": rfc3339_micro(now), "leaseDurationSeconds": duration}, holder
         )
     if not holder or renewed is None or now >= renewed + timedelta(seconds=lease_for):
         transitions = int(spec.get("leaseTransitions") or 0) + (1 if holder else 0)

@@ -35,8 +35,9 @@ from slogate.core.fallback import FallbackDecision, TierHealth, decide_fallback,
 from slogate.core.naming import Capabilities, Owner, deployment_name, revision_of
 from slogate.core.preflight import NodeInfo, Preflight, pod_extended_requests, preflight, shape_of
 from slogate.core.rules import prometheus_rule
-from slogate.core.status import DeploymentObs, EventSpec, RevisionPlan, compute_status
+from slogate.core.status import DeploymentObs, RevisionPlan, compute_status
 from slogate.core.traffic import backend_of_target, build_httproute, rollout_sizes, root_selector
+from slogate.core.vocabulary import ConditionStatus, ConditionType, Event, Events, Phase, PodPhase, Reason
 
 ANNOTATION_COMMAND = f"{C.GROUP}/command"
 
@@ -116,8 +117,8 @@ def not_ready(
     """``Ready=False`` with ``reason`` and ``message`` set on the old status' conditions. Pure."""
     return set_condition(
         list(old.get("conditions") or []),
-        type="Ready",
-        status="False",
+        type=ConditionType.READY,
+        status=ConditionStatus.FALSE,
         reason=reason,
         message=message,
         observed_generation=generation,
@@ -197,7 +198,7 @@ class ReconcilePlan:
     """Objects to server-side apply: only those the live object does not already match."""
     status: dict[str, Any] | None = None
     """The new status; the controller writes its difference from the old one (none: nothing)."""
-    events: tuple[EventSpec, ...] = ()
+    events: tuple[Event, ...] = ()
     delete: tuple[tuple[str, str, str], ...] = ()
     """(apiVersion, kind, name) to delete, after the status that records why."""
     clear_command: bool = False
@@ -219,15 +220,15 @@ def plan(obs: Observation) -> ReconcilePlan:
     spec = obs.spec
     if spec is None:
         # Invalid spec: status says why; children are left exactly as they are.
-        conditions, _ = not_ready(old, "InvalidSpec", obs.problems, generation, now)
+        conditions, _ = not_ready(old, Reason.INVALID_SPEC, obs.problems, generation, now)
         status = {
             **old,
             "observedGeneration": generation,
-            "phase": "Failed",
+            "phase": Phase.FAILED.value,
             "conditions": conditions,
             "message": obs.problems,
         }
-        return ReconcilePlan(status=status, events=(EventSpec("Warning", "InvalidSpec", obs.problems),))
+        return ReconcilePlan(status=status, events=(Events.INVALID_SPEC(obs.problems),))
 
     caps = obs.caps
     owner = Owner(name=name, uid=meta["uid"])
@@ -278,7 +279,7 @@ def plan(obs: Observation) -> ReconcilePlan:
     check = preflight_of(spec, existing, pods, obs.nodes, canary_replicas if st.canary == current else None)
     if st.canary == current and not decision.candidate_scaled_down and canary_replicas == 0 and notes:
         # The GPU budget leaves no room for even one candidate replica: say so instead of waiting.
-        check = Preflight(False, True, 0, "InsufficientGPU", notes[-1])
+        check = Preflight(False, True, 0, Reason.INSUFFICIENT_GPU, notes[-1])
 
     fallback = fallback_of(spec, namespace, st, existing, old, obs)
     desired = build_desired(
@@ -336,14 +337,14 @@ def plan(obs: Observation) -> ReconcilePlan:
 
     live_by_key = {(k, o["metadata"]["name"]): o for k, items in obs.children.items() for o in items}
     to_apply = []
-    created: list[EventSpec] = []
+    created: list[Event] = []
     for obj in objects:
         live = live_by_key.get((obj["kind"], obj["metadata"]["name"]))
         if live is not None and is_subset(obj, live):
             continue
         to_apply.append(obj)
         if live is None and obj["kind"] == "Deployment":
-            created.append(EventSpec("Normal", "Created", f"created Deployment {obj['metadata']['name']}"))
+            created.append(Events.CREATED(f"created Deployment {obj['metadata']['name']}"))
 
     # Status from what was observed (the Deployments as they were when this pass began: what the
     # apply changes, the next pass — woken by its watch event — reports).
@@ -353,7 +354,7 @@ def plan(obs: Observation) -> ReconcilePlan:
     plan_view = RevisionPlan(
         stable=st.stable or current, candidate=st.canary if st.canary and not st.outcome else None
     )
-    rollout_events = [EventSpec(*e) for e in decision.events]
+    rollout_events = list(decision.events)
     new_status, events = compute_status(
         generation=generation,
         plan=plan_view,
@@ -368,9 +369,9 @@ def plan(obs: Observation) -> ReconcilePlan:
         rolled_back=st.outcome_message if st.outcome else None,
     )
     new_status.update(st.to_status())
-    if st.waiting_for and new_status.get("phase") == "Progressing":
+    if st.waiting_for and new_status.get("phase") == Phase.PROGRESSING:
         new_status["message"] = st.waiting_for  # why the step does not complete, for kubectl and SREs
-    if notes and new_status.get("phase") in ("Progressing", "Ready", "Paused"):
+    if notes and new_status.get("phase") in (Phase.PROGRESSING, Phase.READY, Phase.PAUSED):
         # Traffic and budget notes (an approximated weight, a missing Gateway API) are worth the headline.
         new_status["message"] = "; ".join(dict.fromkeys(notes))
     if fallback is not None:
@@ -382,7 +383,9 @@ def plan(obs: Observation) -> ReconcilePlan:
         for p in pods
     ]
     running = [
-        g for g, p in zip(pod_gpus, pods, strict=True) if (p.get("status") or {}).get("phase") == "Running"
+        g
+        for g, p in zip(pod_gpus, pods, strict=True)
+        if (p.get("status") or {}).get("phase") == PodPhase.RUNNING
     ]
     recorded_status = dict(new_status)
     recorded_events = tuple((e.type, e.reason) for e in rollout_events)
@@ -394,7 +397,7 @@ def plan(obs: Observation) -> ReconcilePlan:
     for obj in objects:
         managed[obj["kind"]] = managed.get(obj["kind"], 0) + 1
     requeue: float | None = decision.requeue_after
-    if new_status.get("phase") not in ("Ready", "RolledBack", "Failed") and st.canary is None:
+    if new_status.get("phase") not in (Phase.READY, Phase.ROLLED_BACK, Phase.FAILED) and st.canary is None:
         requeue = min(decision.requeue_after, 2.0)
     return ReconcilePlan(
         scale=tuple(scale),
@@ -606,14 +609,14 @@ def fallback_of(
 
 def fallback_status(
     new_status: dict[str, Any], fb: FallbackDecision, generation: int, now: datetime, decision: ro.Decision
-) -> list[EventSpec]:
+) -> list[Event]:
     """``status.fallback``, the ``FallbackActive`` condition and the phase. Edits ``new_status``."""
     new_status["fallback"] = {k: v for k, v in fb.as_status().items() if v is not None}
     conditions, _ = set_condition(
         new_status["conditions"],
-        type="FallbackActive",
-        status="True" if fb.active else "False",
-        reason="FallbackActive" if fb.active else "PrimaryServing",
+        type=ConditionType.FALLBACK_ACTIVE,
+        status=ConditionStatus.TRUE if fb.active else ConditionStatus.FALSE,
+        reason=Reason.FALLBACK_ACTIVE if fb.active else Reason.PRIMARY_SERVING,
         message=fb.message or ("traffic is on " + str(fb.target) if fb.active else "the primary serves"),
         observed_generation=generation,
         now=now,
@@ -622,12 +625,12 @@ def fallback_status(
     new_status["phase"] = phase_from(conditions, rollout_phase=decision.rollout_phase)
     if fb.active:
         new_status["message"] = fb.message
-    return [EventSpec(*fb.event)] if fb.event else []
+    return [fb.event] if fb.event else []
 
 
 def input_drift(
     spec: ModelDeploymentSpec, stable: str, new_status: dict[str, Any], generation: int, obs: Observation
-) -> tuple[list[EventSpec], dict[str, Any] | None]:
+) -> tuple[list[Event], dict[str, Any] | None]:
     """The request mix against its baseline (``core.drift``, docs/drift.md) when a check was due.
     Status changes only when the baseline is (re)recorded or the condition's status or reason
     changes. Edits ``new_status``; returns the events and the drift metrics to record."""
@@ -652,7 +655,7 @@ def input_drift(
         if decision.remove
         else {"distances": decision.distances, "drifting": decision.drifting, "threshold": settings.threshold}
     )
-    return [EventSpec(*e) for e in decision.events], metrics
+    return list(decision.events), metrics
 
 
 def cost_of(
@@ -661,7 +664,7 @@ def cost_of(
     new_status: dict[str, Any],
     generation: int,
     obs: Observation,
-) -> tuple[list[EventSpec], dict[str, Any]]:
+) -> tuple[list[Event], dict[str, Any]]:
     """``status.cost`` and the ``OverBudget`` condition (``core.cost``, docs/cost.md): the GPUs of
     running pods at their node's product price, and generated tokens from Prometheus. The status
     moves only as ``cost_status`` allows; the metrics carry the exact values. Edits ``new_status``."""
@@ -696,4 +699,4 @@ def cost_of(
         "budget": float(spec.budget.max_cost_per_million_tokens) if spec.budget else None,
         "tokens_measured": m.tokens_measured,
     }
-    return [EventSpec(*e) for e in events], metrics
+    return events, metrics

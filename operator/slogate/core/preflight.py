@@ -18,6 +18,7 @@ from typing import Any
 from slogate import constants as C
 from slogate.api.types import parse_quantity
 from slogate.api.v1alpha1 import ModelDeploymentSpec
+from slogate.core.vocabulary import NODE_READY, ConditionStatus, PodPhase, Reason
 
 # Names shared with the Deployment builder (slogate.constants): the taint GPU nodes carry (tolerated
 # implicitly whenever GPUs are requested), GPU Feature Discovery's product and memory (MiB) labels,
@@ -26,11 +27,6 @@ GPU_TAINT_KEY = C.GPU_TAINT_KEY
 LABEL_PRODUCT = C.GPU_LABEL_PRODUCT
 LABEL_MEMORY = C.GPU_LABEL_MEMORY
 MIG_PREFIX = C.MIG_RESOURCE_PREFIX
-
-REASON_INSUFFICIENT_GPU = "InsufficientGPU"
-"""The shape fits the cluster, but not enough of it is free now."""
-REASON_SHAPE_UNSATISFIABLE = "GPUShapeUnsatisfiable"
-"""No node could hold one replica even if it were empty."""
 
 _WAITING_FAILURES = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError")
 _SCHEDULING_EFFECTS = ("NoSchedule", "NoExecute")
@@ -179,7 +175,9 @@ def pod_extended_requests(pod: Mapping[str, Any]) -> dict[str, int]:
 
 def _terminated(pod: Mapping[str, Any]) -> bool:
     phase = (pod.get("status") or {}).get("phase")
-    return phase in ("Succeeded", "Failed") or bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+    return phase in (PodPhase.SUCCEEDED, PodPhase.FAILED) or bool(
+        (pod.get("metadata") or {}).get("deletionTimestamp")
+    )
 
 
 def node_info_from(node: Mapping[str, Any], pods_on_node: Iterable[Mapping[str, Any]]) -> NodeInfo:
@@ -199,7 +197,8 @@ def node_info_from(node: Mapping[str, Any], pods_on_node: Iterable[Mapping[str, 
         for name, units in pod_extended_requests(pod).items():
             requested[name] = requested.get(name, 0) + units
     ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+        c.get("type") == NODE_READY and c.get("status") == ConditionStatus.TRUE
+        for c in status.get("conditions") or []
     )
     return NodeInfo(
         name=metadata.get("name", ""),
@@ -305,7 +304,7 @@ def _plural(n: int, word: str) -> str:
 
 def _unsatisfiable(message: str) -> Preflight:
     return Preflight(
-        ok=False, fits_at_all=False, placeable=0, reason=REASON_SHAPE_UNSATISFIABLE, message=message
+        ok=False, fits_at_all=False, placeable=0, reason=Reason.GPU_SHAPE_UNSATISFIABLE, message=message
     )
 
 
@@ -380,7 +379,7 @@ def preflight(shape: Shape, nodes: list[NodeInfo], *, replicas: int) -> Prefligh
             f"{total} free {shape.resource} on eligible nodes ({breakdown})"
         )
     return Preflight(
-        ok=False, fits_at_all=True, placeable=placeable, reason=REASON_INSUFFICIENT_GPU, message=message
+        ok=False, fits_at_all=True, placeable=placeable, reason=Reason.INSUFFICIENT_GPU, message=message
     )
 
 
@@ -397,12 +396,12 @@ def unschedulable_message(pods: Iterable[Mapping[str, Any]]) -> str | None:
     for pod in pods:
         metadata = pod.get("metadata") or {}
         status = pod.get("status") or {}
-        if metadata.get("deletionTimestamp") or status.get("phase", "Pending") != "Pending":
+        if metadata.get("deletionTimestamp") or status.get("phase", PodPhase.PENDING) != PodPhase.PENDING:
             continue
         for cond in status.get("conditions") or []:
             if (
                 cond.get("type") == "PodScheduled"
-                and cond.get("status") == "False"
+                and cond.get("status") == ConditionStatus.FALSE
                 and cond.get("reason") == "Unschedulable"
             ):
                 return f"{metadata.get('name', '')}: {cond.get('message') or 'Unschedulable'}"

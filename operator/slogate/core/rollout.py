@@ -39,6 +39,8 @@ from typing import Any
 
 from slogate.api.types import parse_duration
 from slogate.api.v1alpha1 import ModelDeploymentSpec, ObjectiveResult, Step, Strategy, Verdict
+from slogate.core.timefmt import parse_rfc3339, rfc3339
+from slogate.core.vocabulary import Event, Events, Outcome, Phase
 
 DEFAULT_CANARY_STEPS = (
     Step(set_weight=10),
@@ -52,17 +54,6 @@ HISTORY_LIMIT = 10
 REJECTED_LIMIT = 20
 
 COMMANDS = ("promote", "promote-full", "pause", "resume", "abort", "retry")
-
-
-def iso(t: datetime) -> str:
-    """RFC 3339, UTC, second precision."""
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True)
@@ -199,9 +190,9 @@ class Command:
 
 
 CAUSES: dict[str, tuple[str, ...]] = {
-    "RolledBack": ("analysis_failed", "inconclusive"),
-    "Aborted": ("manual",),
-    "Promoted": ("steps_completed", "manual"),
+    Outcome.ROLLED_BACK: ("analysis_failed", "inconclusive"),
+    Outcome.ABORTED: ("manual",),
+    Outcome.PROMOTED: ("steps_completed", "manual"),
 }
 """The bounded causes of each way a rollout ends (``Decision.cause``; the counters' ``reason`` label)."""
 
@@ -221,10 +212,10 @@ class Decision:
     """Mirror traffic to the candidate (shadow)."""
     retire: tuple[str, ...]
     """Revisions whose Deployments should be deleted."""
-    events: tuple[tuple[str, str, str], ...]
-    """(type, reason, message)."""
+    events: tuple[Event, ...]
+    """What to tell, from ``vocabulary.Events``."""
     rollout_phase: str | None
-    """``Progressing``, ``Paused``, ``RolledBack`` or None (steady)."""
+    """One of ``vocabulary.ROLLOUT_PHASES`` (``Progressing``, ``Paused``, ``RolledBack``) or None (steady)."""
     requeue_after: float
     cause: str | None = None
     """Why a rollout ended on this tick, one of ``CAUSES`` (a bounded metric label), else None."""
@@ -259,11 +250,11 @@ def analysis_due(spec: ModelDeploymentSpec, state: RolloutState, now: datetime) 
         or state.candidate_ready_at is None
     ):
         return False
-    ready_at = parse_time(state.candidate_ready_at)
+    ready_at = parse_rfc3339(state.candidate_ready_at)
     assert ready_at is not None
     if now < ready_at + parse_duration(spec.rollout.analysis.initial_delay):
         return False
-    last = parse_time(state.last_analysis_at)
+    last = parse_rfc3339(state.last_analysis_at)
     return last is None or now >= last + parse_duration(spec.rollout.analysis.interval)
 
 
@@ -271,11 +262,11 @@ def evidence_start(spec: ModelDeploymentSpec, state: RolloutState) -> datetime |
     """The earliest instant a window may start for its run to count as evidence for the current
     step: the step's start or the end of the warm-up (Ready + ``initialDelay``), whichever is later;
     None while the candidate has never been Ready. Pure."""
-    ready = parse_time(state.candidate_ready_at)
+    ready = parse_rfc3339(state.candidate_ready_at)
     if ready is None:
         return None
     warm = ready + parse_duration(spec.rollout.analysis.initial_delay)
-    started = parse_time(state.step_started_at) or warm
+    started = parse_rfc3339(state.step_started_at) or warm
     return max(started, warm)
 
 
@@ -313,7 +304,7 @@ def _evidence_gate(spec: ModelDeploymentSpec, state: RolloutState, now: datetime
         )
         text += f": {why}" if why else ""
     if now < first:
-        text += f"; the first window that counts ends at {iso(first)}"
+        text += f"; the first window that counts ends at {rfc3339(first)}"
     return text
 
 
@@ -321,14 +312,14 @@ def _next_step(s: RolloutState, now: datetime, **changes: Any) -> RolloutState:
     """Move to the next step (or apply ``changes`` such as a new weight): a step change resets the
     evidence, which must come from traffic the new step sees."""
     return dataclasses.replace(
-        s, **{"step": s.step + 1, **changes}, step_started_at=iso(now), passes=0, waiting_for=None
+        s, **{"step": s.step + 1, **changes}, step_started_at=rfc3339(now), passes=0, waiting_for=None
     )
 
 
 def _history(
     state: RolloutState, revision: str, outcome: str, reason: str, now: datetime
 ) -> tuple[dict[str, str], ...]:
-    entry = {"revision": revision, "outcome": outcome, "time": iso(now), "reason": reason}
+    entry = {"revision": revision, "outcome": outcome, "time": rfc3339(now), "reason": reason}
     return (*state.history, entry)[-HISTORY_LIMIT:]
 
 
@@ -353,7 +344,7 @@ def plan(
     Inputs are the spec, the persisted state, what runs (``observed``), the analysis run that
     ``analysis_due`` asked for (or None), a person's command (or None) and the time.
     """
-    events: list[tuple[str, str, str]] = []
+    events: list[Event] = []
     interval = parse_duration(spec.rollout.analysis.interval).total_seconds() if has_slo(spec) else 5.0
     fast = min(2.0, interval)
     s = state
@@ -385,11 +376,7 @@ def plan(
         )
         if s.stable != current:
             events.append(
-                (
-                    "Normal",
-                    "Deployed",
-                    f"revision {current} deployed directly (no stable revision to compare with)",
-                )
+                Events.DEPLOYED(f"revision {current} deployed directly (no stable revision to compare with)")
             )
         return steady(new)
 
@@ -398,14 +385,12 @@ def plan(
         retire = (s.canary,) if s.canary else ()
         if s.canary and not s.outcome:
             events.append(
-                (
-                    "Normal",
-                    "RolloutAbandoned",
-                    f"spec is back at stable revision {s.stable}: candidate {s.canary} removed",
+                Events.ROLLOUT_ABANDONED(
+                    f"spec is back at stable revision {s.stable}: candidate {s.canary} removed"
                 )
             )
             s = dataclasses.replace(
-                s, history=_history(s, s.canary, "Aborted", "spec reverted to stable", now)
+                s, history=_history(s, s.canary, Outcome.ABORTED, "spec reverted to stable", now)
             )
         if s.canary:
             s = RolloutState(
@@ -419,7 +404,7 @@ def plan(
             s = dataclasses.replace(
                 s, rejected=tuple(r for r in s.rejected if r != current), canary=None, outcome=None
             )
-            events.append(("Normal", "Retry", f"revision {current} retried by a person"))
+            events.append(Events.RETRY(f"revision {current} retried by a person"))
         else:
             return Decision(
                 state=s,
@@ -429,7 +414,7 @@ def plan(
                 mirror=False,
                 retire=(),
                 events=tuple(events),
-                rollout_phase="RolledBack",
+                rollout_phase=Phase.ROLLED_BACK,
                 requeue_after=30.0,
             )
 
@@ -441,8 +426,8 @@ def plan(
             canary=current,
             weight=0,
             step=0,
-            step_started_at=iso(now),
-            rollout_started_at=iso(now),
+            step_started_at=rfc3339(now),
+            rollout_started_at=rfc3339(now),
             candidate_ready_at=None,
             last_analysis_at=None,
             last_verdict=None,
@@ -456,10 +441,8 @@ def plan(
             promoted_by_person=False,
         )
         events.append(
-            (
-                "Normal",
-                "RolloutStarted",
-                f"revision {current} starts a {spec.rollout.strategy.value} rollout beside stable {s.stable}",
+            Events.ROLLOUT_STARTED(
+                f"revision {current} starts a {spec.rollout.strategy.value} rollout beside stable {s.stable}"
             )
         )
         return _progress(spec, s, observed, None, None, now, events, fast, interval, retire)
@@ -468,16 +451,12 @@ def plan(
 
 
 def _rollback(
-    s: RolloutState, reason: str, now: datetime, events: list[tuple[str, str, str]], *, outcome: str
+    s: RolloutState, reason: str, now: datetime, events: list[Event], *, outcome: str
 ) -> RolloutState:
     assert s.canary is not None
-    events.append(
-        (
-            "Warning",
-            "RolledBack" if outcome == "RolledBack" else "Aborted",
-            f"revision {s.canary} {'rolled back' if outcome == 'RolledBack' else 'aborted'}: {reason}",
-        )
-    )
+    rolled_back = outcome == Outcome.ROLLED_BACK
+    tell = Events.ROLLED_BACK if rolled_back else Events.ABORTED
+    events.append(tell(f"revision {s.canary} {'rolled back' if rolled_back else 'aborted'}: {reason}"))
     return dataclasses.replace(
         s,
         weight=0,
@@ -498,7 +477,7 @@ def _progress(
     analysis: Analysis | None,
     command: Command | None,
     now: datetime,
-    events: list[tuple[str, str, str]],
+    events: list[Event],
     fast: float,
     interval: float,
     retire: tuple[str, ...],
@@ -533,26 +512,26 @@ def _progress(
 
     # Finished rollouts (rolled back / aborted) hold until the spec changes or a person retries.
     if s.outcome:
-        return decision(s, "RolledBack", 30.0, down=True)
+        return decision(s, Phase.ROLLED_BACK, 30.0, down=True)
 
     # The candidate's readiness starts the warm-up clock for analysis.
     if observed.candidate_ready and s.candidate_ready_at is None:
-        s = dataclasses.replace(s, candidate_ready_at=iso(now))
+        s = dataclasses.replace(s, candidate_ready_at=rfc3339(now))
 
     # People first.
     if command:
         verb = command.verb
         if verb == "abort":
-            s = _rollback(s, "aborted by a person", now, events, outcome="Aborted")
-            return decision(s, "RolledBack", 30.0, down=True, cause="manual")
+            s = _rollback(s, "aborted by a person", now, events, outcome=Outcome.ABORTED)
+            return decision(s, Phase.ROLLED_BACK, 30.0, down=True, cause="manual")
         if verb == "pause":
             s = dataclasses.replace(s, paused_reason="paused by a person: run `slogate resume` to continue")
-            events.append(("Normal", "Paused", f"rollout of {s.canary} paused by a person"))
+            events.append(Events.PAUSED(f"rollout of {s.canary} paused by a person"))
         elif verb == "resume" and s.paused_reason:
-            events.append(("Normal", "Resumed", f"rollout of {s.canary} resumed by a person"))
+            events.append(Events.RESUMED(f"rollout of {s.canary} resumed by a person"))
             s = dataclasses.replace(s, paused_reason=None, consecutive_inconclusive=0)
         elif verb == "promote-full":
-            events.append(("Normal", "PromotedByPerson", f"revision {s.canary} promoted to full by a person"))
+            events.append(Events.PROMOTED_BY_PERSON(f"revision {s.canary} promoted to full by a person"))
             s = dataclasses.replace(
                 s, paused_reason=None, promoting=True, promoted_by_person=True, weight=100, step=len(steps)
             )
@@ -561,13 +540,9 @@ def _progress(
             gate = s.step < len(steps) and (steps[s.step].pause is not None or s.waiting_for is not None)
             if gate or s.paused_reason:
                 events.append(
-                    (
-                        "Normal",
-                        "GateReleased" if gate else "Resumed",
-                        f"step {s.step + 1} of {len(steps)} released by a person"
-                        if gate
-                        else "resumed by a person",
-                    )
+                    Events.GATE_RELEASED(f"step {s.step + 1} of {len(steps)} released by a person")
+                    if gate
+                    else Events.RESUMED("resumed by a person")
                 )
                 if gate:
                     s = _next_step(s, now, paused_reason=None, consecutive_inconclusive=0)
@@ -578,22 +553,20 @@ def _progress(
     if analysis is not None:
         results = tuple(r.model_dump(mode="json", by_alias=True, exclude_none=True) for r in analysis.results)
         s = dataclasses.replace(
-            s, last_analysis_at=iso(now), last_verdict=analysis.verdict.value, last_results=results
+            s, last_analysis_at=rfc3339(now), last_verdict=analysis.verdict.value, last_results=results
         )
         if analysis.verdict == Verdict.FAIL:
             s = dataclasses.replace(s, failures=s.failures + 1, consecutive_inconclusive=0)
             summary = _failure_summary(results)
             events.append(
-                (
-                    "Warning",
-                    "AnalysisFailed",
-                    f"revision {s.canary}: {summary} ({s.failures}/{limits.failure_limit})",
+                Events.ANALYSIS_FAILED(
+                    f"revision {s.canary}: {summary} ({s.failures}/{limits.failure_limit})"
                 )
             )
             if s.failures >= limits.failure_limit:
                 if spec.rollout.auto_rollback:
-                    s = _rollback(s, summary, now, events, outcome="RolledBack")
-                    return decision(s, "RolledBack", 30.0, down=True, cause="analysis_failed")
+                    s = _rollback(s, summary, now, events, outcome=Outcome.ROLLED_BACK)
+                    return decision(s, Phase.ROLLED_BACK, 30.0, down=True, cause="analysis_failed")
                 s = dataclasses.replace(
                     s,
                     paused_reason=f"analysis failed ({summary}); autoRollback is off: "
@@ -607,10 +580,8 @@ def _progress(
                 )
             )
             events.append(
-                (
-                    "Warning",
-                    "AnalysisInconclusive",
-                    f"revision {s.canary}: {why} ({s.consecutive_inconclusive}/{limits.inconclusive_limit})",
+                Events.ANALYSIS_INCONCLUSIVE(
+                    f"revision {s.canary}: {why} ({s.consecutive_inconclusive}/{limits.inconclusive_limit})"
                 )
             )
             if s.consecutive_inconclusive >= limits.inconclusive_limit and not s.paused_reason:
@@ -620,21 +591,21 @@ def _progress(
                         f"analysis inconclusive {s.consecutive_inconclusive} times: {why}",
                         now,
                         events,
-                        outcome="RolledBack",
+                        outcome=Outcome.ROLLED_BACK,
                     )
-                    return decision(s, "RolledBack", 30.0, down=True, cause="inconclusive")
+                    return decision(s, Phase.ROLLED_BACK, 30.0, down=True, cause="inconclusive")
                 s = dataclasses.replace(
                     s,
                     paused_reason=f"analysis inconclusive {s.consecutive_inconclusive} times "
                     f"({why}): `slogate resume` to keep analysing, `slogate promote` or `slogate abort`",
                 )
-                events.append(("Warning", "Paused", f"rollout of {s.canary} paused: {s.paused_reason}"))
+                events.append(Events.PAUSED(f"rollout of {s.canary} paused: {s.paused_reason}"))
         else:
             evidence = counts_as_evidence(spec, s, now)
             s = dataclasses.replace(s, consecutive_inconclusive=0, passes=s.passes + int(evidence))
 
     if s.paused_reason:
-        return decision(s, "Paused", interval)
+        return decision(s, Phase.PAUSED, interval)
 
     # Promotion: the candidate at full size and Ready becomes stable. With no steps (blue-green's
     # default) the evidence rule applies here: the switch waits for the candidate's passing runs.
@@ -642,23 +613,23 @@ def _progress(
         waiting = _evidence_gate(spec, s, now)
         if waiting is not None:
             if s.waiting_for is None:
-                events.append(("Normal", "AwaitingEvidence", f"revision {s.canary}: {waiting}"))
+                events.append(Events.AWAITING_EVIDENCE(f"revision {s.canary}: {waiting}"))
             s = dataclasses.replace(s, waiting_for=waiting)
-            return decision(s, "Progressing", min(interval, 5.0))
+            return decision(s, Phase.PROGRESSING, min(interval, 5.0))
     if s.promoting or s.step >= len(steps):
         if not s.promoting:
             s = dataclasses.replace(s, promoting=True, weight=100)
         if observed.candidate_full:
             old = s.stable
             assert s.canary is not None and old is not None
-            events.append(("Normal", "Promoted", f"revision {s.canary} is now stable (was {old})"))
+            events.append(Events.PROMOTED(f"revision {s.canary} is now stable (was {old})"))
             new = RolloutState(
                 stable=s.canary,
                 rejected=s.rejected,
                 history=_history(
                     s,
                     s.canary,
-                    "Promoted",
+                    Outcome.PROMOTED,
                     "promoted to full by a person" if s.promoted_by_person else "all steps passed",
                     now,
                 ),
@@ -676,47 +647,43 @@ def _progress(
                 requeue_after=fast,
                 cause="manual" if s.promoted_by_person else "steps_completed",
             )
-        return decision(s, "Progressing", fast, full=True)
+        return decision(s, Phase.PROGRESSING, fast, full=True)
 
     step = steps[s.step]
-    started = parse_time(s.step_started_at) or now
+    started = parse_rfc3339(s.step_started_at) or now
     if step.set_weight is not None:
         if s.weight != step.set_weight:
             events.append(
-                (
-                    "Normal",
-                    "WeightSet",
-                    f"revision {s.canary}: weight {s.weight} → {step.set_weight} (step {s.step + 1}/{len(steps)})",
+                Events.WEIGHT_SET(
+                    f"revision {s.canary}: weight {s.weight} → {step.set_weight} (step {s.step + 1}/{len(steps)})"
                 )
             )
             s = _next_step(s, now, step=s.step, weight=step.set_weight)
-            return decision(s, "Progressing", fast)
+            return decision(s, Phase.PROGRESSING, fast)
         if not observed.candidate_ready:
             s = dataclasses.replace(s, waiting_for=None)
-            return decision(s, "Progressing", fast if not has_slo(spec) else min(interval, 5.0))
+            return decision(s, Phase.PROGRESSING, fast if not has_slo(spec) else min(interval, 5.0))
         waiting = _evidence_gate(spec, s, now)
         if waiting is None:
             s = _next_step(s, now)
-            return decision(s, "Progressing", fast)
+            return decision(s, Phase.PROGRESSING, fast)
         s = dataclasses.replace(s, waiting_for=waiting)
-        return decision(s, "Progressing", min(interval, 5.0))
+        return decision(s, Phase.PROGRESSING, min(interval, 5.0))
 
     assert step.pause is not None
     if step.pause.duration is None:
         reason = f"manual gate at step {s.step + 1} of {len(steps)}: run `slogate promote` to continue"
         if s.paused_reason != reason:
             events.append(
-                (
-                    "Normal",
-                    "ManualGate",
-                    f"revision {s.canary} waits at a manual gate (step {s.step + 1}/{len(steps)})",
+                Events.MANUAL_GATE(
+                    f"revision {s.canary} waits at a manual gate (step {s.step + 1}/{len(steps)})"
                 )
             )
         s = dataclasses.replace(s, paused_reason=reason)
-        return decision(s, "Paused", interval)
+        return decision(s, Phase.PAUSED, interval)
     remaining = started + parse_duration(step.pause.duration) - now
     if remaining > timedelta(0):
-        return decision(s, "Progressing", min(remaining.total_seconds(), interval))
+        return decision(s, Phase.PROGRESSING, min(remaining.total_seconds(), interval))
     # The duration is a minimum: the pause ends with its evidence, never on its timer alone — where
     # there is traffic to judge. A canary pausing at weight 0 (before its first setWeight) runs no
     # pods; its later steps carry the rule (a canary must set a weight: API CEL rule).
@@ -724,15 +691,13 @@ def _progress(
     waiting = _evidence_gate(spec, s, now) if judged else None
     if waiting is None:
         s = _next_step(s, now)
-        return decision(s, "Progressing", fast)
+        return decision(s, Phase.PROGRESSING, fast)
     if s.waiting_for is None:
         events.append(
-            (
-                "Normal",
-                "PauseExtended",
+            Events.PAUSE_EXTENDED(
                 f"revision {s.canary}: pause of step {s.step + 1}/{len(steps)} ended without evidence, "
-                f"{waiting}",
+                f"{waiting}"
             )
         )
     s = dataclasses.replace(s, waiting_for=waiting)
-    return decision(s, "Progressing", min(interval, 5.0))
+    return decision(s, Phase.PROGRESSING, min(interval, 5.0))

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from slogate.api.v1alpha1 import ConditionStatus
-from slogate.core.conditions import ConditionType as T
-from slogate.core.conditions import Reason as R
 from slogate.core.conditions import phase_from, set_condition
 from slogate.core.preflight import Preflight, crashloop_message, unschedulable_message
+from slogate.core.vocabulary import EVENTS_BY_REASON, ConditionStatus, Event, Events, Phase
+from slogate.core.vocabulary import ConditionType as T
+from slogate.core.vocabulary import Reason as R
 
 TRUE, FALSE = ConditionStatus.TRUE.value, ConditionStatus.FALSE.value
 
@@ -29,16 +29,6 @@ class RevisionPlan:
     """Revision that serves users."""
     candidate: str | None = None
     """Revision rolling out beside stable, if any."""
-
-
-@dataclass(frozen=True)
-class EventSpec:
-    """A Kubernetes Event to post on the ModelDeployment."""
-
-    type: str
-    """``Normal`` or ``Warning``."""
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -97,10 +87,10 @@ def compute_status(
     now: datetime,
     rollout_phase: str | None = "derive",
     rolled_back: str | None = None,
-) -> tuple[dict[str, Any], list[EventSpec]]:
+) -> tuple[dict[str, Any], list[Event]]:
     """The new status (camelCase dict) and the Events for what changed. Pure; consumed by
     ``controller.reconcile``, which writes ``status_patch(old, new)`` and posts the Events."""
-    events: list[EventSpec] = []
+    events: list[Event] = []
     conditions = list(old.get("conditions") or [])
     gen = {"observed_generation": generation, "now": now}
     stable = deployments.get(plan.stable)
@@ -198,7 +188,8 @@ def compute_status(
         and stable.up_to_date
         and plan.candidate is None
         and ready > 0
-        and old.get("phase") in ("Ready", "Degraded")  # lost replicas after serving, not still starting
+        # Lost replicas after serving, not still starting.
+        and old.get("phase") in (Phase.READY, Phase.DEGRADED)
     ):
         conditions = _cond(
             conditions,
@@ -232,11 +223,11 @@ def compute_status(
             )
 
     if rollout_phase == "derive":
-        rollout_phase = "Progressing" if plan.candidate else None
+        rollout_phase = Phase.PROGRESSING if plan.candidate else None
     phase = phase_from(conditions, rollout_phase=rollout_phase)
     message = None
     for ctype in (T.INSUFFICIENT_GPU, T.DEGRADED):
-        c = next((c for c in conditions if c["type"] == ctype and c["status"] == "True"), None)
+        c = next((c for c in conditions if c["type"] == ctype and c["status"] == TRUE), None)
         if c:
             message = c["message"]
             break
@@ -262,7 +253,7 @@ def compute_status(
     # Events for transitions only: a steady state posts nothing.
     old_conds = {c["type"]: c for c in old.get("conditions") or []}
 
-    def flipped(ctype: str, status: str = "True") -> dict[str, Any] | None:
+    def flipped(ctype: str, status: str = TRUE) -> dict[str, Any] | None:
         c = next((c for c in conditions if c["type"] == ctype), None)
         before = old_conds.get(ctype)
         if (
@@ -273,12 +264,14 @@ def compute_status(
             return c
         return None
 
+    # A condition that turns bad is told by an Event of its reason (``InsufficientGPU``,
+    # ``GPUShapeUnsatisfiable``, ``EngineCrashLooping``, ...), with that reason's one type.
     if c := flipped(T.INSUFFICIENT_GPU):
-        events.append(EventSpec("Warning", c["reason"], c["message"]))
+        events.append(EVENTS_BY_REASON[c["reason"]](c["message"]))
     if (c := flipped(T.DEGRADED)) and c["reason"] != R.ROLLED_BACK:  # the rollout posts its own RolledBack
-        events.append(EventSpec("Warning", c["reason"], c["message"]))
+        events.append(EVENTS_BY_REASON[c["reason"]](c["message"]))
     if c := flipped(T.READY):
-        events.append(EventSpec("Normal", "Ready", c["message"]))
+        events.append(Events.READY(c["message"]))
     if (
         stable
         and old.get("stableRevision") == plan.stable
@@ -287,14 +280,10 @@ def compute_status(
         and not old.get("canaryRevision")  # a candidate going away is not a scaling of stable
     ):
         events.append(
-            EventSpec(
-                "Normal",
-                "Scaled",
-                f"revision {plan.stable} scaled {old.get('replicas')} → {total_replicas} replicas",
-            )
+            Events.SCALED(f"revision {plan.stable} scaled {old.get('replicas')} → {total_replicas} replicas")
         )
     if notes and old.get("autoscaler") != new["autoscaler"]:
-        events.append(EventSpec("Warning", "AutoscalerFallback", " ".join(notes)))
+        events.append(Events.AUTOSCALER_FALLBACK(" ".join(notes)))
     return new, events
 
 
