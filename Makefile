@@ -58,7 +58,7 @@ cluster-down: ## stop the local control plane
 	$(BIN)/slogate dev down --dir .slogate-dev
 
 demo: install bins prometheus ## the whole story live: first revision, a TTFT breach rolled back, a healthy promotion
-	$(BIN)/python -m slogate.demo --dir .slogate-demo
+	$(BIN)/python -m slogate.dev.demo --dir .slogate-demo
 
 demo-down: ## stop an interrupted demo (cluster, Prometheus, simulators, operator)
 	-$(BIN)/slogate dev down --dir .slogate-demo

@@ -12,7 +12,7 @@ import pytest
 @pytest.mark.local_only(reason="the demo starts its own local control plane (make demo)")
 def test_the_demo_tells_the_story_and_cleans_up(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "slogate.demo", "--dir", str(tmp_path / "demo")],
+        [sys.executable, "-m", "slogate.dev.demo", "--dir", str(tmp_path / "demo")],
         capture_output=True,
         text=True,
         timeout=900,

@@ -1,12 +1,15 @@
 """What the container image would do, without a Docker engine: install the package exactly as the
-Dockerfile does (a clean venv, a plain install constrained by constraints.txt), run its entrypoint
-`slogate run` from outside the repository with no writable code directory, and check it reconciles a
-ModelDeployment against the real API server and writes no files next to its code (so a read-only
-root filesystem works)."""
+Dockerfile does (the build stage's files without the simulator and the local control plane, a clean
+venv, a plain install constrained by constraints.txt), check the development tools are not in it,
+run its entrypoint `slogate run` from outside the repository with no writable code directory, and
+check it reconciles a ModelDeployment against the real API server and writes no files next to its
+code (so a read-only root filesystem works). tests/unit/test_dockerfile.py checks the same layout
+offline."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +17,9 @@ from pathlib import Path
 from kubernetes import client
 
 from slogate.dev.cluster import LocalCluster, free_port
+from tests.image import build_context
 from tests.integration.conftest import wait_for
 from tests.integration.test_operator import GROUP, PLURAL, VERSION, mdep, ready
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _files(root: Path) -> set[str]:
@@ -25,6 +27,8 @@ def _files(root: Path) -> set[str]:
 
 
 def test_the_image_install_runs_the_operator(cluster: LocalCluster, kube, namespace, tmp_path):
+    src = build_context(tmp_path / "src")  # what the build stage copies, minus sim/ and dev/
+    assert not (src / "operator" / "slogate" / "sim").exists()
     venv = tmp_path / "opt-slogate"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [
@@ -32,14 +36,12 @@ def test_the_image_install_runs_the_operator(cluster: LocalCluster, kube, namesp
         "install",
         "-q",
         "--constraint",
-        str(ROOT / "constraints.txt"),
-        str(ROOT),
+        "constraints.txt",
+        ".",
     ]
-    subprocess.run(pip, check=True, capture_output=True, timeout=600)
+    subprocess.run(pip, cwd=src, check=True, capture_output=True, timeout=600)
     entry = venv / "bin" / "slogate"
     assert entry.exists()
-    before = _files(venv)
-    health = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env.update(
         {
@@ -49,6 +51,25 @@ def test_the_image_install_runs_the_operator(cluster: LocalCluster, kube, namesp
             "SLOGATE_PROMETHEUS_URL": cluster.prometheus_url,
         }
     )
+
+    # The operator only: no simulator, no local control plane; `slogate dev` says where they are.
+    assert not [f for f in _files(venv) if re.search(r"(^|/)slogate/(sim|dev)(/|$)", f)]
+    python = str(venv / "bin" / "python")
+    for module in ("slogate.sim", "slogate.dev"):
+        result = subprocess.run(
+            [python, "-c", f"import {module}"], cwd="/", env=env, capture_output=True, text=True
+        )
+        assert result.returncode == 1 and f"No module named '{module}'" in result.stderr, result.stderr
+    result = subprocess.run(
+        [str(entry), "dev", "up"], cwd="/", env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "slogate dev needs the development tools" in result.stderr
+    assert "pip install -e '.[dev]' from a source checkout" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    before = _files(venv)
+    health = free_port()
     log = tmp_path / "operator.log"
     proc = subprocess.Popen(
         [

@@ -15,6 +15,7 @@ import slogate.core.cost
 from slogate.api.v1alpha1 import Budget, ModelDeploymentSpec
 from slogate.api.validation import validate_document
 from slogate.cli import main
+from slogate.cli.status import cost_cells, explain_lines, render_table
 from slogate.config import OperatorConfig, read_price_table
 from slogate.core.cost import (
     BUILTIN_PRICES,
@@ -38,7 +39,6 @@ from slogate.core.cost import (
     token_series,
     tokens_query,
 )
-from slogate.statuscli import cost_cells, explain_lines, render_table
 from slogate.telemetry import REGISTRY, forget_modeldeployment, record_cost, record_modeldeployment
 
 T0 = datetime(2026, 3, 1, 10, 0, 0, tzinfo=UTC)

@@ -720,7 +720,7 @@ def test_the_simulator_records_a_shifted_prompt_mix():
 
 
 def test_explain_names_input_drift_while_it_holds():
-    from slogate.statuscli import explain_lines
+    from slogate.cli.status import explain_lines
 
     message = (
         "request mix departs from the baseline of revision r1: prompt length distance 0.63 > threshold 0.2"

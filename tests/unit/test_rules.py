@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from slogate.api.v1alpha1 import EngineKind, ModelDeploymentSpec, Objective, SLIMetric
+from slogate.cli.rules import register, render
 from slogate.core import rules
-from slogate.rulescli import register, render
 from tests.unit.engine_series import SERIES, Mix
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "promtool"

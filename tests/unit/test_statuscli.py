@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from slogate.statuscli import explain_lines, render_table
+from slogate.cli.status import explain_lines, render_table
 
 ROLLED_BACK = {
     "metadata": {"name": "llama", "namespace": "ml"},

@@ -162,7 +162,7 @@ def explain_lines(md: dict[str, Any], events: list[dict[str, Any]]) -> list[str]
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from slogate.commands import api_client
+    from slogate.cli.commands import api_client
 
     return api_client(args.kubeconfig, args.context)
 

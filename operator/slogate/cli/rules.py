@@ -33,7 +33,7 @@ def _load_manifests(source: str) -> list[dict[str, Any]]:
 def _fetch(args: argparse.Namespace) -> dict[str, Any]:
     from kubernetes import client
 
-    from slogate.commands import api_client
+    from slogate.cli.commands import api_client
 
     api = client.CustomObjectsApi(api_client(args.kubeconfig, args.context))
     return api.get_namespaced_custom_object(C.GROUP, C.VERSION, args.namespace, C.PLURAL, args.target)

@@ -23,7 +23,7 @@ import yaml
 
 from slogate import constants as C
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 QUICKSTART = ROOT / "examples" / "quickstart" / "modeldeployment.yaml"
 BAD_MODEL = "hf://meta-llama/Llama-3.2-3B-Instruct"
 GOOD_MODEL = "hf://meta-llama/Llama-3.1-8B-Instruct-FP8"
@@ -73,7 +73,7 @@ def _watch(
 ) -> dict[str, Any]:
     from kubernetes import client
 
-    from slogate.statuscli import render_table
+    from slogate.cli.status import render_table
 
     custom = client.CustomObjectsApi(api)
     deadline = time.monotonic() + timeout
@@ -92,10 +92,10 @@ def run(directory: Path, *, keep: bool) -> int:
     from kubernetes import client, config
 
     from slogate.api.v1alpha1 import ModelDeploymentSpec
+    from slogate.cli.status import explain_lines
     from slogate.core.naming import revision_of
     from slogate.dev.cli import set_simulators
     from slogate.dev.cluster import LocalCluster, free_port
-    from slogate.statuscli import explain_lines
 
     screen = Screen()
     if os.environ.get("KUBECONFIG"):
@@ -199,7 +199,7 @@ def run(directory: Path, *, keep: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m slogate.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m slogate.dev.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--dir", default=str(ROOT / ".slogate-demo"), type=Path)
     parser.add_argument("--keep", action="store_true", help="leave the cluster and operator running")
     args = parser.parse_args(argv)
