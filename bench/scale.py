@@ -10,7 +10,12 @@ for N (``NodeSet.cpu_nodes`` / ``gpu_nodes`` and ``pods_per_node``):
    ``apiserver_request_total``) with the operator, against the same window with the operator
    stopped; the operator's own requests from the audit log; operator CPU; RSS per ModelDeployment
    (RSS at N minus RSS with none, over N);
-4. reaction latency at N, as in 1;
+4. reaction latency at N, as in 1, and the breach reaction at 1 and at N: a ModelDeployment
+   ``breach`` with a TTFT objective rolls out a candidate held at weight 50; once an analysis passed,
+   the candidate's simulators are set to 900 ms TTFT (against 500 ms p95) and the bench times
+   until traffic is back on stable (status ``RolledBack``, the candidate Deployment at 0). Only
+   the probes' pods get simulators (``LocalCluster.bridge_selector``); the N others are plain
+   kwok pods;
 5. start-up with N existing: a new operator process until it has reconciled N + 1 objects, and the
    429s the API server answered meanwhile.
 
@@ -41,6 +46,9 @@ from kubernetes import client, config, watch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
 
+from slogate.api.v1alpha1 import ModelDeploymentSpec  # noqa: E402
+from slogate.core.naming import revision_of  # noqa: E402
+from slogate.dev.cli import set_simulators  # noqa: E402
 from slogate.dev.cluster import LocalCluster, free_port, temporary_cluster  # noqa: E402
 from slogate.dev.nodes import H100, NodeSet  # noqa: E402
 
@@ -62,6 +70,28 @@ def md(name: str, gpu: bool, replicas: int = 1) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": spec,
     }
+
+
+def breach_spec(model: str, gpu: bool) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "model": {"source": model},
+        "replicas": 1,
+        "slo": {
+            "window": "10s",
+            "minRequests": 10,
+            "objectives": [{"metric": "ttft", "percentile": 95, "max": "500ms"}],
+        },
+        "rollout": {
+            "steps": [{"setWeight": 50}, {"pause": {"duration": "30m"}}],
+            "analysis": {"interval": "5s", "initialDelay": "2s", "failureLimit": 1},
+        },
+    }
+    if gpu:
+        spec["resources"] = {"gpu": {"count": 1}}
+    return spec
+
+
+PROBES = "slogate.io/deployment in (probe,breach)"
 
 
 class Watcher:
@@ -116,7 +146,10 @@ class Watcher:
             return sum(
                 1
                 for n, st in self.status.items()
-                if st.get("phase") == "Ready" and st.get("observedGeneration") == self.generation.get(n)
+                # breach stays RolledBack after each breach run, by design
+                if n != "breach"
+                and st.get("phase") == "Ready"
+                and st.get("observedGeneration") == self.generation.get(n)
             )
 
 
@@ -211,20 +244,51 @@ def reaction(kube: client.ApiClient, w: Watcher, name: str, runs: int = 3) -> li
     return out
 
 
+def breach_reaction(cluster: LocalCluster, kube: client.ApiClient, w: Watcher, gpu: bool, k: int) -> float:
+    """Seconds from 900 ms TTFT injected into a passing canary to traffic back on stable."""
+    api, apps = client.CustomObjectsApi(kube), client.AppsV1Api(kube)
+    new = breach_spec(f"hf://org/candidate-{k}", gpu)
+    rev = revision_of(ModelDeploymentSpec.model_validate(new))
+    api.patch_namespaced_custom_object(
+        GROUP, VERSION, NS, PLURAL, "breach", {"spec": {"model": new["model"]}}
+    )
+
+    def passed() -> bool:
+        with w.lock:
+            st = w.status.get("breach") or {}
+        last = st.get("lastAnalysis") or {}
+        return st.get("canaryRevision") == rev and last.get("verdict") == "Pass"
+
+    wait(passed, 300, "a passing analysis of the breach candidate", 0.1)
+    t0 = time.monotonic()
+    set_simulators(cluster.dir, namespace=NS, selector=f"slogate.io/revision={rev}", change={"ttft_ms": 900})
+
+    def rolled_back() -> bool:
+        with w.lock:
+            st = w.status.get("breach") or {}
+        if st.get("phase") != "RolledBack":
+            return False
+        return (apps.read_namespaced_deployment(f"breach-{rev}", NS).spec.replicas or 0) == 0
+
+    wait(rolled_back, 300, "the breach candidate rolled back", 0.1)
+    return time.monotonic() - t0
+
+
 def one(n: int, gpu: bool, rest_seconds: float) -> dict[str, Any]:
     shape = "gpu" if gpu else "cpu"
     nodes = (
         NodeSet(
-            gpu_nodes=math.ceil((n + 4) / 8),
+            gpu_nodes=math.ceil((n + 8) / 8),
             products=(H100,),
             gpus_per_node=(8,),
             cpu_nodes=1,
             pods_per_node=250,
         )
         if gpu
-        else NodeSet(gpu_nodes=1, cpu_nodes=math.ceil((n + 4) / 200), pods_per_node=250)
+        # A kwok node has 64 CPUs and a CPU-only model server requests 2: 30 pods a node, with room.
+        else NodeSet(gpu_nodes=1, cpu_nodes=math.ceil((n + 8) / 30))
     )
-    cluster = temporary_cluster(nodes=nodes, bridge=False)
+    cluster = temporary_cluster(nodes=nodes, bridge_selector=PROBES)
     cluster.up(timeout=600)
     op = Operator(cluster)
     result: dict[str, Any] = {"n": n, "shape": shape}
@@ -242,6 +306,13 @@ def one(n: int, gpu: bool, rest_seconds: float) -> dict[str, Any]:
         wait(lambda: w.ready("probe", 1), 120, "probe Ready")
         at1 = reaction(kube, w, "probe")
         print(f"[{shape} N={n}] reaction at 1: {', '.join(f'{x:.2f}s' for x in at1)}", flush=True)
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment", "metadata": {"name": "breach"}}
+        api.create_namespaced_custom_object(
+            GROUP, VERSION, NS, PLURAL, {**body, "spec": breach_spec("hf://org/base", gpu)}
+        )
+        wait(lambda: w.ready("breach", 1), 120, "breach Ready")
+        breach1 = [breach_reaction(cluster, kube, w, gpu, k) for k in range(2)]
+        print(f"[{shape} N={n}] breach reaction at 1: {', '.join(f'{x:.2f}s' for x in breach1)}", flush=True)
 
         t0 = time.monotonic()
         with ThreadPoolExecutor(8) as pool:
@@ -270,11 +341,17 @@ def one(n: int, gpu: bool, rest_seconds: float) -> dict[str, Any]:
         span = time.monotonic() - t_start
         cpu = (op.cpu_seconds() - cpu0) / span
         user = cluster.operator_user or ""
-        audited = [e for e in cluster.audit_events(user, since=since)]
+        audited = cluster.audit_events(user, since=since)
+        kinds: dict[str, int] = {}
+        for e in audited:
+            what = f"{e.get('verb')} {(e.get('objectRef') or {}).get('resource')}"
+            kinds[what] = kinds.get(what, 0) + 1
         rss = op.rss_mib()
         with_op = (req1 - req0) / span
         at_n = reaction(kube, w, "probe")
         print(f"[{shape} N={n}] reaction at N: {', '.join(f'{x:.2f}s' for x in at_n)}", flush=True)
+        breach_n = [breach_reaction(cluster, kube, w, gpu, k) for k in range(2, 4)]
+        print(f"[{shape} N={n}] breach reaction at N: {', '.join(f'{x:.2f}s' for x in breach_n)}", flush=True)
 
         op.stop()
         time.sleep(5)
@@ -288,7 +365,7 @@ def one(n: int, gpu: bool, rest_seconds: float) -> dict[str, Any]:
         ts = time.monotonic()
         op.start()
         wait(
-            lambda: (op.metric("slogate_reconcile_total", 'result="success"') or 0) >= n + 1,
+            lambda: (op.metric("slogate_reconcile_total", 'result="success"') or 0) >= n + 2,
             1800,
             "start-up reconciles",
             0.2,
@@ -303,14 +380,17 @@ def one(n: int, gpu: bool, rest_seconds: float) -> dict[str, Any]:
             rest_requests_per_second_baseline=round(baseline, 2),
             rest_requests_per_second_by_operator=round(with_op - baseline, 2),
             rest_operator_requests_audited=len(audited),
+            rest_operator_requests_by_verb=kinds,
             rest_window_seconds=round(span, 1),
             rest_operator_cpu_cores=round(cpu, 3),
             rss_mib_empty=round(rss0, 1),
             rss_mib_at_n=round(rss, 1),
-            rss_mib_per_modeldeployment=round((rss - rss0) / (n + 1), 4),
+            rss_mib_per_modeldeployment=round((rss - rss0) / (n + 2), 4),
             reaction_at_1_seconds=[round(x, 2) for x in at1],
             reaction_at_n_seconds=[round(x, 2) for x in at_n],
             reaction_median_difference_seconds=round(statistics.median(at_n) - statistics.median(at1), 2),
+            breach_reaction_at_1_seconds=[round(x, 2) for x in breach1],
+            breach_reaction_at_n_seconds=[round(x, 2) for x in breach_n],
             startup_seconds=round(startup, 1),
             startup_429s=int(thr1 - thr0),
         )

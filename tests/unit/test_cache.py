@@ -250,3 +250,32 @@ def test_node_summaries_follow_the_pods_bound_to_each_node():
     assert kube.node_infos()[0].requested == {"nvidia.com/gpu": 6}
     pods.put(gpu_pod("c", "gpu-1", 4, rv="2"))  # rebound elsewhere: leaves gpu-0
     assert kube.node_infos()[0].requested == {"nvidia.com/gpu": 2}
+
+
+def md_with_fallback(name: str, *targets: str, rv: str = "1") -> dict[str, Any]:
+    o = obj(C.KIND, name, rv=rv)
+    o["spec"] = {
+        "fallback": {"targets": [{"modelDeployment": t} for t in targets] + [{"service": {"name": "s"}}]}
+    }
+    return o
+
+
+def test_fallback_referrers_come_from_an_index_that_follows_spec_changes():
+    """The aliases a pass needs (who falls back to me?) cost O(referrers), not a scan of every
+    ModelDeployment in the namespace, and no request."""
+    kube, fake, infs = cached()
+    store = infs[f"{C.KIND}/None"].store
+    store.put(md_with_fallback("chat", "big"))
+    store.put(md_with_fallback("code", "big", "small"))
+    store.put(md_with_fallback("big"))
+    for i in range(100):
+        store.put(obj(C.KIND, f"m-{i}"))
+    names = lambda target: [o["metadata"]["name"] for o in kube.fallback_referrers("ns", target)]  # noqa: E731
+    assert names("big") == ["chat", "code"] and names("small") == ["code"] and names("m-1") == []
+    store.put(md_with_fallback("chat", "small", rv="2"))  # chat now falls back to small instead
+    assert names("big") == ["code"] and names("small") == ["chat", "code"]
+    store.remove(("ns", "code"))
+    assert names("big") == [] and names("small") == ["chat"]
+    store.replace([md_with_fallback("x", "big")])
+    assert names("big") == ["x"] and names("small") == []
+    assert fake.calls == []

@@ -33,11 +33,11 @@ from slogate.core.cost import (
     format_money,
     holdings,
     mig_fraction,
+    namespace_tokens_queries,
     parent_product,
     parse_price_table,
     per_million_tokens,
     token_series,
-    tokens_query,
 )
 from slogate.telemetry import REGISTRY, forget_modeldeployment, record_cost, record_modeldeployment
 
@@ -262,24 +262,22 @@ def test_token_source_per_engine():
     assert token_series("sglang") == "sglang:generation_tokens_total"
 
 
-@pytest.mark.parametrize("engine", ["vllm", "tgi", "sglang"])
-def test_tokens_query_counts_generated_tokens_of_every_engine_per_hour(engine):
-    s = spec(engine={"kind": engine})
-    q = tokens_query(spec=s, namespace="ml", name="chat")
-    sel = '{namespace="ml",slogate_io_deployment="chat"}'
-    assert q == (
-        f"3600 * ((sum(rate(vllm:generation_tokens_total{sel}[5m])) or vector(0))"
-        f" + (sum(rate(tgi_request_generated_tokens_sum{sel}[5m])) or vector(0))"
-        f" + (sum(rate(sglang:generation_tokens_total{sel}[5m])) or vector(0)))"
+def test_tokens_are_asked_per_namespace_one_query_per_engine_series_by_modeldeployment():
+    qs = namespace_tokens_queries(namespace="ml", window="5m")
+    assert qs == (
+        '3600 * sum by (slogate_io_deployment) (rate(vllm:generation_tokens_total{namespace="ml"}[5m]))',
+        '3600 * sum by (slogate_io_deployment) (rate(tgi_request_generated_tokens_sum{namespace="ml"}[5m]))',
+        '3600 * sum by (slogate_io_deployment) (rate(sglang:generation_tokens_total{namespace="ml"}[5m]))',
     )
-    assert "prompt" not in q and "input_length" not in q  # generated tokens only (docs/cost.md)
+    assert not any("prompt" in q or "input_length" in q for q in qs)  # generated tokens only (docs/cost.md)
+    assert 'namespace="a\\"b"' in namespace_tokens_queries(namespace='a"b', window="5m")[0]  # escaped
 
 
 def test_token_window_is_the_slo_window():
     assert cost_window(spec()) == "5m"
     slo = {"window": "1.5m", "objectives": [{"metric": "errorRate", "maxPercent": 1}]}
     assert cost_window(spec(slo=slo)) == "1m30s"
-    assert "[1m30s]" in tokens_query(spec=spec(slo=slo), namespace="ml", name="chat")
+    assert "[1m30s]" in namespace_tokens_queries(namespace="ml", window=cost_window(spec(slo=slo)))[0]
 
 
 @pytest.mark.parametrize(

@@ -68,7 +68,7 @@ def generated_promql(engine: str) -> list[tuple[str, str]]:
         )
         # The HPA asks prometheus-adapter for the same series (desired.hpa_metric_name).
         out.append((f"KEDA {metric}", scaler["spec"]["triggers"][0]["metadata"]["query"]))
-    out.append(("cost", cost.tokens_query(spec=spec, namespace="ml", name="a")))
+    out += [("cost", q) for q in cost.namespace_tokens_queries(namespace="ml", window="5m")]
     for dim in drift.DIMENSIONS:
         out.append(
             (

@@ -63,3 +63,47 @@ def test_forget_after_a_success_clears_the_count(n):
     q._failures["x"] = n
     q.forget("x")
     assert q.failures("x") == 0
+
+
+def drain(q: WorkQueue) -> list:
+    async def run() -> list:
+        out = []
+        while len(q):
+            key = await q.get()
+            out.append(key)
+            q.done(key)
+        return out
+
+    return asyncio.run(run())
+
+
+def test_an_event_is_served_before_a_whole_resync():
+    """1,000 keys re-planned by a resync, then one changes: it is next, not 1,001st."""
+    q = WorkQueue()
+    for i in range(1000):
+        q.add_resync(("ns", f"m-{i}"))
+    q.add(("ns", "probe"))
+    order = drain(q)
+    assert order[0] == ("ns", "probe") and len(order) == 1001
+
+
+def test_a_resync_queued_key_an_event_adds_moves_to_the_front_once():
+    q = WorkQueue()
+    for name in ("a", "b", "c"):
+        q.add_resync(name)
+    q.add("c")  # a watch event for a key the resync already queued
+    q.add_resync("c")  # and the resync again: still queued once, in the front lane
+    assert len(q) == 3
+    assert drain(q) == ["c", "a", "b"]
+
+
+def test_a_key_being_reconciled_is_queued_again_after_its_pass_in_either_lane():
+    async def run() -> list:
+        q = WorkQueue()
+        q.add_resync("a")
+        key = await q.get()
+        q.add_resync("a")  # dirty while active: served again after done
+        q.done(key)
+        return [key, await q.get()]
+
+    assert asyncio.run(run()) == ["a", "a"]

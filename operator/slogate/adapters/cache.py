@@ -29,7 +29,7 @@ from typing import Any
 from kubernetes.client.rest import ApiException
 
 from slogate import constants as C
-from slogate.adapters.kube import Kube, _path, map_api_error
+from slogate.adapters.kube import Kube, _path, fallback_refs, map_api_error
 from slogate.core.preflight import NodeInfo, node_info_from
 from slogate.errors import PermanentError
 from slogate.telemetry import CACHE_EVENTS, CACHE_LISTS, CACHE_OBJECTS
@@ -82,12 +82,16 @@ def matches(labels: dict[str, str], selector: list[tuple[str, str | None]]) -> b
 
 
 class Store:
-    """Objects by (namespace, name), with an index by the ``slogate.io/deployment`` label."""
+    """Objects by (namespace, name), with an index by the ``slogate.io/deployment`` label and, when
+    given, one more: ``refs(obj)`` names the keys an object refers to, and ``referrers(key)`` answers
+    which objects refer to ``key`` (ModelDeployments by the fallback tiers they name) in O(answer)."""
 
-    def __init__(self) -> None:
+    def __init__(self, refs: Callable[[dict[str, Any]], Iterable[Key]] | None = None) -> None:
         self._lock = threading.Lock()
         self._items: dict[Key, dict[str, Any]] = {}
         self._by_owner: dict[Key, set[Key]] = {}
+        self._refs = refs
+        self._by_ref: dict[Key, set[Key]] = {}
         self._by_node: dict[str, set[Key]] = {}
         self.node_versions: dict[str, int] = {}
         """Per node name, a counter that moves whenever a pod bound to it changes."""
@@ -109,13 +113,26 @@ class Store:
         if node := (old.get("spec") or {}).get("nodeName"):
             self._by_node.get(node, set()).discard(key)
             self.node_versions[node] = self.node_versions.get(node, 0) + 1
+        for ref in self._refs(old) if self._refs else ():
+            keys = self._by_ref.get(ref)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_ref[ref]
 
     def _index(self, key: Key, obj: dict[str, Any]) -> None:
         if (o := self._owner(obj)) is not None:
             self._by_owner.setdefault(o, set()).add(key)
+        for ref in self._refs(obj) if self._refs else ():
+            self._by_ref.setdefault(ref, set()).add(key)
         if node := (obj.get("spec") or {}).get("nodeName"):
             self._by_node.setdefault(node, set()).add(key)
             self.node_versions[node] = self.node_versions.get(node, 0) + 1
+
+    def referrers(self, namespace: str | None, name: str) -> list[dict[str, Any]]:
+        """The objects whose ``refs`` name (namespace, name), by the index."""
+        with self._lock:
+            return [self._items[k] for k in sorted(self._by_ref.get((namespace or "", name), ()))]
 
     def on_node(self, node: str) -> list[dict[str, Any]]:
         """The objects (pods) bound to ``node``."""
@@ -151,6 +168,7 @@ class Store:
             self._items = {}
             self._by_owner = {}
             self._by_node = {}
+            self._by_ref = {}
         for obj in fresh.values():
             self.put(obj, newer_only=False)
         return gone
@@ -200,7 +218,7 @@ class Informer:
         self.watched = watched
         self.namespace = None if watched.cluster_scoped else namespace
         self.on_change = on_change
-        self.store = Store()
+        self.store = Store(fallback_refs if watched.kind == C.KIND else None)
         self.synced = threading.Event()
         self.forbidden: PermanentError | None = None
         self.served = True
@@ -421,6 +439,14 @@ class CachedKube:
 
     def capabilities(self) -> Any:
         return self.kube.capabilities()
+
+    def fallback_referrers(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        """The ModelDeployments in ``namespace`` that name ``name`` as a fallback tier, from the
+        store's index: a pass costs O(referrers), not O(ModelDeployments in the namespace)."""
+        inf = self._informer(C.KIND, namespace)
+        if inf is None:
+            return self.kube.fallback_referrers(namespace, name)
+        return inf.store.referrers(namespace, name)
 
     def node_infos(self) -> list[NodeInfo]:
         """Every Node with what its pods hold, for the GPU preflight. A node's summary is recomputed

@@ -72,6 +72,13 @@ def map_api_error(exc: ApiException, what: str) -> Exception:
     return PermanentError(f"{what}: {status} {message}")
 
 
+def fallback_refs(obj: dict[str, Any]) -> list[tuple[str, str]]:
+    """The ModelDeployments a ModelDeployment names as fallback tiers, as (namespace, name). Pure."""
+    ns = obj["metadata"].get("namespace") or ""
+    fb = (obj.get("spec") or {}).get("fallback") or {}
+    return [(ns, t["modelDeployment"]) for t in fb.get("targets") or [] if t.get("modelDeployment")]
+
+
 class Kube:
     """Thin access to the API server for one operator process."""
 
@@ -143,6 +150,13 @@ class Kube:
             item.setdefault("apiVersion", api_version)
             item.setdefault("kind", kind)
         return items
+
+    def fallback_referrers(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        """The ModelDeployments in ``namespace`` that name ``name`` as a fallback tier (a LIST; the
+        cache answers from an index instead)."""
+        return [
+            md for md in self.list(C.API_VERSION, C.KIND, namespace) if (namespace, name) in fallback_refs(md)
+        ]
 
     def capabilities(self) -> Capabilities:
         """Optional APIs, from discovery, cached for ``discovery_ttl`` seconds."""

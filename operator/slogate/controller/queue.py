@@ -10,11 +10,17 @@ Failures back off per key, as controller-runtime's ``ItemExponentialFailureRateL
 ``forget`` after a success; one failing key never delays the others. A periodic resync
 (``add_resync``) leaves a backing-off key to its timer, so a resync cannot turn a failure into a
 retry loop at the resync period.
+
+Two lanes: a key added by a watch event, a timer or a retry is served before every key a resync
+added, and a resync-queued key that an event adds moves to the front lane. So with 1,000 objects
+re-planned every resync, a change to one of them waits for at most the passes already running, not
+for the whole resync (the reaction latency at N in bench/README.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Hashable
 
 
@@ -25,18 +31,29 @@ class WorkQueue:
         self.base_delay = base_delay
         self.max_delay = max_delay
         self._failures: dict[Hashable, int] = {}
-        self._queue: asyncio.Queue[Hashable] = asyncio.Queue()
-        self._queued: set[Hashable] = set()
+        self._urgent: deque[Hashable] = deque()
+        self._resync: deque[Hashable] = deque()
+        self._ready = asyncio.Event()
+        self._queued: dict[Hashable, bool] = {}  # key → in the urgent lane
         self._active: set[Hashable] = set()
         self._dirty: set[Hashable] = set()
 
     def add(self, key: Hashable) -> None:
+        self._add(key, urgent=True)
+
+    def _add(self, key: Hashable, *, urgent: bool) -> None:
         if key in self._active:
             self._dirty.add(key)
             return
-        if key not in self._queued:
-            self._queued.add(key)
-            self._queue.put_nowait(key)
+        lane = self._queued.get(key)
+        if lane is None:
+            self._queued[key] = urgent
+            (self._urgent if urgent else self._resync).append(key)
+        elif urgent and not lane:
+            # Promoted: its place in the resync lane is skipped when reached (get checks the lane).
+            self._queued[key] = True
+            self._urgent.append(key)
+        self._ready.set()
 
     def add_after(self, key: Hashable, delay: float) -> None:
         asyncio.get_running_loop().call_later(delay, self.add, key)
@@ -61,15 +78,23 @@ class WorkQueue:
         return self._failures.get(key, 0)
 
     def add_resync(self, key: Hashable) -> None:
-        """A periodic resync's add: a key that is backing off keeps its timer."""
+        """A periodic resync's add, in the back lane: a key that is backing off keeps its timer."""
         if key not in self._failures:
-            self.add(key)
+            self._add(key, urgent=False)
 
     async def get(self) -> Hashable:
-        key = await self._queue.get()
-        self._queued.discard(key)
-        self._active.add(key)
-        return key
+        while True:
+            while self._urgent or self._resync:
+                urgent = bool(self._urgent)
+                key = (self._urgent if urgent else self._resync).popleft()
+                lane = self._queued.get(key)
+                if lane is None or lane != urgent:
+                    continue  # promoted to the urgent lane, or already served from it
+                del self._queued[key]
+                self._active.add(key)
+                return key
+            self._ready.clear()
+            await self._ready.wait()
 
     def done(self, key: Hashable) -> None:
         self._active.discard(key)
@@ -78,4 +103,4 @@ class WorkQueue:
             self.add(key)
 
     def __len__(self) -> int:
-        return self._queue.qsize()
+        return len(self._queued)

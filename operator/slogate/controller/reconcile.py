@@ -11,6 +11,7 @@ and status is patched only when ``status_patch`` is non-empty.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from slogate.config import OperatorConfig
 from slogate.core import cost, drift
 from slogate.core import plan as P
 from slogate.core.analysis import MetricsSource, run_analysis
+from slogate.core.engine_metrics import PROM_LABEL_DEPLOYMENT
 from slogate.core.naming import revision_of
 from slogate.core.plan import CHILD_KINDS, Measurements, Observation, ReconcilePlan, not_ready
 from slogate.core.rollout import Analysis, RolloutState, analysis_due
@@ -48,7 +50,8 @@ log = logging.getLogger("slogate.reconcile")
 
 __all__ = ["CHILD_KINDS", "Reconciler", "Result"]
 
-TOKENS_INTERVAL = timedelta(seconds=30)
+TOKENS_INTERVAL = timedelta(seconds=10)
+NODE_PRODUCTS_INTERVAL = timedelta(seconds=30)
 """How long a token rate with traffic (and the node → GPU product map) is reused before asking again."""
 
 
@@ -82,9 +85,11 @@ class Reconciler:
         self.clock = clock
         self._sources: dict[str, MetricsSource] = {}
         self._managed: dict[tuple[str, str], dict[str, int]] = {}
+        self._managed_totals: dict[str, int] = {}
         self._stable_checks: dict[tuple[str, str], tuple[str | None, datetime, Verdict, str]] = {}
         self.prices = prices
-        self._tokens: dict[tuple[str, str], tuple[str, datetime, float]] = {}
+        self._tokens: dict[tuple[str, str, str], tuple[datetime, dict[str, float]]] = {}
+        self._tokens_lock = threading.Lock()
         self._node_products: tuple[datetime, dict[str, str]] | None = None
         self._drift_checks: dict[tuple[str, str], tuple[tuple[Any, ...], datetime]] = {}
 
@@ -172,11 +177,9 @@ class Reconciler:
         """Served names of the ModelDeployments that name this one as a fallback tier: its engine
         answers to them too, so their clients need no change when traffic falls back here."""
         aliases: set[str] = set()
-        for md in self.kube.list(C.API_VERSION, C.KIND, namespace):
-            fb = (md.get("spec") or {}).get("fallback") or {}
-            if any(t.get("modelDeployment") == name for t in fb.get("targets") or []):
-                model = (md.get("spec") or {}).get("model") or {}
-                aliases.add(model.get("servedName") or md["metadata"]["name"])
+        for md in self.kube.fallback_referrers(namespace, name):
+            model = (md.get("spec") or {}).get("model") or {}
+            aliases.add(model.get("servedName") or md["metadata"]["name"])
         return sorted(aliases)
 
     def _measure(
@@ -294,13 +297,8 @@ class Reconciler:
     def _record(self, namespace: str, name: str, decided: ReconcilePlan) -> None:
         t = decided.telemetry
         assert t is not None
+        self._count_managed(self._managed.get((namespace, name)) or {}, t.managed)
         self._managed[(namespace, name)] = t.managed
-        totals: dict[str, int] = {}
-        for per in self._managed.values():
-            for kind, n in per.items():
-                totals[kind] = totals.get(kind, 0) + n
-        for kind, n in totals.items():
-            MANAGED_OBJECTS.labels(kind=kind).set(n)
         if t.drift == {}:
             self._drift_checks.pop((namespace, name), None)
             forget_input_drift(namespace, name)
@@ -319,45 +317,56 @@ class Reconciler:
         if t.cost is not None:
             record_cost(namespace, name, **t.cost)
 
+    def _count_managed(self, old: dict[str, int], new: dict[str, int]) -> None:
+        """Running totals of managed children by kind: O(kinds) a pass, not O(ModelDeployments)."""
+        for kind in set(old) | set(new):
+            self._managed_totals[kind] = (
+                self._managed_totals.get(kind, 0) - old.get(kind, 0) + new.get(kind, 0)
+            )
+            MANAGED_OBJECTS.labels(kind=kind).set(self._managed_totals[kind])
+
     def _forget(self, namespace: str, name: str) -> None:
         self._drift_checks.pop((namespace, name), None)
         self._stable_checks.pop((namespace, name), None)
         forget_input_drift(namespace, name)
-        self._tokens.pop((namespace, name), None)
-        self._managed.pop((namespace, name), None)
+        self._count_managed(self._managed.pop((namespace, name), None) or {}, {})
         forget_modeldeployment(namespace, name)
 
     # ------------------------------------------------------------------ measurements
     def _tokens_per_hour(
         self, spec: ModelDeploymentSpec, namespace: str, name: str, window: str, url: str, now: datetime
     ) -> tuple[float | None, bool]:
-        """Generated tokens per hour and whether they were measured. A measurement with traffic is
-        reused for ``TOKENS_INTERVAL`` (a rate limit only); no traffic is asked again next time, so
-        the first tokens show as soon as Prometheus has them."""
-        key = (namespace, name)
-        cached = self._tokens.get(key)
-        if cached and cached[0] == window and now - cached[1] < TOKENS_INTERVAL:
-            return cached[2], True
-        try:
-            tokens = self.metrics(url).query(cost.tokens_query(spec=spec, namespace=namespace, name=name))
-        except PrometheusUnavailable as exc:
-            log.info("tokens of %s/%s not measured: %s", namespace, name, exc)
-            return None, False
-        if tokens is not None and tokens > 0:
-            self._tokens[key] = (window, now, tokens)
-        else:
-            self._tokens.pop(key, None)
-        return tokens, True
+        """Generated tokens per hour and whether they were measured. Asked once per namespace and
+        window for all its ModelDeployments (``cost.namespace_tokens_queries``) and reused for
+        ``TOKENS_INTERVAL``, a rate limit only: the first tokens show within that of Prometheus
+        having them, and a pass over each of N ModelDeployments costs no query of its own."""
+        key = (url, namespace, window)
+        with self._tokens_lock:
+            cached = self._tokens.get(key)
+        if cached is None or now - cached[0] >= TOKENS_INTERVAL:
+            totals: dict[str, float] = {}
+            try:
+                for q in cost.namespace_tokens_queries(namespace=namespace, window=window):
+                    for labels, value in self.metrics(url).query_vector(q):
+                        md = labels.get(PROM_LABEL_DEPLOYMENT, "")
+                        totals[md] = totals.get(md, 0.0) + value
+            except PrometheusUnavailable as exc:
+                log.info("tokens of %s/%s not measured: %s", namespace, name, exc)
+                return None, False
+            cached = (now, totals)
+            with self._tokens_lock:
+                self._tokens[key] = cached
+        return cached[1].get(name, 0.0), True
 
     def _products(self, pods: list[dict[str, Any]]) -> dict[str, str]:
         """Node name → ``nvidia.com/gpu.product`` for the nodes the pods run on. Nodes are listed at most
-        every ``TOKENS_INTERVAL`` (products do not change under running pods), sooner for a new node."""
+        every ``NODE_PRODUCTS_INTERVAL`` (products do not change under running pods), sooner for a new node."""
         nodes = {n for p in pods if (n := (p.get("spec") or {}).get("nodeName"))}
         if not nodes:
             return {}
         now = self.clock()
         cached = self._node_products
-        if cached and now - cached[0] < TOKENS_INTERVAL and nodes <= cached[1].keys():
+        if cached and now - cached[0] < NODE_PRODUCTS_INTERVAL and nodes <= cached[1].keys():
             return {k: v for k, v in cached[1].items() if v}
         try:
             items = self.kube.list("v1", "Node", None)

@@ -160,9 +160,10 @@ def target_labels(pod: dict[str, Any]) -> dict[str, str]:
 class Bridge:
     """Keeps one simulator per served pod and the file_sd targets in step with the cluster."""
 
-    def __init__(self, directory: Path, kubeconfig: str) -> None:
+    def __init__(self, directory: Path, kubeconfig: str, selector: str | None = None) -> None:
         self.dir = directory
         self.kubeconfig = kubeconfig
+        self.selector = selector
         self.sims: dict[str, tuple[Simulator, dict[str, Any], str]] = {}
         self.stopping = asyncio.Event()
 
@@ -174,7 +175,9 @@ class Bridge:
         from kubernetes import client, config
 
         api = client.CoreV1Api(config.new_client_from_config(config_file=self.kubeconfig))
-        result = api.list_pod_for_all_namespaces(_preload_content=False, timeout_seconds=10)
+        result = api.list_pod_for_all_namespaces(
+            label_selector=self.selector or "", _preload_content=False, timeout_seconds=10
+        )
         return json.loads(result.data)["items"]
 
     async def sync(self) -> None:
@@ -246,9 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", required=True, type=Path)
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument(
+        "--selector",
+        help="serve only the pods matching this label selector (scale runs: a few probes among many)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(Bridge(args.dir, args.kubeconfig).run(args.interval))
+    asyncio.run(Bridge(args.dir, args.kubeconfig, args.selector).run(args.interval))
     return 0
 
 

@@ -168,6 +168,8 @@ class LocalCluster:
     optional_crds: bool = True
     prometheus: bool = True
     bridge: bool = True
+    bridge_selector: str | None = None
+    """Only pods matching this label selector get a simulator (scale runs: probes among thousands)."""
     state: dict[str, Any] = field(default_factory=dict)
     control_plane_only: bool = False
     attach: Attachment | None = None
@@ -513,6 +515,11 @@ class LocalCluster:
                 "--controllers=*,-node-ipam-controller",
                 "--concurrent-gc-syncs=5",
                 "--horizontal-pod-autoscaler-sync-period=5s",
+                # client-go's defaults (20 qps, burst 30) would make the controllers, not the operator,
+                # the limit of a scale run (1,000 Deployments → ReplicaSets → Pods); raised as in a
+                # large cluster's tuning.
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
                 "--v=1",
             ],
         )
@@ -526,6 +533,8 @@ class LocalCluster:
                 "--bind-address=127.0.0.1",
                 f"--secure-port={ports['scheduler']}",
                 "--leader-elect=false",
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
                 "--v=1",
             ],
         )
@@ -580,6 +589,7 @@ class LocalCluster:
                     "slogate.dev.bridge",
                     f"--dir={self.dir}",
                     f"--kubeconfig={self.kubeconfig}",
+                    *([f"--selector={self.bridge_selector}"] if self.bridge_selector else []),
                 ],
             )
             self._wait("bridge", lambda: (self.dir / "bridge.ready").exists(), 30)
@@ -725,10 +735,10 @@ class LocalCluster:
             if ev.get("stage") != "ResponseComplete" or ev.get("user", {}).get("username") != user:
                 continue
             if since is not None:
-                from datetime import datetime
+                from slogate.core.timefmt import parse_rfc3339
 
-                ts = datetime.fromisoformat(ev["requestReceivedTimestamp"].replace("Z", "+00:00")).timestamp()
-                if ts < since:
+                at = parse_rfc3339(ev.get("requestReceivedTimestamp"))
+                if at is None or at.timestamp() < since:
                     continue
             out.append(ev)
         return out
