@@ -46,6 +46,8 @@ from kubernetes import client, config, watch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
 
+import rollback_latency  # noqa: E402  (bench/ is the script's own directory)
+
 from slogate.api.v1alpha1 import ModelDeploymentSpec  # noqa: E402
 from slogate.core.naming import revision_of  # noqa: E402
 from slogate.dev.cli import set_simulators  # noqa: E402
@@ -73,21 +75,11 @@ def md(name: str, gpu: bool, replicas: int = 1) -> dict[str, Any]:
 
 
 def breach_spec(model: str, gpu: bool) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "model": {"source": model},
-        "replicas": 1,
-        "slo": {
-            "window": "10s",
-            "minRequests": 10,
-            "objectives": [{"metric": "ttft", "percentile": 95, "max": "500ms"}],
-        },
-        "rollout": {
-            "steps": [{"setWeight": 50}, {"pause": {"duration": "30m"}}],
-            "analysis": {"interval": "5s", "initialDelay": "2s", "failureLimit": 1},
-        },
-    }
-    if gpu:
-        spec["resources"] = {"gpu": {"count": 1}}
+    """rollback_latency's ModelDeployment (a TTFT objective, a canary held at 50, analysis every 5 s,
+    failureLimit 1), with or without its GPU."""
+    spec = rollback_latency.spec(model, 5)
+    if not gpu:
+        del spec["resources"]
     return spec
 
 
