@@ -88,7 +88,7 @@ class Reconciler:
         self._managed_totals: dict[str, int] = {}
         self._stable_checks: dict[tuple[str, str], tuple[str | None, datetime, Verdict, str]] = {}
         self.prices = prices
-        self._tokens: dict[tuple[str, str, str], tuple[datetime, dict[str, float]]] = {}
+        self._tokens: dict[tuple[str, str, str], tuple[datetime, dict[str, float] | None]] = {}
         self._tokens_lock = threading.Lock()
         self._node_products: tuple[datetime, dict[str, str]] | None = None
         self._drift_checks: dict[tuple[str, str], tuple[tuple[Any, ...], datetime]] = {}
@@ -339,23 +339,28 @@ class Reconciler:
         """Generated tokens per hour and whether they were measured. Asked once per namespace and
         window for all its ModelDeployments (``cost.namespace_tokens_queries``) and reused for
         ``TOKENS_INTERVAL``, a rate limit only: the first tokens show within that of Prometheus
-        having them, and a pass over each of N ModelDeployments costs no query of its own."""
+        having them, and a pass over each of N ModelDeployments costs no query of its own. An
+        unanswered query is remembered as long (not measured: status keeps its value)."""
         key = (url, namespace, window)
         with self._tokens_lock:
             cached = self._tokens.get(key)
         if cached is None or now - cached[0] >= TOKENS_INTERVAL:
-            totals: dict[str, float] = {}
+            totals: dict[str, float] | None = {}
             try:
                 for q in cost.namespace_tokens_queries(namespace=namespace, window=window):
                     for labels, value in self.metrics(url).query_vector(q):
                         md = labels.get(PROM_LABEL_DEPLOYMENT, "")
-                        totals[md] = totals.get(md, 0.0) + value
+                        totals[md] = totals.get(md, 0.0) + value  # type: ignore[index]
             except PrometheusUnavailable as exc:
-                log.info("tokens of %s/%s not measured: %s", namespace, name, exc)
-                return None, False
+                # Remembered for the interval too: an outage costs one timeout per namespace, not
+                # one per pass of each of its ModelDeployments.
+                log.info("tokens in %s not measured: %s", namespace, exc)
+                totals = None
             cached = (now, totals)
             with self._tokens_lock:
                 self._tokens[key] = cached
+        if cached[1] is None:
+            return None, False
         return cached[1].get(name, 0.0), True
 
     def _products(self, pods: list[dict[str, Any]]) -> dict[str, str]:
