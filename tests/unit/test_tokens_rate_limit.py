@@ -6,14 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from slogate.api.v1alpha1 import ModelDeploymentSpec
 from slogate.config import OperatorConfig
 from slogate.controller.reconcile import TOKENS_INTERVAL, Reconciler
 from slogate.errors import PrometheusUnavailable
 
 URL = "http://prometheus"
 T0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
-SPEC = ModelDeploymentSpec.model_validate({"model": {"source": "hf://o/m"}})
 
 
 class Prom:
@@ -36,7 +34,7 @@ def reconciler(prom: Any) -> Reconciler:
 
 
 def tokens(r: Reconciler, name: str, now: datetime, ns: str = "ml") -> tuple[float | None, bool]:
-    return r._tokens_per_hour(SPEC, ns, name, "5m", URL, now)
+    return r._tokens_per_hour(ns, name, "5m", URL, now)
 
 
 def test_one_set_of_queries_answers_every_modeldeployment_of_the_namespace():

@@ -51,8 +51,9 @@ log = logging.getLogger("slogate.reconcile")
 __all__ = ["CHILD_KINDS", "Reconciler", "Result"]
 
 TOKENS_INTERVAL = timedelta(seconds=10)
+"""How long a namespace's token rates (or its unanswered query) are reused before asking again."""
 NODE_PRODUCTS_INTERVAL = timedelta(seconds=30)
-"""How long a token rate with traffic (and the node → GPU product map) is reused before asking again."""
+"""How long the node → GPU product map is reused (sooner for a node not in it)."""
 
 
 def _now() -> datetime:
@@ -229,7 +230,7 @@ class Reconciler:
                     )
                 except PrometheusUnavailable as exc:
                     log.info("input drift of %s/%s not checked: %s", namespace, name, exc)
-        tokens, measured = self._tokens_per_hour(spec, namespace, name, cost.cost_window(spec), url, now)
+        tokens, measured = self._tokens_per_hour(namespace, name, cost.cost_window(spec), url, now)
         return Measurements(
             analysis=analysis,
             stable_slo=stable_slo,
@@ -334,7 +335,7 @@ class Reconciler:
 
     # ------------------------------------------------------------------ measurements
     def _tokens_per_hour(
-        self, spec: ModelDeploymentSpec, namespace: str, name: str, window: str, url: str, now: datetime
+        self, namespace: str, name: str, window: str, url: str, now: datetime
     ) -> tuple[float | None, bool]:
         """Generated tokens per hour and whether they were measured. Asked once per namespace and
         window for all its ModelDeployments (``cost.namespace_tokens_queries``) and reused for
@@ -345,12 +346,9 @@ class Reconciler:
         with self._tokens_lock:
             cached = self._tokens.get(key)
         if cached is None or now - cached[0] >= TOKENS_INTERVAL:
-            totals: dict[str, float] | None = {}
+            totals: dict[str, float] | None
             try:
-                for q in cost.namespace_tokens_queries(namespace=namespace, window=window):
-                    for labels, value in self.metrics(url).query_vector(q):
-                        md = labels.get(PROM_LABEL_DEPLOYMENT, "")
-                        totals[md] = totals.get(md, 0.0) + value  # type: ignore[index]
+                totals = self._namespace_tokens(namespace, window, url)
             except PrometheusUnavailable as exc:
                 # Remembered for the interval too: an outage costs one timeout per namespace, not
                 # one per pass of each of its ModelDeployments.
@@ -362,6 +360,15 @@ class Reconciler:
         if cached[1] is None:
             return None, False
         return cached[1].get(name, 0.0), True
+
+    def _namespace_tokens(self, namespace: str, window: str, url: str) -> dict[str, float]:
+        """Tokens per hour by ModelDeployment name, summed over the engines' series."""
+        totals: dict[str, float] = {}
+        for q in cost.namespace_tokens_queries(namespace=namespace, window=window):
+            for labels, value in self.metrics(url).query_vector(q):
+                md = labels.get(PROM_LABEL_DEPLOYMENT, "")
+                totals[md] = totals.get(md, 0.0) + value
+        return totals
 
     def _products(self, pods: list[dict[str, Any]]) -> dict[str, str]:
         """Node name → ``nvidia.com/gpu.product`` for the nodes the pods run on. Nodes are listed at most

@@ -30,9 +30,9 @@ from slogate.core.conditions import remove_condition, set_condition
 from slogate.core.engine_metrics import (
     ENGINES,
     PROM_LABEL_DEPLOYMENT,
-    _escape,
     generated_tokens_series,
     metrics_for,
+    selector,
 )
 from slogate.core.preflight import is_mig, pod_extended_requests
 from slogate.core.timefmt import parse_rfc3339, rfc3339
@@ -283,15 +283,18 @@ def namespace_tokens_queries(*, namespace: str, window: str) -> tuple[str, ...]:
     """PromQL for the tokens per hour of every ModelDeployment in a namespace, one query per
     engine's series, each one series per ModelDeployment (``slogate_io_deployment``). Pure.
 
-    The controller asks these once per namespace and window (rate-limited) instead of a query
-    per ModelDeployment: at rest with 1,000 ModelDeployments that is three
-    queries, not a thousand. A ModelDeployment absent from every answer generated no tokens; the
-    answers are summed per ModelDeployment, as ``tokens_query`` sums the engines' series.
+    Generated (output) tokens only: prefill processes a prompt in one batched pass, decoding
+    generates one token per step, and decoding is what keeps a GPU busy; counting prompt tokens
+    would make long-prompt workloads look cheap (docs/cost.md). The controller asks these once per
+    namespace and window (rate-limited) instead of a query per ModelDeployment: at rest with 1,000
+    ModelDeployments that is three queries, not a thousand. The answers are summed per
+    ModelDeployment, so a rollout from one engine to another is counted whole; a ModelDeployment
+    absent from every answer generated no tokens ("no traffic", never a price per token).
 
     >>> print(namespace_tokens_queries(namespace="ml", window="5m")[0])
     3600 * sum by (slogate_io_deployment) (rate(vllm:generation_tokens_total{namespace="ml"}[5m]))
     """
-    sel = "{" + f'namespace="{_escape(namespace)}"' + "}"
+    sel = selector(namespace)
     return tuple(f"3600 * sum by ({PROM_LABEL_DEPLOYMENT}) (rate({s}{sel}[{window}]))" for s in TOKEN_SERIES)
 
 

@@ -313,8 +313,9 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def selector(namespace: str, name: str, revision: str | None = None) -> str:
-    """A PromQL label selector for one ModelDeployment's pods, optionally one revision. Pure.
+def selector(namespace: str, name: str | None = None, revision: str | None = None) -> str:
+    """A PromQL label selector for one ModelDeployment's pods, optionally one revision; without a
+    name, for every ModelDeployment of the namespace. Pure.
 
     Consumed by ``core.desired`` (KEDA query) and SLO analysis; append it to a series name.
 
@@ -322,8 +323,12 @@ def selector(namespace: str, name: str, revision: str | None = None) -> str:
     '{namespace="ml",slogate_io_deployment="llama",slogate_io_revision="abc12345"}'
     >>> selector("ml", "llama")
     '{namespace="ml",slogate_io_deployment="llama"}'
+    >>> selector("ml")
+    '{namespace="ml"}'
     """
-    pairs = [("namespace", namespace), (PROM_LABEL_DEPLOYMENT, name)]
+    pairs = [("namespace", namespace)]
+    if name is not None:
+        pairs.append((PROM_LABEL_DEPLOYMENT, name))
     if revision is not None:
         pairs.append((PROM_LABEL_REVISION, revision))
     return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in pairs) + "}"
