@@ -162,6 +162,29 @@ def test_autoscaler_note_and_scaling_events():
     }
 
 
+def test_first_deploy_is_not_a_scaling():
+    """The pass that creates the Deployment sees none; the next one sees N replicas. That is a
+    deployment, not "Scaled 0 → N" (it was posted for every new ModelDeployment); a real scale
+    from zero still is one."""
+    kw = dict(
+        generation=1,
+        plan=RevisionPlan("a", None),
+        pods=[],
+        preflight=None,
+        autoscaler=None,
+        notes=[],
+        now=NOW,
+    )
+    first, _ = compute_status(deployments={}, old={}, **kw)
+    assert "replicas" not in {k for k, v in first.items() if v is not None}
+    second, events = compute_status(deployments={"a": dep("a", 1, 1)}, old=first, **kw)
+    assert "Scaled" not in {e.reason for e in events}
+    zero, _ = compute_status(deployments={"a": dep("a", 0, 0)}, old=second, **kw)
+    assert zero["replicas"] == 0
+    _, events = compute_status(deployments={"a": dep("a", 1, 1)}, old=zero, **kw)
+    assert "Scaled" in {e.reason for e in events}
+
+
 def test_status_patch_is_minimal():
     assert status_patch({"a": 1, "b": 2}, {"a": 1, "b": 3}) == {"b": 3}
     assert status_patch({"a": 1}, {"a": 1, "c": None}) == {}

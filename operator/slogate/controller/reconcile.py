@@ -220,16 +220,26 @@ class Reconciler:
             drift_due = drift.check_due(self._drift_checks.get(key), check, now, settings.interval)
             if drift_due:
                 self._drift_checks[key] = (check, now)
-                try:
-                    measurement = drift.measure(
-                        self.metrics(url),  # type: ignore[arg-type]  # PrometheusSource is a VectorSource too
-                        engine=spec.engine.kind,
-                        namespace=namespace,
-                        name=name,
-                        window=settings.window,
-                    )
-                except PrometheusUnavailable as exc:
-                    log.info("input drift of %s/%s not checked: %s", namespace, name, exc)
+                status = body.get("status") or {}
+                measurement = drift.NOTHING_MEASURED
+                if drift.needs_measurement(
+                    settings,
+                    stable=check[0],
+                    baseline=status.get("inputBaseline"),
+                    serving_since=drift.serving_since(status.get("conditions") or []),
+                    now=now,
+                ):
+                    try:
+                        measurement = drift.measure(
+                            self.metrics(url),  # type: ignore[arg-type]  # PrometheusSource is a VectorSource too
+                            engine=spec.engine.kind,
+                            namespace=namespace,
+                            name=name,
+                            window=settings.window,
+                        )
+                    except PrometheusUnavailable as exc:
+                        measurement = None
+                        log.info("input drift of %s/%s not checked: %s", namespace, name, exc)
         tokens, measured = self._tokens_per_hour(namespace, name, cost.cost_window(spec), url, now)
         return Measurements(
             analysis=analysis,

@@ -19,7 +19,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from slogate.api.types import format_duration, parse_duration
 from slogate.api.v1alpha1 import EngineKind, ModelDeploymentSpec
@@ -320,6 +320,41 @@ def measure(
         for d in DIMENSIONS
     ]
     return Measurement(prompt=dists[0], generation=dists[1])
+
+
+NOTHING_MEASURED: Final = Measurement(prompt=None, generation=None)
+"""The measurement of a check that needed none (``needs_measurement`` False): an empty window."""
+
+
+def needs_measurement(
+    settings: DriftSettings,
+    *,
+    stable: str,
+    baseline: Mapping[str, Any] | None,
+    serving_since: datetime | None,
+    now: datetime,
+) -> bool:
+    """Whether a due check must ask Prometheus. Pure; consumed by the controller, which passes
+    ``NOTHING_MEASURED`` to ``decide`` when it need not.
+
+    Without a baseline for ``stable``, ``decide`` records one only once the ModelDeployment has
+    served for a whole window; before that its verdict is ``BaselinePending`` whatever the window
+    holds. A new ModelDeployment thus sends no drift query for its first window (an hour by
+    default): at 1,000 new ones that was 2,000 queries answered with empty vectors while creating.
+
+    >>> s, t = DriftSettings(window="1h"), datetime(2026, 1, 1, 12)
+    >>> needs_measurement(s, stable="a", baseline=None, serving_since=None, now=t)
+    False
+    >>> needs_measurement(s, stable="a", baseline=None, serving_since=t - timedelta(minutes=59), now=t)
+    False
+    >>> needs_measurement(s, stable="a", baseline=None, serving_since=t - timedelta(hours=1), now=t)
+    True
+    >>> needs_measurement(s, stable="a", baseline={"revision": "a"}, serving_since=None, now=t)
+    True
+    """
+    if baseline is not None and baseline.get("revision") == stable:
+        return True
+    return serving_since is not None and now - serving_since >= parse_duration(settings.window)
 
 
 # ------------------------------------------------------------------------------------------- verdict

@@ -243,7 +243,9 @@ def compute_status(
         "conditions": conditions,
         "stableRevision": plan.stable,
         "canaryRevision": plan.candidate,
-        "replicas": total_replicas,
+        # None (absent) until a Deployment is seen: the first pass, which creates it, has nothing
+        # to count, and a 0 there would read as scaled-to-zero and post a spurious "Scaled 0 → N".
+        "replicas": total_replicas if deployments else None,
         "readyReplicas": total_ready,
         "ready": f"{total_ready}/{desired + (candidate.desired if candidate else 0)}",
         "autoscaler": autoscaler if not notes else f"{autoscaler}: {' '.join(notes)}",
