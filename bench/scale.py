@@ -19,9 +19,16 @@ for N (``NodeSet.cpu_nodes`` / ``gpu_nodes`` and ``pods_per_node``):
 5. start-up with N existing: a new operator process until it has reconciled N + 1 objects, and the
    429s the API server answered meanwhile.
 
+``--floor`` measures the control plane alone instead: on the same cluster, no operator, the bench
+server-side-applies the children ``build_desired`` gives for the same N ModelDeployments (owner
+references dropped, the capabilities the local cluster has), from 8 threads, and times until every
+Deployment has a Ready replica; once with every child kind, once with the Deployments only. No
+operator can make its ModelDeployments Ready faster than the cluster makes these objects Ready.
+
 Prints one line per figure and a JSON summary (``--json FILE``). Figures go to bench/README.md.
 
     .venv/bin/python bench/scale.py --n 100 --n 1000 [--gpu] [--json out.json]
+    .venv/bin/python bench/scale.py --floor --n 1000 [--json out.json]
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config, watch
+from kubernetes import client, config, dynamic, watch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
@@ -49,7 +56,8 @@ sys.path.insert(0, str(ROOT / "operator"))
 import rollback_latency  # noqa: E402  (bench/ is the script's own directory)
 
 from slogate.api.v1alpha1 import ModelDeploymentSpec  # noqa: E402
-from slogate.core.naming import revision_of  # noqa: E402
+from slogate.core.desired import build_desired  # noqa: E402
+from slogate.core.naming import Capabilities, Owner, revision_of  # noqa: E402
 from slogate.dev.cli import set_simulators  # noqa: E402
 from slogate.dev.cluster import LocalCluster, free_port, temporary_cluster  # noqa: E402
 from slogate.dev.nodes import H100, NodeSet  # noqa: E402
@@ -402,6 +410,75 @@ def _has_sa(core: client.CoreV1Api) -> bool:
         return False
 
 
+def floor(n: int, kinds: frozenset[str] | None) -> dict[str, Any]:
+    """Seconds until the Deployments of N ModelDeployments are Ready when the bench applies the
+    children itself (``kinds``: only these; ``None``: all). See the module docstring."""
+    cluster = temporary_cluster(nodes=NodeSet(gpu_nodes=1, cpu_nodes=math.ceil((n + 8) / 30)))
+    cluster.up(timeout=600)
+    try:
+        kube = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+        core = client.CoreV1Api(kube)
+        core.create_namespace({"metadata": {"name": NS}})
+        wait(lambda: _has_sa(core), 60, "the namespace's ServiceAccount", 0.2)
+        caps = Capabilities(prometheus_operator=True)
+        objects: list[dict[str, Any]] = []
+        for i in range(n):
+            name = f"m-{i:05d}"
+            spec = ModelDeploymentSpec.model_validate(md(name, False)["spec"])
+            desired = build_desired(
+                name=name,
+                namespace=NS,
+                spec=spec,
+                owner=Owner(name, "00000000-0000-0000-0000-000000000000"),
+                caps=caps,
+                stable_revision=revision_of(spec),
+                prometheus_url=cluster.prometheus_url,
+            )
+            for obj in desired.objects:
+                if kinds is None or obj["kind"] in kinds:
+                    obj["metadata"].pop("ownerReferences", None)  # no owner: the GC would delete them
+                    objects.append(obj)
+        apps = client.AppsV1Api(kube)
+        ready: set[str] = set()
+        done = threading.Event()
+
+        def watch_deployments() -> None:
+            for ev in watch.Watch().stream(apps.list_namespaced_deployment, NS, timeout_seconds=3600):
+                d = ev["object"]
+                if (d.status.ready_replicas or 0) >= 1:
+                    ready.add(d.metadata.name)
+                if len(ready) >= n:
+                    done.set()
+                    return
+
+        threading.Thread(target=watch_deployments, daemon=True).start()
+        time.sleep(1)
+        dyn = dynamic.DynamicClient(kube)
+
+        def apply(obj: dict[str, Any]) -> None:
+            res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+            res.server_side_apply(body=obj, namespace=NS, field_manager="bench-floor", force_conflicts=True)
+
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(apply, objects))
+        applied = time.monotonic() - t0
+        if not done.wait(3600):
+            raise SystemExit(f"timed out: {len(ready)} of {n} Deployments Ready")
+        result = {
+            "n": n,
+            "shape": "cpu",
+            "floor_kinds": sorted(kinds) if kinds else sorted({o["kind"] for o in objects}),
+            "floor_objects": len(objects),
+            "floor_applied_seconds": round(applied, 1),
+            "floor_all_ready_seconds": round(time.monotonic() - t0, 1),
+        }
+        print(f"[floor N={n}] {result}", flush=True)
+        return result
+    finally:
+        cluster.down()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -410,12 +487,14 @@ def main() -> int:
     parser.add_argument("--gpu", action="store_true", help="one GPU each, on kwok GPU nodes")
     parser.add_argument("--rest-seconds", type=float, default=60.0)
     parser.add_argument("--json", help="append the results to this file (JSON lines)")
+    parser.add_argument("--floor", action="store_true", help="the control plane alone (see above)")
     args = parser.parse_args()
     for n in args.n or [100, 1000]:
-        r = one(n, args.gpu, args.rest_seconds)
-        if args.json:
-            with open(args.json, "a") as f:
-                f.write(json.dumps(r) + "\n")
+        kinds: list[frozenset[str] | None] = [None, frozenset({"Deployment"})]
+        for r in (floor(n, k) for k in kinds) if args.floor else [one(n, args.gpu, args.rest_seconds)]:
+            if args.json:
+                with open(args.json, "a") as f:
+                    f.write(json.dumps(r) + "\n")
     return 0
 
 
