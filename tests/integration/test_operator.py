@@ -288,7 +288,7 @@ def test_apply_creates_children_pods_land_on_matching_nodes_and_status_is_ready(
     row = out.splitlines()[1].split()
     assert row[:4] == ["llama", "Ready", rev, "2/2"] or row[1:3] == ["Ready", rev], out
     assert "2/2" in out
-    has_events(kube, namespace, "llama", "Created", "Ready")
+    has_events(kube, namespace, "llama", "Deployed", "Ready")
 
 
 def test_model_change_makes_a_new_revision_and_retires_the_old(kube, namespace, operator):

@@ -105,11 +105,35 @@ def test_a_new_modeldeployment_creates_its_children_and_says_so():
     p = plan(observe(body()))
     kinds = {k for k, _ in names(p.apply)}
     assert {"Deployment", "Service"} <= kinds
-    assert [e.reason for e in p.events if e.reason == "Created"] == ["Created"]
+    # One Event tells both: the revision deployed directly, and the Deployment it created.
+    assert [e.reason for e in p.events if e.reason in ("Created", "Deployed")] == ["Deployed"]
+    (deployed,) = [e for e in p.events if e.reason == "Deployed"]
+    (dep_name,) = [n for k, n in names(p.apply) if k == "Deployment"]
+    assert deployed.message.endswith(f": created Deployment {dep_name}")
     assert p.delete == () and p.scale == ()
     assert p.requeue_after == 2.0  # not Ready yet: look again soon
     (dep,) = [o for o in p.apply if o["kind"] == "Deployment"]
     assert dep["spec"]["replicas"] == 2
+
+
+def test_a_candidate_deployment_is_told_by_its_own_created_event():
+    b, children, _ = run_until_rest(
+        body(
+            {
+                "model": {"source": "hf://meta-llama/Llama-3.1-8B-Instruct"},
+                "replicas": 2,
+                "rollout": {"strategy": "canary", "steps": [{"setWeight": 50}]},
+            }
+        )
+    )
+    b = {
+        **b,
+        "spec": {**b["spec"], "model": {"source": "hf://google/gemma-2-9b-it"}},
+        "metadata": {**b["metadata"], "generation": 2},
+    }
+    p = plan(observe(b, children))
+    reasons = [e.reason for e in p.events]
+    assert "Created" in reasons and "Deployed" not in reasons, reasons
 
 
 def test_at_rest_a_pass_writes_nothing():

@@ -399,6 +399,7 @@ def plan(obs: Observation) -> ReconcilePlan:
     requeue: float | None = decision.requeue_after
     if new_status.get("phase") not in (Phase.READY, Phase.ROLLED_BACK, Phase.FAILED) and st.canary is None:
         requeue = min(decision.requeue_after, 2.0)
+    created, rollout_events = _fold_created(created, rollout_events)
     return ReconcilePlan(
         scale=tuple(scale),
         apply=tuple(to_apply),
@@ -423,6 +424,24 @@ def plan(obs: Observation) -> ReconcilePlan:
 
 
 # ------------------------------------------------------------------------------------ parts
+
+
+def _fold_created(created: list[Event], rollout_events: list[Event]) -> tuple[list[Event], list[Event]]:
+    """``(created, rollout_events)`` less the ``Created`` Events a ``Deployed`` of the same pass
+    already tells, whose message then names the Deployment. Pure. A first revision's Deployment is
+    created by the pass that deploys it directly and one Event says both (at 1,000 new
+    ModelDeployments, a thousand writes fewer); a canary's Deployment keeps its own ``Created``."""
+    if not created or not any(e.reason == Events.DEPLOYED.reason for e in rollout_events):
+        return created, rollout_events
+    names = ", ".join(e.message.removeprefix("created Deployment ") for e in created)
+    return [], [
+        e._replace(message=f"{e.message}: created Deployment {names}")
+        if e.reason == Events.DEPLOYED.reason
+        else e
+        for e in rollout_events
+    ]
+
+
 def preflight_of(
     spec: ModelDeploymentSpec,
     existing: Mapping[str, Mapping[str, Any]],

@@ -219,7 +219,8 @@ class Events:
 
     # The rollout (core.rollout).
     DEPLOYED: Final = EventSpec(_N, "Deployed")
-    """The first revision (or one whose stable Deployment is gone) was deployed directly."""
+    """The first revision (or one whose stable Deployment is gone) was deployed directly; the message
+    names the Deployment it created."""
     ROLLOUT_STARTED: Final = EventSpec(_N, "RolloutStarted")
     """A new revision starts a rollout beside stable."""
     WEIGHT_SET: Final = EventSpec(_N, "WeightSet")
@@ -256,7 +257,7 @@ class Events:
 
     # The plan and status (core.plan, core.status).
     CREATED: Final = EventSpec(_N, "Created")
-    """A revision's Deployment was created."""
+    """A candidate revision's Deployment was created (a directly deployed one's is told by ``Deployed``)."""
     INVALID_SPEC: Final = EventSpec(_W, Reason.INVALID_SPEC)
     """The spec cannot be acted on; the message names the fields."""
     READY: Final = EventSpec(_N, ConditionType.READY)
