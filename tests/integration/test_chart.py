@@ -63,8 +63,11 @@ RBAC_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "Ro
 # (apiGroup, resource, verb) the operator's code can reach that the scenario below does not exercise.
 NOT_EXERCISED = {
     # Reconciler._prune deletes any child kind that is no longer desired; the PDB and the PodMonitor
-    # are always desired while their APIs are served, so only a renamed or orphaned one is deleted.
+    # are always desired while their APIs are served, so only a renamed or orphaned one is deleted;
+    # the NetworkPolicy only when a spec turns it off (networkPolicy.enabled: false), which this
+    # scenario does not.
     ("policy", "poddisruptionbudgets", "delete"),
+    ("networking.k8s.io", "networkpolicies", "delete"),
     ("monitoring.coreos.com", "podmonitors", "delete"),
 }
 

@@ -59,6 +59,8 @@ PROM = "http://prometheus.monitoring:9090"
 H100 = "NVIDIA-H100-80GB-HBM3"
 A100 = "NVIDIA-A100-SXM4-80GB"
 BASE: dict[str, Any] = {"model": {"source": "hf://meta-llama/Llama-3.1-8B-Instruct"}}
+DISK_8B = "29Gi"
+"""The ephemeral-storage request of BASE's model: a 19Gi model cache, 8Gi /tmp, 2Gi writable layer."""
 
 
 def make_spec(**changes: Any) -> ModelDeploymentSpec:
@@ -387,32 +389,34 @@ def test_command_only_where_the_image_has_no_entrypoint(engine, command):
     [
         pytest.param(
             {},
-            {"cpu": "2", "memory": "8Gi"},
+            {"cpu": "2", "ephemeral-storage": DISK_8B, "memory": "8Gi"},
             id="cpu-only-defaults",
         ),
         pytest.param(
             GPU1,
-            {"cpu": "4", "memory": "32Gi", "nvidia.com/gpu": "1"},
+            {"cpu": "4", "ephemeral-storage": DISK_8B, "memory": "32Gi", "nvidia.com/gpu": "1"},
             id="one-gpu-defaults",
         ),
         pytest.param(
             GPU4_H100,
-            {"cpu": "16", "memory": "128Gi", "nvidia.com/gpu": "4"},
+            {"cpu": "16", "ephemeral-storage": DISK_8B, "memory": "128Gi", "nvidia.com/gpu": "4"},
             id="four-gpus-defaults-scale",
         ),
         pytest.param(
             {"gpu": {"count": 2}, "cpu": "500m", "memory": "0.5Ti"},
-            {"cpu": "500m", "memory": "0.5Ti", "nvidia.com/gpu": "2"},
+            {"cpu": "500m", "ephemeral-storage": DISK_8B, "memory": "0.5Ti", "nvidia.com/gpu": "2"},
             id="explicit-written-as-given",
         ),
         pytest.param(
             {"gpu": {"resource": "nvidia.com/mig-3g.40gb"}},
-            {"cpu": "4", "memory": "32Gi", "nvidia.com/mig-3g.40gb": "1"},
+            {"cpu": "4", "ephemeral-storage": DISK_8B, "memory": "32Gi", "nvidia.com/mig-3g.40gb": "1"},
             id="mig",
         ),
     ],
 )
 def test_resources_requests_equal_limits(resources, expected):
+    """Ephemeral storage follows the model (Llama-3.1-8B here), never the GPU count: every rank
+    reads one cache (test_hardening.py has the sizes)."""
     res = container(make_spec(resources=resources))["resources"]
     assert res == {"limits": expected, "requests": expected}
 
@@ -434,10 +438,10 @@ def test_container_shape():
         "timeoutSeconds": 5,
     }
     assert c["livenessProbe"] == {
-        "httpGet": {"path": "/health", "port": "http"},
-        "periodSeconds": 15,
-        "failureThreshold": 4,
-        "timeoutSeconds": 5,
+        "httpGet": {"path": "/version", "port": "http"},
+        "periodSeconds": 20,
+        "failureThreshold": 6,
+        "timeoutSeconds": 10,
     }
     assert c["securityContext"] == {
         "allowPrivilegeEscalation": False,
@@ -449,8 +453,9 @@ def test_container_shape():
 
 
 def test_sglang_probes():
-    """Startup and readiness read SGLang's cheap ``/ready``; liveness reads ``/health``, which runs a
-    1-token generation and answers 503 only after SGLang's own 20 s, so its timeout is longer."""
+    """Startup reads SGLang's ``/ready`` (warmup done); readiness its real check, ``/health``, which
+    runs a 1-token generation; liveness ``/model_info``, which reads attributes only (the routes and
+    why: ``desired.probes``, checked against the source in test_hardening.py)."""
     c = container(make_spec(resources=GPU1, engine={"kind": "sglang"}))
     assert c["startupProbe"] == {
         "httpGet": {"path": "/ready", "port": "http"},
@@ -458,19 +463,19 @@ def test_sglang_probes():
         "failureThreshold": 180,
     }
     assert c["readinessProbe"] == {
-        "httpGet": {"path": "/ready", "port": "http"},
-        "periodSeconds": 5,
+        "httpGet": {"path": "/health", "port": "http"},
+        "periodSeconds": 10,
         "failureThreshold": 3,
-        "timeoutSeconds": 5,
+        "timeoutSeconds": 10,
     }
     assert c["livenessProbe"] == {
-        "httpGet": {"path": "/health", "port": "http"},
-        "periodSeconds": 30,
-        "failureThreshold": 3,
-        "timeoutSeconds": 25,
+        "httpGet": {"path": "/model_info", "port": "http"},
+        "periodSeconds": 20,
+        "failureThreshold": 6,
+        "timeoutSeconds": 10,
     }
-    live = c["livenessProbe"]
-    assert SGLANG_HEALTH_CHECK_TIMEOUT_SECONDS < live["timeoutSeconds"] <= live["periodSeconds"]
+    ready = c["readinessProbe"]
+    assert ready["timeoutSeconds"] <= ready["periodSeconds"] < SGLANG_HEALTH_CHECK_TIMEOUT_SECONDS
 
 
 def _sglang(path: str) -> str:
@@ -481,12 +486,12 @@ def _sglang(path: str) -> str:
 def test_sglang_pod_facts_as_the_source_says():
     """What the SGLang pod relies on, read from the 0.5.23 wheel (docs/engines-flags-notes.md)."""
     http = _sglang("sglang/srt/entrypoints/http_server.py").splitlines()
-    # liveness: /health generates one token and gives up after HEALTH_CHECK_TIMEOUT (20 s) with a 503
+    # readiness: /health generates one token and gives up after HEALTH_CHECK_TIMEOUT (20 s) with a 503
     assert http[217] == 'HEALTH_CHECK_TIMEOUT = int(os.getenv("SGLANG_HEALTH_CHECK_TIMEOUT", 20))'
     assert SGLANG_HEALTH_CHECK_TIMEOUT_SECONDS == 20
     assert http[720:722] == ['@app.get("/health")', '@app.get("/health_generate")']
     assert "while time.time() < tic + HEALTH_CHECK_TIMEOUT:" in "\n".join(http[720:799])
-    # startup and readiness: /ready reads state only (not paused, not shutting down, status Up)
+    # startup: /ready reads state only (not paused, not shutting down, status Up)
     assert http[713:717] == [
         '@app.get("/ready")',
         "async def ready() -> Response:",
@@ -666,7 +671,9 @@ def _pref(product: str, weight: int) -> dict[str, Any]:
 )
 def test_affinity(gpu, affinity):
     spec = make_spec(resources={"gpu": gpu} if gpu else {})
-    assert pod(spec).get("affinity") == affinity
+    got = dict(pod(spec).get("affinity") or {})
+    got.pop("podAntiAffinity", None)  # the zone spread, tested in test_hardening.py
+    assert (got or None) == affinity
 
 
 def test_preferred_weights_never_below_one():
@@ -735,8 +742,11 @@ def test_tolerations_and_node_selector(resources, tolerations, node_selector):
     assert p.get("nodeSelector") == node_selector
 
 
-CACHE = {"name": "model-cache", "emptyDir": {}}
-TMP = {"name": "tmp", "emptyDir": {}}
+CACHE = {"name": "model-cache", "emptyDir": {"sizeLimit": "19Gi"}}
+"""BASE's Llama-3.1-8B: about 16 GB of weights x 1.2 + 1Gi (sizes: test_hardening.py)."""
+MOUNTED_CACHE = {"name": "model-cache", "emptyDir": {"sizeLimit": "1Gi"}}
+"""pvc:// and oci:// download no weights."""
+TMP = {"name": "tmp", "emptyDir": {"sizeLimit": "8Gi"}}
 SHM = {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}}
 
 
@@ -769,7 +779,7 @@ SHM = {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}}
             {"resources": GPU1, "model": {"source": "pvc://llama-weights/8b"}},
             [
                 {"name": "model", "persistentVolumeClaim": {"claimName": "llama-weights", "readOnly": True}},
-                CACHE,
+                MOUNTED_CACHE,
                 TMP,
             ],
             [
@@ -786,7 +796,7 @@ SHM = {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}}
                     "name": "model",
                     "image": {"reference": "ghcr.io/acme/llama:8b", "pullPolicy": "IfNotPresent"},
                 },
-                CACHE,
+                MOUNTED_CACHE,
                 TMP,
             ],
             [
@@ -1308,6 +1318,7 @@ def test_object_order_and_kinds():
         ("Service", "llama-stable"),
         ("Service", "llama-canary"),
         ("PodDisruptionBudget", "llama"),
+        ("NetworkPolicy", "llama"),
         ("ScaledObject", "llama"),
         ("PodMonitor", "llama"),
     ]

@@ -29,6 +29,7 @@ GPU = "nvidia.com/gpu"
 MIG3 = "nvidia.com/mig-3g.40gb"
 MIG1 = "nvidia.com/mig-1g.10gb"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+GIB = 2**30
 
 
 def gpu_node(name, product, memory_mib, count, **over) -> NodeInfo:
@@ -582,6 +583,11 @@ def test_shape_of_spec():
         min_memory_gib=80,
         node_selector={"pool": "inference"},
         tolerations=({"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"},),
+        ephemeral_storage=168 * GIB,
+        ephemeral_storage_basis=(
+            "model-cache 158Gi for about 140 GB of weights (70B parameters from the model name x 2 bytes, "
+            "bf16/fp16), /tmp 8Gi, writable layer and logs 2Gi"
+        ),
     )
 
 
@@ -599,12 +605,106 @@ def test_shape_of_mig_defaults_operator():
         min_memory_gib=None,
         node_selector={},
         tolerations=({"key": "team", "operator": "Equal", "value": "ml"},),
+        ephemeral_storage=27 * GIB,
+        ephemeral_storage_basis=(
+            "model-cache 17Gi for about 14 GB of weights (7B parameters from the model name x 2 bytes, "
+            "bf16/fp16), /tmp 8Gi, writable layer and logs 2Gi"
+        ),
     )
 
 
 def test_shape_of_cpu_only_is_none():
     spec = ModelDeploymentSpec.model_validate({"model": {"source": "hf://sshleifer/tiny-gpt2"}})
     assert shape_of(spec) is None
+
+
+# ------------------------------------------------------------------------------------ disk
+
+
+def with_disk(node: NodeInfo, quantity: str | None) -> NodeInfo:
+    """The node with ``ephemeral-storage`` allocatable set (``None``: not reported)."""
+    allocatable = {k: v for k, v in node.allocatable.items() if k != "ephemeral-storage"}
+    if quantity is not None:
+        allocatable["ephemeral-storage"] = quantity
+    return dataclasses.replace(node, allocatable=allocatable)
+
+
+DISK_70B = shape(count=4, ephemeral_storage=168 * GIB, ephemeral_storage_basis="model-cache 158Gi for 70B")
+"""A 70B replica on 4 GPUs, asking for 168Gi of node disk."""
+
+
+@pytest.mark.parametrize(
+    "nodes, expected",
+    [
+        pytest.param(
+            [with_disk(GPU0, "100Gi"), with_disk(GPU1, "1Ti"), with_disk(GPU2, "1Ti"), CPU0],
+            never(
+                "no node can ever hold one replica: it requests 168Gi of ephemeral-storage "
+                "(model-cache 158Gi for 70B), and the largest allocatable is 100Gi (gpu-0); "
+                "set resources.ephemeralStorage, or serve the weights from a pvc:// or oci:// source"
+            ),
+            id="only-the-gpu-node-is-too-small",
+        ),
+        pytest.param(
+            [with_disk(GPU0, "100Gi"), with_disk(dataclasses.replace(GPU0, name="gpu-9"), "150Gi")],
+            never(
+                "no node can ever hold one replica: it requests 168Gi of ephemeral-storage "
+                "(model-cache 158Gi for 70B), and the largest allocatable of 2 nodes with the GPUs is "
+                "150Gi (gpu-9); set resources.ephemeralStorage, or serve the weights from a pvc:// or "
+                "oci:// source"
+            ),
+            id="two-gpu-nodes-both-too-small",
+        ),
+        pytest.param(
+            [with_disk(GPU0, "168Gi"), GPU1],
+            ok(
+                1, "1 replica fits (room for 1): 6 free nvidia.com/gpu on eligible nodes (gpu-0: 4, gpu-1: 2)"
+            ),
+            id="exactly-enough",
+        ),
+        pytest.param(
+            [with_disk(GPU0, None), GPU1],
+            ok(
+                1, "1 replica fits (room for 1): 6 free nvidia.com/gpu on eligible nodes (gpu-0: 4, gpu-1: 2)"
+            ),
+            id="not-reported-is-not-judged",
+        ),
+        pytest.param(
+            [with_disk(GPU0, "100Gi"), with_disk(GPU1, "1Ti")],
+            never(
+                "no node can ever hold one replica: it requests 168Gi of ephemeral-storage "
+                "(model-cache 158Gi for 70B), and the largest allocatable is 100Gi (gpu-0); "
+                "set resources.ephemeralStorage, or serve the weights from a pvc:// or oci:// source"
+            ),
+            id="a-big-disk-without-the-gpus-does-not-count",
+        ),
+    ],
+)
+def test_preflight_disk(nodes, expected):
+    assert preflight(DISK_70B, nodes, replicas=1) == expected
+
+
+def test_preflight_disk_from_the_spec():
+    """The spec's own size reaches the message: shape_of sizes it as the Deployment does."""
+    spec = ModelDeploymentSpec.model_validate(
+        {"model": {"source": "hf://meta-llama/Llama-3.1-8B-Instruct"}, "resources": {"gpu": {"count": 1}}}
+    )
+    got = preflight(shape_of(spec), [with_disk(GPU2, "20Gi")], replicas=1)
+    assert not got.fits_at_all and got.reason == "GPUShapeUnsatisfiable"
+    assert "it requests 29Gi of ephemeral-storage (model-cache 19Gi for about 16 GB of weights" in got.message
+    assert "the largest allocatable is 20Gi (gpu-2)" in got.message
+    override = spec.model_copy(
+        update={"resources": spec.resources.model_copy(update={"ephemeral_storage": "20Gi"})}
+    )
+    assert preflight(shape_of(override), [with_disk(GPU2, "20Gi")], replicas=1).ok
+
+
+def test_rejection_names_the_disk():
+    assert rejection(DISK_70B, with_disk(GPU0, "100Gi")) == (
+        "ephemeral-storage 100Gi allocatable, below the 168Gi a replica requests"
+    )
+    assert rejection(DISK_70B, with_disk(GPU0, "168Gi")) is None
+    assert rejection(shape(count=4), with_disk(GPU0, "1Gi")) is None  # no request: not judged
 
 
 # ------------------------------------------------------------------------------------ raw dicts

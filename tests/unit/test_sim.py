@@ -1688,6 +1688,24 @@ def test_sglang_models_health_ready_and_model_info() -> None:
     run_with_sim(SimConfig(mode="sglang", model="llama", model_path="org/llama", **FAST), body)
 
 
+@pytest.mark.parametrize("mode, status", [("vllm", 200), ("tgi", 404), ("sglang", 404)])
+def test_the_liveness_routes_each_engine_answers(mode: str, status: int) -> None:
+    """What the generated liveness probes ask (core.desired.LIVENESS_PATHS) is served by the simulator
+    as by the engine: vLLM's /version, TGI's /info, SGLang's /model_info; /version is vLLM's only."""
+    from slogate.api.v1alpha1 import EngineKind
+    from slogate.core.desired import LIVENESS_PATHS
+
+    async def body(sim: Simulator, s: aiohttp.ClientSession) -> None:
+        async with s.get(sim.url + "/version") as r:
+            assert r.status == status
+            if status == 200:
+                assert await r.json() == {"version": "0.33.0"}
+        async with s.get(sim.url + LIVENESS_PATHS[EngineKind(mode)]) as r:
+            assert r.status == 200
+
+    run_with_sim(SimConfig(mode=mode, model="llama", model_path="org/llama", **FAST), body)
+
+
 def test_sglang_real_midstream_errors() -> None:
     requests = openai_requests(2)
     requests[2] = (requests[2][0], {**requests[2][1], "stream_options": {"include_usage": True}})

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from slogate.api.types import DNSLabel, DNSSubdomain, Duration, Quantity, parse_duration
+from slogate.api.types import DNSLabel, DNSSubdomain, Duration, Quantity, parse_duration, parse_quantity
 
 # The engine flag tables are a leaf module (standard library only): the CRD's rules about
 # ``engine.args`` are generated from the same tables the operator builds command lines from.
@@ -251,8 +251,49 @@ class Toleration(_Spec):
     """For NoExecute: how long the pod stays bound after the taint appears."""
 
 
+def _unset(value: Any) -> bool:
+    """``exclude_if`` for an optional field added to a hashed section (``model``, ``engine``,
+    ``resources``): left unset, it is not dumped, so ``naming.revision_of`` gives a spec written
+    before the field existed the revision it had (an operator upgrade starts no rollout)."""
+    return value is None
+
+
+class Spread(_Spec):
+    """How the replicas of one revision spread over nodes and zones, as scheduling preferences that
+    never leave a pod pending (docs/desired-state.md)."""
+
+    nodes: bool = True
+    """Spread over nodes: a ``topologySpreadConstraints`` entry on ``kubernetes.io/hostname`` with
+    ``whenUnsatisfiable: ScheduleAnyway``, so that one node's failure takes as few replicas as
+    possible while GPUs can still be bin-packed when scarce. Defaults to ``true``."""
+    zones: bool = True
+    """Prefer zones without a replica of the revision: a preferred pod anti-affinity on
+    ``topology.kubernetes.io/zone``, which leaves nodes without that label as they are. Defaults to ``true``."""
+    max_skew: Annotated[int, Field(ge=1, le=1000)] = 1
+    """Largest difference in replicas between two nodes that the node spread aims for. Defaults to ``1``."""
+
+
+EPHEMERAL_STORAGE_MESSAGE = "ephemeralStorage must be greater than 0: it bounds the model cache (e.g. 200Gi)"
+
+
 class Resources(_Spec):
     """Compute for one replica, and where it may run."""
+
+    model_config = _config(
+        cel(
+            "!has(self.ephemeralStorage) || !self.ephemeralStorage.matches('^(0+(\\\\.0*)?|\\\\.0+)[a-zA-Z]*$')",
+            EPHEMERAL_STORAGE_MESSAGE,
+            field_path=".ephemeralStorage",
+            reason="FieldValueInvalid",
+        ),
+    )
+
+    @field_validator("ephemeral_storage")
+    @classmethod
+    def _ephemeral_storage(cls, value: str | None) -> str | None:
+        if value is not None and parse_quantity(value) <= 0:
+            raise ValueError(EPHEMERAL_STORAGE_MESSAGE)
+        return value
 
     gpu: GPU | None = None
     """GPU needs; omit for a CPU-only replica (tests, tiny models)."""
@@ -264,6 +305,17 @@ class Resources(_Spec):
     """Extra node selector."""
     tolerations: Annotated[list[Toleration], Field(max_length=32)] = []
     """Extra tolerations; the ``nvidia.com/gpu`` taint is tolerated automatically when GPUs are requested."""
+    ephemeral_storage: Annotated[Quantity | None, Field(exclude_if=_unset)] = None
+    """Ephemeral-storage request and limit of the engine container, e.g. ``200Gi``: the node-local disk
+    for the downloaded weights (the ``model-cache`` emptyDir, which may then use all of it), ``/tmp``
+    (engine caches, at most 8Gi) and the container's writable layer and logs. Defaults to an estimate
+    from the model: for ``hf://`` sources the parameter count in the model name (``8B``, ``70B``)
+    times 2 bytes (1 with ``FP8``/``INT8``, 0.5 with ``AWQ``/``GPTQ``/``INT4`` in the name) plus 20%,
+    else the memory of the replica's GPUs (the weights must fit in it); ``pvc://``, ``oci://``,
+    ``s3://`` and ``gs://`` download no weights into the pod. See docs/desired-state.md."""
+    spread: Annotated[Spread | None, Field(exclude_if=_unset)] = None
+    """Spreading of each revision's replicas over nodes and zones. Defaults to a preferred spread
+    over both; set ``nodes`` and ``zones`` to ``false`` to opt out."""
 
 
 class AutoscalingProvider(enum.StrEnum):
@@ -700,6 +752,30 @@ class InputDrift(_Spec):
     """Fewer requests than this in the window give no verdict and record no baseline. Defaults to ``200``."""
 
 
+class NetworkPolicy(_Spec):
+    """The NetworkPolicy ``NAME`` that limits who reaches the engine pods' port (the OpenAI API and
+    ``/metrics``, unauthenticated). Egress is not limited (weights download from the Hub or object
+    storage). See docs/desired-state.md."""
+
+    enabled: bool = True
+    """Build the NetworkPolicy. Defaults to ``true``; ``false`` leaves the pods open to every pod
+    of the cluster (the operator deletes a policy it built before)."""
+    allow_same_namespace: bool = True
+    """Admit every pod of the ModelDeployment's own namespace. Defaults to ``true``."""
+    allow_namespaces: Annotated[list[DNSLabel], Field(max_length=32)] = []
+    """Further namespaces whose pods may connect: the gateway's data plane when it runs outside the
+    Gateway's namespace, Prometheus when the operator's URL does not name its namespace, direct
+    callers in other namespaces."""
+    allow_from: Annotated[
+        list[
+            Annotated[dict[str, Any], Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})]
+        ],
+        Field(max_length=32),
+    ] = []
+    """Further peers as written, each a networking.k8s.io/v1 ``NetworkPolicyPeer`` (``podSelector``,
+    ``namespaceSelector``, both, or ``ipBlock``)."""
+
+
 class Observability(_Spec):
     """What the operator watches beyond the SLOs."""
 
@@ -758,6 +834,8 @@ class ModelDeploymentSpec(_Spec):
     """Cost limit; omitted means no ``OverBudget`` condition."""
     observability: Observability = Observability()
     """Input drift detection and its settings."""
+    network_policy: NetworkPolicy = NetworkPolicy()
+    """Who may reach the engine pods: a NetworkPolicy, on by default."""
 
 
 # ------------------------------------------------------------------------------------------- status

@@ -1,8 +1,8 @@
 """Every child object a ModelDeployment spec implies, as plain dicts. Pure.
 
 Owns the translation of a spec into Kubernetes objects: the Deployment of the spec's revision,
-the Services, the PodDisruptionBudget, the autoscaler (KEDA ScaledObject or HPA) and the
-PodMonitor. Nothing here talks to the API server: ``controller.reconcile`` calls
+the Services, the PodDisruptionBudget, the NetworkPolicy, the autoscaler (KEDA ScaledObject or
+HPA) and the PodMonitor. Nothing here talks to the API server: ``controller.reconcile`` calls
 ``build_desired`` and server-side-applies what it returns. Every builder is deterministic (same
 input, equal dicts) and writes no field the API server would rewrite, so the controller can
 compare desired with live objects and write nothing when nothing changed. Defaults documented
@@ -11,9 +11,13 @@ in ``api.v1alpha1`` are applied here, never written back into ``spec``. See docs
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 from slogate import constants as C
 from slogate.api.types import parse_quantity
@@ -22,6 +26,8 @@ from slogate.api.v1alpha1 import (
     AutoscalingProvider,
     EngineKind,
     ModelDeploymentSpec,
+    Router,
+    Spread,
     Toleration,
 )
 from slogate.core import engine_flags
@@ -157,7 +163,8 @@ SGLANG_HOST = "0.0.0.0"
 SGLANG_HEALTH_CHECK_TIMEOUT_SECONDS = 20
 """How long SGLang's ``/health`` waits for its 1-token generation before it answers 503
 (``HEALTH_CHECK_TIMEOUT``, ``srt/entrypoints/http_server.py:218`` @ 0.5.23; env
-``SGLANG_HEALTH_CHECK_TIMEOUT``)."""
+``SGLANG_HEALTH_CHECK_TIMEOUT``). Readiness's 10 s timeout is shorter on purpose: a pod that
+produces no output for 10 s leaves the Services without waiting for SGLang's verdict."""
 CPU_PER_GPU = 4
 MEMORY_GI_PER_GPU = 32
 CPU_WITHOUT_GPU = "2"
@@ -170,6 +177,48 @@ PRE_STOP_SLEEP_SECONDS = 10
 """Keep serving while the endpoint removal reaches every kube-proxy/gateway before SIGTERM."""
 SCALE_DOWN_STABILIZATION_SECONDS = 300
 """Scale down only after 5 minutes of lower demand: a replica takes minutes to load a model."""
+
+GIB = 2**30
+BYTES_PER_PARAMETER = Decimal(2)
+"""Bytes per parameter of a checkpoint whose name names no quantisation: bf16 or fp16, 2 bytes each
+(the dtypes of current Hub checkpoints; vLLM sizes them the same way, see ``QUANTISED``)."""
+QUANTISED: tuple[tuple[re.Pattern[str], Decimal, str], ...] = (
+    (
+        re.compile(r"(?<![a-z0-9])(awq|gptq|int4|w4a16|w4a8|4bit|nf4|mxfp4|nvfp4|fp4)(?![a-z0-9])"),
+        Decimal("0.5"),
+        "4-bit",
+    ),
+    (re.compile(r"(?<![a-z0-9])(fp8|int8|w8a8|w8a16|8bit)(?![a-z0-9])"), Decimal(1), "8-bit"),
+)
+"""Quantisation named in a model name (lower-cased), first match wins: 4-bit formats store half a
+byte per weight, 8-bit ones one byte (scales and unquantised layers are in the headroom)."""
+_PARAMETERS = re.compile(r"(?<![a-z0-9.])(?:(\d+)x)?(\d+(?:\.\d+)?)([bm])(?![a-z0-9])")
+"""A parameter count in a model name (lower-cased): ``8b``, ``0.5b``, ``135m``, ``8x7b`` (experts x
+size). ``a3b`` (active parameters of ``30b-a3b``) and ``v0.3`` do not match."""
+WEIGHTS_HEADROOM = Decimal("1.2")
+"""Checkpoint files exceed ``parameters x bytes``: names round the count down (Qwen2.5-7B has 7.6B
+parameters), and embeddings, norms and quantisation scales add to it."""
+MODEL_CACHE_EXTRA_GIB = 1
+"""Config, tokenizer and Hub metadata files beside the weights in ``model-cache``."""
+MOUNTED_CACHE_GIB = 1
+"""``model-cache`` for sources that download no weights into the pod (``pvc``, ``oci``, ``s3``, ``gs``)."""
+TMP_GIB = 8
+"""``sizeLimit`` of ``/tmp`` (``HOME``): torch.compile, Triton, FlashInfer and SGLang's JIT caches, and
+the config files an object-store source copies locally."""
+WRITABLE_LAYER_GIB = 2
+"""The container's writable root filesystem (``__pycache__``, outlines grammars) and its logs, which
+count against the container's ephemeral-storage limit as the emptyDirs do."""
+UNKNOWN_GPU_MEMORY_GIB = 80
+"""Per-GPU memory assumed when neither ``minMemoryGiB`` nor a product name says it (A100/H100 80GB)."""
+UNKNOWN_CPU_WEIGHTS_GIB = 16
+"""Weights assumed for a CPU-only replica whose model name gives no parameter count."""
+OVERRIDE_BASIS = "resources.ephemeralStorage"
+NODE_TOPOLOGY_KEY = "kubernetes.io/hostname"
+"""The node label ``resources.spread.nodes`` spreads over (the kubelet sets it on every node)."""
+ZONE_TOPOLOGY_KEY = "topology.kubernetes.io/zone"
+"""The node label ``resources.spread.zones`` spreads over (set by cloud providers, often absent)."""
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+"""The label the API server sets on every Namespace to its name (Kubernetes 1.22+)."""
 
 
 @dataclass(frozen=True)
@@ -279,6 +328,152 @@ def min_memory_mib_exclusive(min_memory_gib: int) -> int:
     (73727, 22118)
     """
     return memory_floor_mib(min_memory_gib) - 1
+
+
+# ----------------------------------------------------------------------------------------- storage
+
+
+@dataclass(frozen=True)
+class EphemeralStorage:
+    """The node-local disk one replica needs, and why. Built by ``ephemeral_storage``."""
+
+    total: str
+    """The engine container's ``ephemeral-storage`` request and limit (a quantity)."""
+    model_cache: str
+    """``sizeLimit`` of the ``model-cache`` emptyDir."""
+    tmp: str
+    """``sizeLimit`` of the ``tmp`` emptyDir."""
+    basis: str
+    """How it was sized, in plain words (the preflight quotes it)."""
+
+    @property
+    def bytes(self) -> int:
+        """``total`` in bytes."""
+        return int(parse_quantity(self.total))
+
+    @property
+    def breakdown(self) -> str:
+        """``total`` in its parts and how each was sized, in words."""
+        if self.basis == OVERRIDE_BASIS:
+            return f"set by {OVERRIDE_BASIS}"
+        return (
+            f"model-cache {self.model_cache} for {self.basis}, /tmp {self.tmp}, "
+            f"writable layer and logs {WRITABLE_LAYER_GIB}Gi"
+        )
+
+
+def _num(value: Decimal) -> str:
+    return format(value.quantize(Decimal("0.01")).normalize(), "f")
+
+
+def model_parameters(model: str) -> Decimal | None:
+    """The parameter count a model name states, or ``None``. Pure; consumed by ``ephemeral_storage``.
+
+    The largest count in the name wins (a context length such as ``1M`` is smaller).
+
+    >>> [model_parameters(m) for m in ("Llama-3.1-8B-Instruct", "Qwen2.5-0.5B", "Mixtral-8x7B-v0.1")]
+    [Decimal('8000000000'), Decimal('500000000.0'), Decimal('56000000000')]
+    >>> model_parameters("Qwen3-30B-A3B") == 30 * 10**9, model_parameters("phi-4")
+    (True, None)
+    """
+    counts = [
+        Decimal(experts or 1) * Decimal(size) * (10**9 if unit == "b" else 10**6)
+        for experts, size, unit in _PARAMETERS.findall(model.lower())
+    ]
+    return max(counts) if counts else None
+
+
+def bytes_per_parameter(model: str) -> tuple[Decimal, str]:
+    """Bytes per weight a model name implies, with the dtype in words. Pure.
+
+    >>> bytes_per_parameter("Llama-3.1-8B-Instruct-FP8"), bytes_per_parameter("Qwen2.5-72B-Instruct-AWQ")
+    ((Decimal('1'), '8-bit'), (Decimal('0.5'), '4-bit'))
+    >>> bytes_per_parameter("Llama-3.1-8B-Instruct")
+    (Decimal('2'), 'bf16/fp16')
+    """
+    lowered = model.lower()
+    for pattern, size, words in QUANTISED:
+        if pattern.search(lowered):
+            return size, words
+    return BYTES_PER_PARAMETER, "bf16/fp16"
+
+
+def _gpu_memory_gib(spec: ModelDeploymentSpec) -> tuple[int, str]:
+    """An upper bound of the weights of a replica: the memory of its GPUs, which must hold them."""
+    gpu = spec.resources.gpu
+    if gpu is None:
+        return UNKNOWN_CPU_WEIGHTS_GIB, "the default for a CPU-only replica"
+    if is_mig(gpu.resource):
+        m = re.search(r"\.(\d+)gb$", gpu.resource)
+        size = int(m.group(1)) if m else UNKNOWN_GPU_MEMORY_GIB
+        return size, f"the memory of one {gpu.resource} slice"
+    if gpu.min_memory_gi_b is not None:
+        return gpu.count * gpu.min_memory_gi_b, f"{gpu.count} GPU(s) x minMemoryGiB {gpu.min_memory_gi_b}"
+    sizes = [re.search(r"(\d+)GB", p) for p in gpu.products]
+    if gpu.products and all(sizes):
+        most = max(int(m.group(1)) for m in sizes if m)
+        return gpu.count * most, f"{gpu.count} GPU(s) x {most} GB (the largest product named)"
+    return gpu.count * UNKNOWN_GPU_MEMORY_GIB, f"{gpu.count} GPU(s) x {UNKNOWN_GPU_MEMORY_GIB} GiB assumed"
+
+
+def ephemeral_storage(spec: ModelDeploymentSpec) -> EphemeralStorage:
+    """The ephemeral-storage request (= limit) and emptyDir bounds of one replica. Pure; consumed by
+    ``engine_container``, ``pod_spec`` and ``preflight.shape_of``.
+
+    ``total = model-cache + tmp (8Gi) + writable layer and logs (2Gi)``: the kubelet counts the
+    emptyDirs (not the in-memory ``/dev/shm``), the writable layer and the logs against the pod's
+    limit, and the scheduler places the pod only where its request fits in the node's allocatable.
+    ``model-cache`` holds what the engine downloads:
+
+    - ``hf://``: one copy of the weights, ``parameters x bytes per parameter x 1.2 + 1Gi``, from
+      the parameter count in the model name (``model_parameters``) and its quantisation
+      (``bytes_per_parameter``); without a count, the memory of the replica's GPUs bounds them.
+      One copy because vLLM 0.33.0 fetches one format: with a safetensors index only the files
+      its ``weight_map`` names, else the first of ``*.safetensors``, ``*.bin`` the repository has
+      (``model_executor/model_loader/weight_utils.py:478-503``, ``default_loader.py:184-186``),
+      Mistral's ``consolidated*.safetensors`` alone when present (``default_loader.py:168-181``,
+      ``:194-196``), and never Llama's ``original/`` checkpoint (``config/load.py:102``).
+    - ``pvc://``, ``oci://``: mounted read-only, nothing downloaded: 1Gi.
+    - ``s3://``, ``gs://``: streamed to the GPUs by the Run:ai streamer, never written to disk: 1Gi.
+      vLLM copies only the config and tokenizer files (``config/model.py:1220-1248``), into
+      ``VLLM_ASSETS_CACHE`` under ``~/.cache/vllm`` (``envs.py:35``, ``:68``), i.e. ``/tmp``,
+      where its torch.compile cache also lives (``compilation/backends.py:1096``).
+
+    A rollout's surge pod is a pod of its own with its own request, so nothing is multiplied.
+    ``resources.ephemeralStorage`` replaces the total; ``model-cache`` may then use all of it.
+
+    >>> e = ephemeral_storage(ModelDeploymentSpec.model_validate({"model": {"source": "hf://m/Llama-3.1-8B"}}))
+    >>> e.total, e.model_cache, e.tmp
+    ('29Gi', '19Gi', '8Gi')
+    """
+    override = spec.resources.ephemeral_storage
+    tmp = f"{TMP_GIB}Gi"
+    if override is not None:
+        if parse_quantity(override) < TMP_GIB * GIB:
+            tmp = override
+        return EphemeralStorage(total=override, model_cache=override, tmp=tmp, basis=OVERRIDE_BASIS)
+    location = model_location(spec.model.source)
+    if location.scheme == "hf":
+        name = location.model.rsplit("/", 1)[-1]
+        params = model_parameters(name)
+        if params is not None:
+            per, dtype = bytes_per_parameter(name)
+            weights = params * per
+            cache_gib = math.ceil(weights * WEIGHTS_HEADROOM / GIB) + MODEL_CACHE_EXTRA_GIB
+            basis = (
+                f"about {_num(weights / 10**9)} GB of weights ({_num(params / 10**9)}B parameters from the "
+                f"model name x {_num(per)} bytes, {dtype})"
+            )
+        else:
+            bound, what = _gpu_memory_gib(spec)
+            cache_gib = bound + MODEL_CACHE_EXTRA_GIB
+            basis = f"up to {bound} GiB of weights ({what}; the model name gives no parameter count)"
+    else:
+        cache_gib = MOUNTED_CACHE_GIB
+        how = "mounted" if location.scheme in ("pvc", "oci") else "streamed to the GPUs"
+        basis = f"no weights on disk ({location.scheme}:// is {how})"
+    total = cache_gib + TMP_GIB + WRITABLE_LAYER_GIB
+    return EphemeralStorage(total=f"{total}Gi", model_cache=f"{cache_gib}Gi", tmp=tmp, basis=basis)
 
 
 # --------------------------------------------------------------------------------------- container
@@ -397,7 +592,7 @@ def _resources(spec: ModelDeploymentSpec) -> dict[str, Any]:
     else:
         cpu = spec.resources.cpu or CPU_WITHOUT_GPU
         memory = spec.resources.memory or MEMORY_WITHOUT_GPU
-    amounts = {"cpu": cpu, "memory": memory}
+    amounts = {"cpu": cpu, "memory": memory, "ephemeral-storage": ephemeral_storage(spec).total}
     if gpu:
         amounts[gpu.resource] = str(gpu.count)
     amounts = dict(sorted(amounts.items()))
@@ -421,38 +616,86 @@ def _cache_mount(kind: EngineKind) -> str:
     return TGI_CACHE_MOUNT if kind == EngineKind.TGI else HF_CACHE_MOUNT
 
 
+LIVENESS_PATHS: dict[EngineKind, str] = {
+    EngineKind.VLLM: "/version",
+    EngineKind.TGI: "/info",
+    EngineKind.SGLANG: "/model_info",
+}
+"""Per engine: the route liveness reads, one that answers from the HTTP server alone (``probes``)."""
+READINESS_PATHS: dict[EngineKind, str] = {
+    EngineKind.VLLM: "/health",
+    EngineKind.TGI: "/health",
+    EngineKind.SGLANG: "/health",
+}
+"""Per engine: the engine's own health check, which readiness reads (``probes``)."""
+LIVENESS_PERIOD_SECONDS = 20
+LIVENESS_TIMEOUT_SECONDS = 10
+LIVENESS_FAILURES = 6
+"""Liveness restarts an engine only after its HTTP server has not answered for two minutes
+(6 x 20 s, 10 s each): a reload costs minutes, so a saturated engine must never be restarted for
+being slow."""
+
+
 def probes(kind: EngineKind) -> dict[str, dict[str, Any]]:
     """The engine container's startup, readiness and liveness probes. Pure; consumed by
     ``engine_container``.
 
-    vLLM and TGI: ``/health`` for all three. The startup probe allows 30 minutes (180 x 10 s);
-    readiness (every 5 s) takes a busy pod out of the Service quickly; liveness restarts a hung
-    engine after a minute (4 x 15 s, 5 s timeout, since ``/health`` can be slow while the GPU is
-    saturated).
+    Readiness runs the engine's real health check (``READINESS_PATHS``) and takes a struggling pod
+    out of the Services within seconds. Liveness asks a route that only the HTTP server answers
+    (``LIVENESS_PATHS``) and waits two minutes (``LIVENESS_*``): each engine already ends its own
+    process when its engine side dies (SGLang also when it hangs), so the kubelet needs to restart
+    it only when the server itself is wedged, and a busy engine is never restarted into a reload.
 
-    SGLang 0.5.23 (``srt/entrypoints/http_server.py`` @ 0.5.23): its ``/health`` is not cheap. It
-    submits a 1-token generation and answers 200 at the first detokenizer output after the call,
-    polled once a second, or 503 after ``SGLANG_HEALTH_CHECK_TIMEOUT`` (20 s), marking the server
-    UnHealthy (``:721-799``). ``/ready`` only reads state: 200 iff startup's warmup finished (or
-    a later ``/health`` passed), the server is not paused and not shutting down (``:714-718``,
-    ``srt/managers/tokenizer_manager.py:728-734``). So startup and readiness read ``/ready``, with
-    vLLM's budget (the port stays closed while the model loads; warmup then takes up to 120 s of
-    ``/model_info`` polls and one generation, ``:2360-2535``); liveness reads ``/health``, the only
-    endpoint that notices a hung scheduler, with a timeout above SGLang's own 20 s, so that the
-    kubelet hears SGLang's verdict rather than giving up on a healthy engine busy with a long
-    prefill (no output arrives meanwhile), every 30 s, 3 failures. Readiness follows liveness: a
-    failed ``/health`` makes ``/ready`` 503 until a later ``/health`` passes.
+    vLLM 0.33.0: ``/health`` (``entrypoints/serve/instrumentator/health.py:22-33``) is
+    ``check_health()``, which raises ``EngineDeadError`` once the engine core is dead
+    (``v1/engine/async_llm.py:1129-1134``, no round trip to the engine core) and becomes 503.
+    ``/version`` (``entrypoints/serve/instrumentator/basic.py:53-56``) returns a constant.
+    (``/ping`` is ``/health`` again, ``serve/sagemaker/api_router.py:91-96``; ``/v1/models`` lists
+    the served and LoRA models, ``openai/models/api_router.py:20-25``.) vLLM exits by itself when
+    the engine dies: a watchdog checks every 5 s and stops the server
+    (``entrypoints/launchers/launcher.py:233-237``, ``:314-337``) unless
+    ``VLLM_KEEP_ALIVE_ON_ENGINE_DEATH`` is set (off by default, ``envs.py:106``, ``:1108-1109``).
+    ``/health`` never reached the engine core, so liveness on it noticed no hang either.
+
+    TGI v3.3.6 (the pinned image): ``/health`` (``router/src/server.rs:230-241``) asks the backend,
+    which calls every shard over gRPC (``device_health``) or, after a failed generation, runs a
+    1-token prefill (``model_health``; ``backends/v3/src/backend.rs:105-113``,
+    ``backends/v3/src/client/sharded_client.rs:207-230``). ``/info`` (``server.rs:153-163``, route
+    ``:2236``) returns the router's own model info. The launcher stops everything when a shard
+    crashes or the router dies (``launcher/src/main.rs:2329-2345``).
+
+    SGLang 0.5.23 (``srt/entrypoints/http_server.py``): ``/health`` and ``/health_generate`` are one
+    handler (``:721-799``) that submits a 1-token generation and answers 200 at the first
+    detokenizer output after the call, polled once a second, or 503 after
+    ``SGLANG_HEALTH_CHECK_TIMEOUT`` (20 s); it answers 503 while starting and during shutdown, and
+    a generation queued behind a pause never answers. ``/model_info`` (``:812-850``) reads the
+    tokenizer manager's attributes only; ``/ready`` (``:714-718``) and ``/ping`` (``:2190-2199``)
+    read the status a failed ``/health`` sets to UnHealthy, so they would turn readiness's verdict
+    into a restart. SGLang ends itself when a forward batch hangs past ``--watchdog-timeout``
+    (300 s, ``srt/arg_groups/fields/device.py:66-69``): the scheduler's watchdog sends SIGQUIT
+    (``srt/utils/watchdog.py:133-163``) and the handler kills the process tree
+    (``srt/managers/tokenizer_manager.py:4072-4081``). Startup reads ``/ready`` (200 once warmup
+    finished, ``/health`` answering 503 while starting), with vLLM's budget; readiness reads
+    ``/health`` every 10 s with a 10 s timeout (one 1-token generation each, which the engine
+    batches with live requests and keeps out of its request metrics).
+
+    The startup probe allows 30 minutes (180 x 10 s) to download and load weights.
     """
-    if kind == EngineKind.SGLANG:
-        return {
-            "startupProbe": _probe(path="/ready", period=10, failures=180),
-            "readinessProbe": _probe(path="/ready", period=5, failures=3, timeout=5),
-            "livenessProbe": _probe(period=30, failures=3, timeout=SGLANG_HEALTH_CHECK_TIMEOUT_SECONDS + 5),
-        }
+    startup_path = "/ready" if kind == EngineKind.SGLANG else "/health"
+    readiness = (
+        _probe(path=READINESS_PATHS[kind], period=10, failures=3, timeout=10)
+        if kind == EngineKind.SGLANG
+        else _probe(path=READINESS_PATHS[kind], period=5, failures=3, timeout=5)
+    )
     return {
-        "startupProbe": _probe(period=10, failures=180),
-        "readinessProbe": _probe(period=5, failures=3, timeout=5),
-        "livenessProbe": _probe(period=15, failures=4, timeout=5),
+        "startupProbe": _probe(path=startup_path, period=10, failures=180),
+        "readinessProbe": readiness,
+        "livenessProbe": _probe(
+            path=LIVENESS_PATHS[kind],
+            period=LIVENESS_PERIOD_SECONDS,
+            failures=LIVENESS_FAILURES,
+            timeout=LIVENESS_TIMEOUT_SECONDS,
+        ),
     }
 
 
@@ -534,6 +777,53 @@ def _tolerations(spec: ModelDeploymentSpec) -> list[dict[str, Any]]:
     return out
 
 
+def _revision_pods(name: str, revision: str) -> dict[str, Any]:
+    return {"matchLabels": {C.LABEL_DEPLOYMENT: name, C.LABEL_REVISION: revision}}
+
+
+def topology_spread(*, name: str, revision: str, spread: Spread | None) -> list[dict[str, Any]]:
+    """The pod's ``topologySpreadConstraints`` (``resources.spread.nodes``). Pure; consumed by
+    ``pod_spec``.
+
+    One soft constraint on ``kubernetes.io/hostname`` over the pods of this revision: the
+    scheduler prefers the node with the fewest of them, so 1-GPU replicas do not pile onto one
+    8-GPU node, yet it still places a pod when only a crowded node has a free GPU. Zones are *not*
+    a spread constraint here: with explicit constraints the scheduler ignores, for every
+    constraint, the nodes that lack any of their keys (kubernetes v1.37.1
+    ``pkg/scheduler/framework/plugins/podtopologyspread/scoring.go:87-90``, ``:160-168``), so a
+    zone constraint on a cluster without zone labels would switch the node spread off too; the
+    zone preference is a pod anti-affinity instead (``pod_anti_affinity``). Every node carries
+    ``kubernetes.io/hostname`` (the kubelet sets it), so the node constraint ignores none.
+    """
+    s = spread or Spread()
+    if not s.nodes:
+        return []
+    return [
+        {
+            "labelSelector": _revision_pods(name, revision),
+            "maxSkew": s.max_skew,
+            "topologyKey": NODE_TOPOLOGY_KEY,
+            "whenUnsatisfiable": "ScheduleAnyway",
+        }
+    ]
+
+
+def pod_anti_affinity(*, name: str, revision: str, spread: Spread | None) -> dict[str, Any] | None:
+    """Preferred pod anti-affinity across zones (``resources.spread.zones``). Pure; consumed by
+    ``pod_spec``.
+
+    A node in a zone that already runs a pod of this revision scores lower; a node without a
+    ``topology.kubernetes.io/zone`` label gets no score from the term at all (kubernetes v1.37.1
+    ``pkg/scheduler/framework/plugins/interpodaffinity/scoring.go:53``, ``:250-253``), so an
+    unlabelled cluster schedules as before.
+    """
+    s = spread or Spread()
+    if not s.zones:
+        return None
+    term = {"labelSelector": _revision_pods(name, revision), "topologyKey": ZONE_TOPOLOGY_KEY}
+    return {"preferredDuringSchedulingIgnoredDuringExecution": [{"podAffinityTerm": term, "weight": 100}]}
+
+
 def _affinity(spec: ModelDeploymentSpec) -> dict[str, Any] | None:
     """Node affinity from ``resources.gpu``.
 
@@ -576,9 +866,10 @@ def _affinity(spec: ModelDeploymentSpec) -> dict[str, Any] | None:
 
 
 def _volumes(spec: ModelDeploymentSpec) -> list[dict[str, Any]]:
+    disk = ephemeral_storage(spec)
     volumes: list[dict[str, Any]] = [
-        {"name": "model-cache", "emptyDir": {}},
-        {"name": "tmp", "emptyDir": {}},
+        {"name": "model-cache", "emptyDir": {"sizeLimit": disk.model_cache}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": disk.tmp}},
     ]
     if _multi_gpu(spec):
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}})
@@ -610,8 +901,14 @@ def pod_security_context(kind: EngineKind) -> dict[str, Any]:
     return out
 
 
-def pod_spec(*, name: str, spec: ModelDeploymentSpec, aliases: Sequence[str] = ()) -> dict[str, Any]:
+def pod_spec(
+    *, name: str, spec: ModelDeploymentSpec, revision: str | None = None, aliases: Sequence[str] = ()
+) -> dict[str, Any]:
     """The pod spec of one revision. Pure; consumed by ``build_deployment``.
+
+    ``revision`` (default ``revision_of(spec)``) names the pods the spread preferences count
+    (``topology_spread``, ``pod_anti_affinity``): one revision's replicas, so a canary's pods
+    spread among themselves and never push stable's away.
 
     The security context is ``pod_security_context`` of the engine kind. Service links are off:
     Kubernetes would otherwise inject ``<SERVICE>_PORT=tcp://...`` variables, and a Service
@@ -626,7 +923,11 @@ def pod_spec(*, name: str, spec: ModelDeploymentSpec, aliases: Sequence[str] = (
         "containers": [engine_container(name=name, spec=spec, aliases=aliases)],
         "volumes": _volumes(spec),
     }
-    affinity = _affinity(spec)
+    revision = revision or revision_of(spec)
+    affinity = _affinity(spec) or {}
+    anti = pod_anti_affinity(name=name, revision=revision, spread=spec.resources.spread)
+    if anti:
+        affinity["podAntiAffinity"] = anti
     if affinity:
         pod["affinity"] = affinity
     tolerations = _tolerations(spec)
@@ -634,6 +935,9 @@ def pod_spec(*, name: str, spec: ModelDeploymentSpec, aliases: Sequence[str] = (
         pod["tolerations"] = tolerations
     if spec.resources.node_selector:
         pod["nodeSelector"] = dict(sorted(spec.resources.node_selector.items()))
+    spread = topology_spread(name=name, revision=revision, spread=spec.resources.spread)
+    if spread:
+        pod["topologySpreadConstraints"] = spread
     return pod
 
 
@@ -674,7 +978,10 @@ def build_deployment(
         "progressDeadlineSeconds": PROGRESS_DEADLINE_SECONDS,
         "selector": {"matchLabels": {C.LABEL_DEPLOYMENT: name, C.LABEL_REVISION: revision}},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-        "template": {"metadata": pod_meta, "spec": pod_spec(name=name, spec=spec, aliases=aliases)},
+        "template": {
+            "metadata": pod_meta,
+            "spec": pod_spec(name=name, spec=spec, revision=revision, aliases=aliases),
+        },
     }
     labels = {**common_labels(name), C.LABEL_REVISION: revision, C.LABEL_TRACK: track}
     return {
@@ -869,6 +1176,76 @@ def build_pod_monitor(*, name: str, namespace: str, owner: Owner) -> dict[str, A
     }
 
 
+def service_namespace(url: str) -> str | None:
+    """The namespace a cluster Service URL names (``http://SERVICE.NAMESPACE[.svc[...]]:PORT``), or
+    ``None`` (an IP address, one label, an outside host). Pure; consumed by ``build_network_policy``
+    to admit Prometheus.
+
+    >>> [service_namespace(u) for u in ("http://prometheus-operated.monitoring:9090",
+    ...     "https://prom.observability.svc.cluster.local", "http://127.0.0.1:9090", "https://prom.example.com")]
+    ['monitoring', 'observability', None, None]
+    """
+    host = urlsplit(url).hostname or ""
+    labels = host.split(".")
+    if len(labels) < 2 or labels[-1].isdigit() or (len(labels) > 2 and labels[2] != "svc"):
+        return None
+    return labels[1]
+
+
+def _namespace_peer(namespace: str) -> dict[str, Any]:
+    return {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}}
+
+
+def build_network_policy(
+    *, name: str, namespace: str, spec: ModelDeploymentSpec, owner: Owner, prometheus_url: str
+) -> dict[str, Any] | None:
+    """NetworkPolicy ``NAME``: who may open a connection to the engine port of the ModelDeployment's
+    pods (every track). Pure; consumed by ``build_desired``. ``None`` when
+    ``networkPolicy.enabled`` is false.
+
+    Admitted, in this order (``networkPolicy`` has the switches): every pod of the namespace
+    (``allowSameNamespace``); the namespace of Prometheus, read from the Prometheus URLs the
+    operator and ``rollout.analysis.prometheus`` use when they name a cluster Service
+    (``service_namespace``), since Prometheus scrapes ``/metrics`` on the same port; the namespaces
+    of the Gateways an HTTPRoute attaches to (``gatewayAPI`` router); ``allowNamespaces``; and
+    ``allowFrom`` as written. The operator itself needs no rule: it reads metrics from Prometheus
+    and never connects to an engine pod. The kubelet's probes come from the node, which a
+    NetworkPolicy always admits. Only ingress is limited (``policyTypes: [Ingress]``): the engines
+    download weights from outside. With no peer at all there is no ingress rule, which admits
+    nothing (a rule with no ``from`` would admit everyone; an empty ``ingress`` list the API server
+    drops, and the live object would never match).
+    """
+    policy = spec.network_policy
+    if not policy.enabled:
+        return None
+    peers: list[dict[str, Any]] = []
+    if policy.allow_same_namespace:
+        peers.append({"podSelector": {}})
+    namespaces: list[str] = []
+    urls = [prometheus_url]
+    if spec.rollout.analysis.prometheus is not None:
+        urls.append(spec.rollout.analysis.prometheus.url)
+    namespaces += [ns for ns in map(service_namespace, urls) if ns]
+    traffic = spec.rollout.traffic
+    if traffic.router == Router.GATEWAY_API and traffic.gateway_api is not None:
+        namespaces += [ref.namespace or namespace for ref in traffic.gateway_api.parent_refs]
+    namespaces += policy.allow_namespaces
+    skip = {namespace} if policy.allow_same_namespace else set()
+    for ns in dict.fromkeys(namespaces):
+        if ns not in skip:
+            peers.append(_namespace_peer(ns))
+    peers += [dict(p) for p in policy.allow_from]
+    body: dict[str, Any] = {"podSelector": {"matchLabels": selector_labels(name)}, "policyTypes": ["Ingress"]}
+    if peers:  # no rule at all denies every connection; the API server drops an empty list
+        body["ingress"] = [{"from": peers, "ports": [{"port": spec.engine.port, "protocol": "TCP"}]}]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(name=name, namespace=namespace, labels=common_labels(name), owner=owner),
+        "spec": body,
+    }
+
+
 # ------------------------------------------------------------------------------------------ all
 
 
@@ -962,8 +1339,10 @@ def build_desired(
     as the canary track with ``canary_replicas`` when it is ``canary_revision``, and not at all
     otherwise (a rejected revision; a note says so). Deployments of other revisions are the
     controller's to scale and delete. Services ``NAME`` and ``NAME-stable`` always exist,
-    ``NAME-canary`` only with a canary revision. The autoscaler always targets the stable
-    Deployment; the PodMonitor is built only when prometheus-operator is installed.
+    ``NAME-canary`` only with a canary revision. The NetworkPolicy exists unless
+    ``networkPolicy.enabled`` is false (the controller then prunes it). The autoscaler always
+    targets the stable Deployment; the PodMonitor is built only when prometheus-operator is
+    installed.
     """
     revision = revision_of(spec)
     objects: list[dict[str, Any]] = []
@@ -1005,6 +1384,11 @@ def build_desired(
             )
         )
     objects.append(build_pdb(name=name, namespace=namespace, owner=owner))
+    policy = build_network_policy(
+        name=name, namespace=namespace, spec=spec, owner=owner, prometheus_url=prometheus_url
+    )
+    if policy is not None:
+        objects.append(policy)
     autoscaler, scaler, scaler_notes = _autoscaler(
         name=name,
         namespace=namespace,

@@ -1,4 +1,4 @@
-"""GPU preflight: can one replica's GPU shape run on this cluster, and if not, why, in plain words.
+"""GPU preflight: can one replica's GPU shape (and its disk) run on this cluster, and if not, why.
 
 The controller reads Nodes and their Pods; :func:`node_info_from` boils each down to a
 :class:`NodeInfo`, :func:`shape_of` turns the spec into a :class:`Shape`, and :func:`preflight`
@@ -12,7 +12,7 @@ and memory affinity), so the preflight and the scheduler disagree as little as p
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from slogate import constants as C
@@ -28,6 +28,7 @@ LABEL_PRODUCT = C.GPU_LABEL_PRODUCT
 LABEL_MEMORY = C.GPU_LABEL_MEMORY
 MIG_PREFIX = C.MIG_RESOURCE_PREFIX
 
+EPHEMERAL_STORAGE = "ephemeral-storage"
 _WAITING_FAILURES = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError")
 _SCHEDULING_EFFECTS = ("NoSchedule", "NoExecute")
 _IMPLICIT_TOLERATION: Mapping[str, str] = {"key": GPU_TAINT_KEY, "operator": "Exists"}
@@ -63,6 +64,10 @@ class Shape:
     node_selector: dict[str, str]
     tolerations: tuple[dict[str, Any], ...]
     """From the spec (camelCase core/v1 shape); the ``nvidia.com/gpu`` taint is always tolerated."""
+    ephemeral_storage: int | None = None
+    """Bytes of node-local disk one replica requests (``ephemeral-storage``); ``None``: not judged."""
+    ephemeral_storage_basis: str = ""
+    """How that size was reached, in words (``desired.ephemeral_storage``), for the message."""
 
 
 @dataclass(frozen=True)
@@ -102,11 +107,17 @@ def memory_floor_mib(min_memory_gib: int) -> int:
 def shape_of(spec: ModelDeploymentSpec) -> Shape | None:
     """One replica's GPU shape, or ``None`` when the spec requests no GPU. Pure.
 
-    Consumed by the controller, which passes the shape to :func:`preflight`.
+    Consumed by the controller, which passes the shape to :func:`preflight`. The disk a replica
+    requests is the Deployment's own (``desired.ephemeral_storage``), so the preflight and the
+    scheduler judge the same number.
     """
+    # desired imports this module (is_mig, memory_floor_mib); importing it here avoids the cycle.
+    from slogate.core.desired import ephemeral_storage
+
     gpu = spec.resources.gpu
     if gpu is None:
         return None
+    disk = ephemeral_storage(spec)
     return Shape(
         resource=gpu.resource,
         count=gpu.count,
@@ -116,6 +127,8 @@ def shape_of(spec: ModelDeploymentSpec) -> Shape | None:
         tolerations=tuple(
             t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in spec.resources.tolerations
         ),
+        ephemeral_storage=disk.bytes,
+        ephemeral_storage_basis=disk.breakdown,
     )
 
 
@@ -242,6 +255,23 @@ def capacity(node: NodeInfo, resource: str) -> int:
     return _units(node.allocatable.get(resource, 0))
 
 
+def ephemeral_allocatable(node: NodeInfo) -> int | None:
+    """Bytes of ``ephemeral-storage`` the node offers pods, or ``None`` when it reports none. Pure."""
+    value = node.allocatable.get(EPHEMERAL_STORAGE)
+    if value is None:
+        return None
+    try:
+        return int(parse_quantity(value))
+    except ValueError:
+        return None
+
+
+def _gib(n: int) -> str:
+    """Bytes as GiB with one decimal at most: ``30064771072`` → ``28Gi``."""
+    value = round(n / 2**30, 1)
+    return f"{value:g}Gi"
+
+
 def free(node: NodeInfo, resource: str) -> int:
     """Allocatable minus requested units of ``resource``, never below 0. Pure."""
     return max(0, capacity(node, resource) - node.requested.get(resource, 0))
@@ -251,8 +281,11 @@ def rejection(shape: Shape, node: NodeInfo) -> str | None:
     """Why ``node`` can never run a replica of ``shape``, in a few words; ``None`` when it can. Pure.
 
     Checks in order: the node offers the resource, is Ready, is not cordoned, has an accepted
-    product (not for MIG), has enough memory per GPU, matches the node selector, and every
-    NoSchedule/NoExecute taint is tolerated. Capacity is judged by :func:`preflight`.
+    product (not for MIG), has enough memory per GPU, matches the node selector, every
+    NoSchedule/NoExecute taint is tolerated, and its allocatable ``ephemeral-storage`` holds the
+    replica's request (a node that reports none is not judged on it; what other pods request of
+    it is not counted, as disk is rarely what runs out first). Capacity is judged by
+    :func:`preflight`.
     """
     if capacity(node, shape.resource) <= 0:
         return f"no {shape.resource}"
@@ -282,6 +315,9 @@ def rejection(shape: Shape, node: NodeInfo) -> str | None:
             continue
         if not any(tolerates(t, taint) for t in tolerations):
             return f"taint {_taint_text(taint)} not tolerated"
+    disk = ephemeral_allocatable(node)
+    if shape.ephemeral_storage is not None and disk is not None and disk < shape.ephemeral_storage:
+        return f"{EPHEMERAL_STORAGE} {_gib(disk)} allocatable, below the {_gib(shape.ephemeral_storage)} a replica requests"
     return None
 
 
@@ -308,8 +344,30 @@ def _unsatisfiable(message: str) -> Preflight:
     )
 
 
+def _too_little_disk(shape: Shape, nodes: list[NodeInfo]) -> str | None:
+    """The message when nodes could hold a replica's GPUs but none its ephemeral-storage request."""
+    if shape.ephemeral_storage is None:
+        return None
+    gpus_only = replace(shape, ephemeral_storage=None)
+    fit = [n for n in nodes if rejection(gpus_only, n) is None and capacity(n, shape.resource) >= shape.count]
+    if not fit or any(rejection(shape, n) is None for n in fit):
+        return None
+    largest = max(fit, key=lambda n: ephemeral_allocatable(n) or 0)
+    others = f" of {_plural(len(fit), 'node')} with the GPUs" if len(fit) > 1 else ""
+    return (
+        f"no node can ever hold one replica: it requests {_gib(shape.ephemeral_storage)} of "
+        f"{EPHEMERAL_STORAGE} ({shape.ephemeral_storage_basis}), and the largest allocatable{others} is "
+        f"{_gib(ephemeral_allocatable(largest) or 0)} ({largest.name}); set resources.ephemeralStorage, "
+        "or serve the weights from a pvc:// or oci:// source"
+    )
+
+
 def _why_never(shape: Shape, nodes: list[NodeInfo], eligible: list[NodeInfo]) -> str:
-    """The message for a shape no node can hold, from the most basic cause to the most specific."""
+    """The message for a shape no node can hold, from the most basic cause to the most specific;
+    a disk too small on every node that has the GPUs is said first, since it is then the cause."""
+    disk = _too_little_disk(shape, nodes)
+    if disk is not None:
+        return disk
     offering = [n for n in nodes if capacity(n, shape.resource) > 0]
     if not offering:
         return f"no node offers {shape.resource}"

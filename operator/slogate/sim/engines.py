@@ -138,6 +138,10 @@ class EngineProfile:
         """``/model_info`` body, or ``None`` when the engine has no such route."""
         return None
 
+    def version(self) -> dict[str, Any] | None:
+        """``/version`` body, or ``None`` when the engine has no such route."""
+        return None
+
     def unknown_model(self, cfg: SimConfig, model: Any) -> tuple[int, dict[str, Any]] | None:
         """The rejection of a request naming a model the server does not serve, if the engine has one."""
         return None
@@ -181,6 +185,11 @@ class VllmProfile(EngineProfile):
         "Service Unavailable",
         503,
     )
+
+    def version(self) -> dict[str, Any]:
+        # The liveness route (core.desired.LIVENESS_PATHS): a constant, answered by the HTTP server
+        # alone (entrypoints/serve/instrumentator/basic.py:53-56).
+        return {"version": "0.33.0"}
 
     def reply(self, outcome: Outcome, *, api: Api, stream: bool) -> Reply:
         if api is Api.GENERATE:

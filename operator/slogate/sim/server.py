@@ -392,6 +392,7 @@ class Simulator:
         app.router.add_get("/info", self._info)
         app.router.add_get("/ready", self._ready)
         app.router.add_get("/model_info", self._model_info)
+        app.router.add_get("/version", self._version)
         app.router.add_get("/metrics", self._metrics_handler)
         app.router.add_get("/admin/config", self._get_config)
         app.router.add_post("/admin/config", self._post_config)
@@ -471,6 +472,12 @@ class Simulator:
         if info is None:
             raise web.HTTPNotFound()
         return json_reply(200, info)
+
+    async def _version(self, request: web.Request) -> web.Response:
+        body = self._profile.version()
+        if body is None:
+            raise web.HTTPNotFound()
+        return json_reply(200, body)
 
     async def _info(self, request: web.Request) -> web.Response:
         info = self._profile.info(self._config)
