@@ -99,6 +99,9 @@ operator only PATCHes: a server-side apply that creates an object is authorised 
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
   verbs: ["list", "watch", "create", "patch", "delete"]
@@ -150,20 +153,37 @@ authorisation time).
 {{- end -}}
 
 {{/*
-The pod's affinity: .Values.affinity when set; otherwise, with leader election, a preferred pod
-anti-affinity by hostname so the replicas (one active, the others standing by) land on different nodes.
+Whether the chart's own pod anti-affinity is rendered as *required* (podAntiAffinity.mode=required, no
+user `affinity`, leader election on): the Deployment strategy then surges no pod (see deployment.yaml).
+Returns "true" or nothing.
+*/}}
+{{- define "slogate.requiredAntiAffinity" -}}
+{{- if and (not .Values.affinity) .Values.ha.leaderElection.enabled (eq .Values.podAntiAffinity.mode "required") -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/*
+The pod's affinity: .Values.affinity when set; otherwise, with leader election, a pod anti-affinity
+among the operator's pods by podAntiAffinity.topologyKey (default kubernetes.io/hostname), so the
+replicas (one active, the others standing by) land on different nodes: preferred by default (the
+scheduler may still co-locate them when no other node fits), required with podAntiAffinity.mode=required
+(a replica that has no node of its own stays Pending).
 */}}
 {{- define "slogate.affinity" -}}
 {{- if .Values.affinity -}}
 {{- toYaml .Values.affinity -}}
 {{- else if .Values.ha.leaderElection.enabled -}}
+{{- $term := dict "topologyKey" .Values.podAntiAffinity.topologyKey "labelSelector" (dict "matchLabels" (include "slogate.selectorLabels" . | fromYaml)) -}}
 podAntiAffinity:
+{{- if include "slogate.requiredAntiAffinity" . }}
+  requiredDuringSchedulingIgnoredDuringExecution:
+    {{- list $term | toYaml | nindent 4 }}
+{{- else }}
   preferredDuringSchedulingIgnoredDuringExecution:
     - weight: 100
       podAffinityTerm:
-        topologyKey: kubernetes.io/hostname
-        labelSelector:
-          matchLabels:
-            {{- include "slogate.selectorLabels" . | nindent 12 }}
+        {{- toYaml $term | nindent 8 }}
+{{- end }}
 {{- end -}}
 {{- end -}}

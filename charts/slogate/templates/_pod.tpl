@@ -24,12 +24,13 @@ spec:
   {{- with .Values.priorityClassName }}
   priorityClassName: {{ . }}
   {{- end }}
-  # Pod Security Standard "restricted".
+  # Pod Security Standard "restricted". The IDs are the image's own (Dockerfile: USER 10001:10001;
+  # tests/unit/test_chart_render.py checks they agree), so the pod runs as the user the image was built for.
   securityContext:
     runAsNonRoot: true
-    runAsUser: 65532
-    runAsGroup: 65532
-    fsGroup: 65532
+    runAsUser: 10001
+    runAsGroup: 10001
+    fsGroup: 10001
     seccompProfile:
       type: RuntimeDefault
   terminationGracePeriodSeconds: 30
