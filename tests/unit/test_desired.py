@@ -1487,3 +1487,26 @@ def test_doctests(module):
     result = doctest.testmod(module)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "vllm/vllm-openai@sha256:" + "a" * 64,
+        "registry.example.com:5000/team/vllm:v0.33.0@sha256:" + "b" * 64,
+    ],
+)
+def test_an_engine_image_by_digest_is_used_as_given(image):
+    """``spec.engine.image`` may pin a digest (docs/install.md, "Engine images by digest"): it reaches
+    the container unchanged and, being part of the revision, a new digest is a new revision."""
+    spec = ModelDeploymentSpec.model_validate(
+        {
+            "model": {"source": "hf://meta-llama/Llama-3.1-8B-Instruct"},
+            "engine": {"kind": "vllm", "image": image},
+        }
+    )
+    dep = find(build(spec), "Deployment")
+    (engine,) = [c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == "engine"]
+    assert engine["image"] == image
+    other = spec.model_copy(update={"engine": spec.engine.model_copy(update={"image": image[:-1] + "c"})})
+    assert revision_of(other) != revision_of(spec)
