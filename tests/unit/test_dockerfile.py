@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,71 @@ def test_image_runs_as_non_root_with_the_operator_entrypoint_and_pinned_dependen
     assert "--constraint constraints.txt" in text
     assert "PYTHONDONTWRITEBYTECODE=1" in text  # nothing written next to the code: read-only root works
     assert text.count("FROM ") == 2  # multi-stage: no build tools in the final image
+
+
+def test_the_base_is_a_build_argument_defaulting_to_the_official_python_image():
+    text = (ROOT / "Dockerfile").read_text()
+    assert "ARG BASE_IMAGE=python:3.11-slim-bookworm\n" in text
+    froms = [line for line in text.splitlines() if line.startswith("FROM ")]
+    assert froms == ["FROM ${BASE_IMAGE} AS build", "FROM ${BASE_IMAGE}"]
+    # The local stand-in is never named as the official image.
+    base_script = (ROOT / "hack" / "build-base-image.sh").read_text()
+    assert 'REF="localhost/slogate-base:$TAG"' in base_script
+    assert "python:3.11-slim-bookworm" not in base_script.split("REF=")[1].splitlines()[0]
+
+
+def test_the_image_carries_oci_labels_with_the_version_the_commit_and_its_base():
+    import tomllib
+
+    text = (ROOT / "Dockerfile").read_text()
+    labels = dict(re.findall(r'(org\.opencontainers\.image\.[a-z.]+)="([^"]*)"', text))
+    assert labels["org.opencontainers.image.source"] == "https://github.com/slogate/slogate"
+    assert labels["org.opencontainers.image.version"] == "${VERSION}"
+    assert labels["org.opencontainers.image.revision"] == "${REVISION}"
+    assert labels["org.opencontainers.image.base.name"] == "${BASE_IMAGE}"
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert f"ARG VERSION={version}\n" in text  # docker build . without arguments labels the right version
+    # The labels come last, after the ARGs they use (re-declared in the final stage).
+    tail = text[text.index("ENTRYPOINT") :]
+    assert "ARG BASE_IMAGE\n" in tail and "ARG REVISION" in tail and "LABEL " in tail
+    script = (ROOT / "hack" / "build-image.sh").read_text()
+    for arg in ("BASE_IMAGE", "VERSION", "REVISION"):
+        assert f"--build-arg {arg}=" in script, arg
+    assert 'git -C "$ROOT" rev-parse HEAD' in script
+    assert "--network host" in script  # the build stage reaches the package index
+
+
+def test_podman_runs_with_runc_and_the_ulimits_this_host_grants():
+    import tomllib
+
+    conf = tomllib.loads((ROOT / "hack" / "containers.conf").read_text())
+    assert conf["engine"]["runtime"] == "runc"
+    assert conf["containers"]["default_ulimits"] == ["nofile=1024:1024", "nproc=1024:1024"]
+    for script in ("build-image.sh", "build-base-image.sh"):
+        text = (ROOT / "hack" / script).read_text()
+        assert 'export CONTAINERS_CONF="${CONTAINERS_CONF:-$HERE/containers.conf}"' in text, script
+
+
+def test_ci_installs_podman_and_builds_the_image_before_make_test_and_make_image_exists():
+    ci = (ROOT / ".ci" / "run").read_text()
+    ensure, build, test = (ci.index(s) for s in ("bash hack/ensure-podman.sh", "make image", "\nmake test"))
+    assert ensure < build < test
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^image:.*\n(\t.*\n)*\tbash hack/build-image.sh$", makefile, re.M)
+
+
+def test_the_container_test_fails_without_podman_in_ci_and_skips_elsewhere(monkeypatch):
+    import pytest
+
+    from tests.integration import test_container
+
+    monkeypatch.setattr(test_container.shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="podman is missing"):
+        test_container.require_podman()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="in CI, where CI is set, this fails"):
+        test_container.require_podman()
 
 
 # The image is the operator only: the simulator and the local control plane stay out of it.

@@ -1,4 +1,10 @@
-"""``slogate run``: configure logging, the Kubernetes client and kopf, then run until SIGTERM."""
+"""``slogate run``: configure logging, the Kubernetes client and kopf, then run until SIGTERM.
+
+Before anything starts, ``startup_problem`` asks the API server what the operator cannot do without:
+that it answers, and that the credentials may read what the caches list. A missing piece stops the
+operator with one line naming it and exit 1 (a pod restarts with that line in its log), instead of
+informers retrying a refused connection forever (issue 16).
+"""
 
 from __future__ import annotations
 
@@ -68,8 +74,82 @@ def _api_client(kubeconfig: str | None):  # noqa: ANN202 - kubernetes.client.Api
     try:
         config.load_incluster_config()
         return client.ApiClient()
-    except config.ConfigException:
-        return config.new_client_from_config()
+    except config.ConfigException as in_cluster:
+        try:
+            return config.new_client_from_config()
+        except config.ConfigException as exc:
+            raise config.ConfigException(f"not in-cluster ({in_cluster}) and no kubeconfig ({exc})") from exc
+
+
+def startup_problem(kube, cfg: OperatorConfig) -> str | None:  # noqa: ANN001 - adapters.kube.Kube
+    """What stops the operator from working with this API server and these credentials, as one line;
+    None when nothing does.
+
+    One GET of /version without retries (no retry warnings before the line), then a LIST (limit 1) of
+    every kind the caches will list, where they will list it, and with leader election a GET of the
+    Lease: only requests the operator sends anyway, so the granted RBAC stays exactly what is used.
+    A kind the server does not serve (404) is fine, as it is for the caches. Writes are not probed (that
+    would need SelfSubjectAccessReviews): a missing write permission shows at the first write, in the
+    ModelDeployment's status and an Event."""
+    import json
+
+    import urllib3
+    from kubernetes.client.rest import ApiException
+
+    from slogate.adapters.cache import informers_for
+    from slogate.adapters.kube import PLURALS, _path
+    from slogate.controller.reconcile import CHILD_KINDS
+
+    host = kube.api.configuration.host
+    method, url, headers, _, _ = kube.api.param_serialize(
+        method="GET", resource_path="/version", auth_settings=["BearerToken"]
+    )
+    try:
+        answer = kube.api.rest_client.pool_manager.request(
+            method, url, headers=headers, timeout=urllib3.Timeout(connect=10, read=10), retries=False
+        )
+    except urllib3.exceptions.HTTPError as exc:
+        return f"cannot reach the Kubernetes API server at {host}: {exc}"
+    if answer.status == 401:
+        return f"the Kubernetes API server at {host} rejects the credentials (401 Unauthorized: token invalid or expired)"
+
+    def resource(api_version: str, kind: str) -> str:  # as RBAC spells it: modeldeployments.slogate.io
+        group = api_version.rpartition("/")[0]
+        return PLURALS[kind] + (f".{group}" if group else "")
+
+    reads: list[tuple[str, str, str | None]] = []  # (what, path, namespace)
+    for informer in informers_for(kube, list(cfg.namespaces), CHILD_KINDS, lambda _: None):
+        w = informer.watched
+        path = _path(w.api_version, w.kind, informer.namespace)
+        reads.append((f"list {resource(w.api_version, w.kind)}", path, informer.namespace))
+    if cfg.leader_election:
+        lease = ("coordination.k8s.io/v1", "Lease")
+        path = _path(*lease, cfg.lease_namespace, cfg.lease_name)
+        reads.append((f"get {resource(*lease)}", path, cfg.lease_namespace))
+    refused: list[str] = []
+    user = ""
+    for what, path, namespace in reads:
+        try:
+            kube._call("GET", path, query=[("limit", "1")] if what.startswith("list") else None)
+        except ApiException as exc:
+            if exc.status == 404:
+                continue
+            try:
+                message = json.loads(exc.body or "{}").get("message") or exc.reason
+            except (ValueError, AttributeError):
+                message = exc.reason
+            if exc.status != 403:
+                return f"the Kubernetes API server at {host} answers {what}: {exc.status} {message}"
+            user = user or message.partition("User ")[2].partition(" cannot")[0]
+            refused.append(f"{what} ({f'in {namespace}' if namespace else 'cluster-wide'})")
+        except urllib3.exceptions.HTTPError as exc:
+            return f"cannot reach the Kubernetes API server at {host}: {exc}"
+    if refused:
+        return (
+            f"RBAC refuses {user or 'these credentials'} what the operator needs at {host}: "
+            f"{', '.join(refused)} (the chart's RBAC grants it: docs/install.md)"
+        )
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,9 +190,19 @@ def run(args: argparse.Namespace) -> int:
         prices.default,
     )
     handlers.RUNTIME.config = cfg
-    api = _api_client(args.kubeconfig)
+    from kubernetes.config import ConfigException
+
+    try:
+        api = _api_client(args.kubeconfig)
+    except ConfigException as exc:
+        print(f"slogate run: no Kubernetes configuration: {exc}", file=sys.stderr)
+        return 1
     api.user_agent = f"slogate/{cfg.identity}"  # audit logs tell replicas apart
     handlers.RUNTIME.kube = Kube(api)
+    problem = startup_problem(handlers.RUNTIME.kube, cfg)
+    if problem:
+        print(f"slogate run: {problem}", file=sys.stderr)
+        return 1
     handlers.RUNTIME.reconciler = Reconciler(handlers.RUNTIME.kube, cfg, prices=prices)
     if cfg.metrics_port:
         start_http_server(cfg.metrics_port, addr=cfg.bind_address, registry=REGISTRY)
