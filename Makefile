@@ -4,7 +4,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install engine-sources test unit integration lint crds docs dashboards bins prometheus lua cluster-up cluster-down demo demo-down kind-up kind-down e2e-kind clean
+.PHONY: help install engine-sources test unit integration lint lint-tools crds docs dashboards bins prometheus lua cluster-up cluster-down demo demo-down kind-up kind-down e2e-kind image matrix podman clean
 
 help:
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -21,6 +21,12 @@ bins: ## build (or reuse) the control-plane binaries and helm from the Go module
 	bash hack/build-bins.sh
 	bash hack/build-helm.sh
 
+matrix: ## build (or reuse) the oldest supported kube-apiserver for the version matrix (docs/compatibility.md)
+	bash hack/build-matrix.sh
+
+podman: ## install Debian's podman and runc when missing (the operator image and its test: docs/image.md)
+	bash hack/ensure-podman.sh
+
 prometheus: ## install Debian's Prometheus when missing
 	bash hack/ensure-prometheus.sh
 
@@ -30,16 +36,22 @@ lua: ## install Debian's lua5.4 when missing (tests the Argo CD health check)
 engine-sources: install ## fetch the engines' released Python source from PyPI (provenance tests; cached)
 	PY=$(BIN)/python bash hack/fetch-engine-sources.sh
 
-test: install bins prometheus lua engine-sources ## all tests: unit + integration against the local control plane
+test: install bins matrix podman prometheus lua engine-sources ## all tests: unit + integration against the local control plane (and the image in podman)
 	$(BIN)/pytest -q
 
 unit: install lua ## unit tests only (no cluster)
 	$(BIN)/pytest -q -m "not integration"
 
-lint: install ## ruff lint and format check; shellcheck on the scripts
-	$(BIN)/ruff check operator tests bench
-	$(BIN)/ruff format --check operator tests bench
-	$(BIN)/shellcheck -x -P SCRIPTDIR hack/*.sh hack/kind/*.sh .ci/run
+lint: install lint-tools ## ruff, shellcheck; helm lint --strict, kubeconform, checkov on the chart and the operator's objects
+	$(BIN)/ruff check operator tests bench hack
+	$(BIN)/ruff format --check operator tests bench hack
+	$(BIN)/shellcheck -x -P SCRIPTDIR hack/*.sh hack/kind/*.sh hack/lint/*.sh .ci/run
+	PY=$(BIN)/python bash hack/lint/run.sh
+
+lint-tools: ## build (or reuse) helm and kubeconform from the Go module proxy and checkov's venv from PyPI
+	bash hack/build-helm.sh >/dev/null
+	bash hack/build-kubeconform.sh >/dev/null
+	bash hack/lint/ensure-checkov.sh >/dev/null
 
 crds: install ## regenerate crds/ from the API models, and the chart's copy
 	$(BIN)/slogate crd > crds/slogate.io_modeldeployments.yaml
@@ -62,6 +74,9 @@ demo: install bins prometheus ## the whole story live: first revision, a TTFT br
 
 demo-down: ## stop an interrupted demo (cluster, Prometheus, simulators, operator)
 	-$(BIN)/slogate dev down --dir .slogate-demo
+
+image: podman ## the operator image, built by podman from the Dockerfile (docs/image.md; local Debian base, built once)
+	bash hack/build-image.sh
 
 # The kind path (docs/kind.md): needs a Docker engine; kind is built from the Go module proxy when missing.
 kind-up: install bins prometheus ## kind cluster + image + chart, then the host side (GPU nodes, Prometheus, simulators)

@@ -161,6 +161,10 @@ class LocalCluster:
     control plane but attaches the host-side pieces to an existing cluster. ``prometheus_host`` and
     ``prometheus_port`` put Prometheus where an in-cluster operator can reach it (kind: the Docker
     network's gateway and a fixed port the chart's ``prometheus.url`` names).
+
+    ``apiserver_only`` starts etcd and the API server and nothing else, and ``apiserver_bin`` runs
+    that kube-apiserver instead of the built one: the version matrix (docs/compatibility.md) dry-runs
+    objects against an older minor's API server, built by hack/build-matrix.sh, on the same etcd.
     """
 
     dir: Path
@@ -175,6 +179,8 @@ class LocalCluster:
     attach: Attachment | None = None
     prometheus_host: str = "127.0.0.1"
     prometheus_port: int | None = None
+    apiserver_only: bool = False
+    apiserver_bin: Path | None = None
 
     # ------------------------------------------------------------------ paths and state
     @property
@@ -383,10 +389,10 @@ class LocalCluster:
             self._attach(timeout)
         else:
             self._start_control_plane(b, ports)
-        if not self.control_plane_only:
+        if not (self.control_plane_only or self.apiserver_only):
             self._start_host_side(b, ports, timeout)
         env = {"KUBECONFIG": str(self.kubeconfig), "SLOGATE_DEV_DIR": str(self.dir)}
-        if self.prometheus and not self.control_plane_only:
+        if self.prometheus and not (self.control_plane_only or self.apiserver_only):
             env["PROMETHEUS_URL"] = self.prometheus_url
         self.env_file.write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
 
@@ -469,7 +475,7 @@ class LocalCluster:
         self._start(
             "kube-apiserver",
             [
-                str(b / "kube-apiserver"),
+                str(self.apiserver_bin or b / "kube-apiserver"),
                 f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
                 "--bind-address=127.0.0.1",
                 "--advertise-address=127.0.0.1",
@@ -496,6 +502,8 @@ class LocalCluster:
             ],
         )
         self._wait("kube-apiserver", lambda: self._https_ok(f"{server}/readyz"), 90)
+        if self.apiserver_only:
+            return
 
         self._start(
             "kube-controller-manager",

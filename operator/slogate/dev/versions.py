@@ -34,6 +34,25 @@ def ensure_binaries() -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
+def matrix_releases() -> list[str]:
+    """The older Kubernetes releases of the version matrix (``K8S_MATRIX``), oldest first; the
+    newest end of the matrix is ``K8S_VERSION`` (docs/compatibility.md)."""
+    return versions().get("K8S_MATRIX", "").split()
+
+
+def ensure_matrix_apiservers(*releases: str) -> dict[str, Path]:
+    """Build (or reuse) kube-apiserver for each release (``K8S_MATRIX`` when none is given) with
+    hack/build-matrix.sh; returns release -> the directory holding its ``kube-apiserver``."""
+    result = subprocess.run(
+        ["bash", str(REPO / "hack" / "build-matrix.sh"), *releases],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    pairs = (line.split(maxsplit=1) for line in result.stdout.splitlines() if line.strip())
+    return {release: Path(directory) for release, directory in pairs}
+
+
 def go_module_dir(module: str, version: str) -> Path:
     """Download a Go module through the module proxy (cached by Go) and return its directory."""
     import json
