@@ -72,20 +72,6 @@ NOT_EXERCISED = {
 }
 
 
-# ---------------------------------------------------------------------------------------- helm
-@pytest.fixture(scope="module")
-def helm() -> str:
-    """The pinned helm, built (or reused) by hack/build-helm.sh; a failed build fails the tests."""
-    result = subprocess.run(
-        ["bash", str(REPO / "hack" / "build-helm.sh")], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        pytest.fail(f"hack/build-helm.sh failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    path = result.stdout.strip().splitlines()[-1]
-    assert os.access(path, os.X_OK), path
-    return path
-
-
 def helm_run(helm: str, *args: str, values: dict | None = None, check: bool = True):
     cmd = [helm, *args]
     tmp = None

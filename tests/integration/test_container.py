@@ -118,15 +118,6 @@ def image() -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
-@pytest.fixture(scope="module")
-def helm() -> str:
-    """The pinned helm (hack/build-helm.sh, cached), as tests/integration/test_chart.py gets it."""
-    result = subprocess.run(["bash", str(REPO / "hack" / "build-helm.sh")], capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.fail(f"hack/build-helm.sh failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    return result.stdout.strip().splitlines()[-1]
-
-
 def chart_values(image: str, **extra: dict) -> dict:
     repository, _, tag = image.rpartition(":")
     return {"image": {"repository": repository, "tag": tag, "pullPolicy": "Never"}, **extra}

@@ -5,10 +5,10 @@ placement are the constants of slogate.dev.kind. Rendered by the pinned helm; no
 from __future__ import annotations
 
 from slogate.dev import kind
-from tests.integration.test_chart import docs_of, helm, render, workload  # noqa: F401  (helm: fixture)
+from tests.integration.test_chart import docs_of, render, workload
 
 
-def test_the_kind_values_render_the_deployment_the_kind_fixtures_expect(helm):  # noqa: F811
+def test_the_kind_values_render_the_deployment_the_kind_fixtures_expect(helm):
     docs = docs_of(
         render(helm, kind.helm_values(host_ip="172.18.0.1"), release=kind.RELEASE, namespace=kind.NAMESPACE)
     )

@@ -294,16 +294,6 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
         assert not left, f"still running after down(): {left}"
 
 
-@pytest.fixture(scope="module")
-def helm() -> str:
-    """The pinned helm (hack/build-helm.sh)."""
-    result = subprocess.run(
-        ["bash", str(REPO / "hack" / "build-helm.sh")], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, f"hack/build-helm.sh failed:\n{result.stderr[-4000:]}"
-    return result.stdout.strip().splitlines()[-1]
-
-
 def check(server: Server, outcomes: list[Outcome]) -> None:
     """Every object is accepted whole, unless it needs a feature newer than the server's minor: then
     it must be rejected. One failure lists every object that disagrees, with the server's words."""

@@ -28,19 +28,6 @@ NAMESPACE = "slogate-system"
 DIGEST = "sha256:" + "ab" * 32
 
 
-@pytest.fixture(scope="module")
-def helm() -> str:
-    """The pinned helm, built (or reused) by hack/build-helm.sh; a failed build fails the tests."""
-    result = subprocess.run(
-        ["bash", str(REPO / "hack" / "build-helm.sh")], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        pytest.fail(f"hack/build-helm.sh failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    path = result.stdout.strip().splitlines()[-1]
-    assert os.access(path, os.X_OK), path
-    return path
-
-
 def template(helm: str, values: dict[str, Any]) -> subprocess.CompletedProcess[str]:
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"slogate-values-{uuid.uuid4().hex[:8]}.yaml"
     tmp.write_text(yaml.safe_dump(values))
