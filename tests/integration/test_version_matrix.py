@@ -39,6 +39,7 @@ import pytest
 import yaml
 from kubernetes import config
 
+from slogate.adapters.kube import Kube
 from slogate.api.v1alpha1 import ModelDeploymentSpec
 from slogate.api.validation import is_model_deployment
 from slogate.core.compare import is_subset
@@ -181,16 +182,8 @@ class Server:
         content_type: str = "application/json",
     ) -> tuple[int, Any, str]:
         """One request: (status, decoded body, the Warning header)."""
-        method_, url, headers, _, _ = self.api.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=query or [],
-            header_params={"Accept": "application/json", "Content-Type": content_type},
-            auth_settings=["BearerToken"],
-        )
-        payload = json.dumps(body) if body is not None and "yaml" in content_type else body
-        resp = self.api.call_api(method_, url, header_params=headers, body=payload)
-        raw = resp.read()
+        resp = Kube(self.api).request(method, path, body=body, query=query, content_type=content_type)
+        raw = resp.data
         try:
             data = json.loads(raw) if raw else None
         except ValueError:

@@ -90,7 +90,7 @@ class Kube:
         self._lock = threading.Lock()
 
     # ----------------------------------------------------------------- raw calls
-    def _call(
+    def request(
         self,
         method: str,
         path: str,
@@ -99,7 +99,7 @@ class Kube:
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
     ) -> Any:
-        """One raw request; raises ``ApiException`` on a non-2xx answer."""
+        """One raw request and its response, read (``status``, ``data``, ``headers``), whatever its status."""
         method_, url, headers, _, _ = self.api.param_serialize(
             method=method,
             resource_path=path,
@@ -111,6 +111,11 @@ class Kube:
         payload = json.dumps(body) if body is not None and "yaml" in content_type else body
         resp = self.api.call_api(method_, url, header_params=headers, body=payload)
         resp.read()
+        return resp
+
+    def _call(self, method: str, path: str, **kw: Any) -> Any:
+        """One raw request (``request``'s arguments), its JSON body; raises ``ApiException`` on a non-2xx answer."""
+        resp = self.request(method, path, **kw)
         if not 200 <= resp.status < 300:
             raise ApiException(http_resp=resp)
         raw = resp.data
