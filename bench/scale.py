@@ -62,6 +62,7 @@ from slogate.core.desired import build_desired  # noqa: E402
 from slogate.core.naming import Capabilities, Owner, revision_of  # noqa: E402
 from slogate.dev.cli import set_simulators  # noqa: E402
 from slogate.dev.cluster import LocalCluster, free_port, temporary_cluster  # noqa: E402
+from slogate.dev.frontdoor import set_traffic  # noqa: E402
 from slogate.dev.nodes import H100, NodeSet  # noqa: E402
 
 GROUP, VERSION, PLURAL = "slogate.io", "v1alpha1", "modeldeployments"
@@ -291,6 +292,10 @@ def one(n: int, gpu: bool, rest_seconds: float) -> dict[str, Any]:
         else NodeSet(gpu_nodes=1, cpu_nodes=math.ceil((n + 8) / 30))
     )
     cluster = temporary_cluster(nodes=nodes, bridge_selector=PROBES)
+    # Client traffic (the front door) only for the probes: the N others have no simulator to answer.
+    set_traffic(cluster.dir, change={"rps": 0.0})
+    for probe in ("probe", "breach"):
+        set_traffic(cluster.dir, change={"rps": 10.0}, name=probe)
     cluster.up(timeout=600)
     op = Operator(cluster)
     result: dict[str, Any] = {"n": n, "shape": shape}
@@ -418,7 +423,7 @@ FLOOR_THREADS = 16
 def floor(n: int, kinds: frozenset[str] | None) -> dict[str, Any]:
     """Seconds until the Deployments of N ModelDeployments are Ready when the bench applies the
     children itself (``kinds``: only these; ``None``: all). See the module docstring."""
-    cluster = temporary_cluster(nodes=NodeSet(gpu_nodes=1, cpu_nodes=math.ceil((n + 8) / 30)))
+    cluster = temporary_cluster(nodes=NodeSet(gpu_nodes=1, cpu_nodes=math.ceil((n + 8) / 30)), traffic=False)
     cluster.up(timeout=600)
     try:
         kube = config.new_client_from_config(config_file=str(cluster.kubeconfig))

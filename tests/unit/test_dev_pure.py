@@ -120,10 +120,10 @@ def test_sim_config_from_engine_annotation_and_rules():
             "config": {"ttft_ms": 900},
         },
         {"namespace": "other", "pod": None, "selector": {}, "config": {"error_rate": 1.0}},
-        {"namespace": "ml", "pod": "someone-else", "selector": {}, "config": {"rps": 0}},
+        {"namespace": "ml", "pod": "someone-else", "selector": {}, "config": {"rps": 5}},
     ]
     cfg = sim_config_for(annotated, rules)
-    assert cfg["ttft_ms"] == 900 and cfg["error_rate"] == 0.0 and cfg["rps"] == 10.0
+    assert cfg["ttft_ms"] == 900 and cfg["error_rate"] == 0.0 and cfg["rps"] == 0.0
 
 
 def _engine_pod(container):

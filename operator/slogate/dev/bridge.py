@@ -9,6 +9,9 @@ labels turned into Prometheus labels the way a PodMonitor with ``podTargetLabels
 ``container``. PromQL written for a real
 cluster therefore works unchanged. When the pod goes, so does its simulator and its target.
 
+With ``--traffic`` the same process runs the front door (``slogate.dev.frontdoor``): clients that
+send each ModelDeployment's requests through its Service or HTTPRoute to these simulators.
+
 Fault injection (``slogate dev sim set``) talks to the simulators' admin endpoints directly and
 records label-selector rules in ``sim-rules.json`` that the bridge applies to pods created later.
 """
@@ -30,7 +33,9 @@ log = logging.getLogger("slogate.dev.bridge")
 
 SIM_LABELS = ("slogate.io/deployment", "slogate.io/simulate")
 CONFIG_ANNOTATION = "sim.slogate.io/config"
-DEFAULTS: dict[str, Any] = {"ttft_ms": 120.0, "itl_ms": 20.0, "error_rate": 0.0, "rps": 10.0}
+DEFAULTS: dict[str, Any] = {"ttft_ms": 120.0, "itl_ms": 20.0, "error_rate": 0.0, "rps": 0.0}
+"""A bridged simulator generates no load of its own (``rps`` 0): it serves what the front door
+(``slogate.dev.frontdoor``) delivers to its pod. ``sim set --rps`` turns the synthetic load back on."""
 
 
 def sanitize_label(name: str) -> str:
@@ -160,10 +165,13 @@ def target_labels(pod: dict[str, Any]) -> dict[str, str]:
 class Bridge:
     """Keeps one simulator per served pod and the file_sd targets in step with the cluster."""
 
-    def __init__(self, directory: Path, kubeconfig: str, selector: str | None = None) -> None:
+    def __init__(
+        self, directory: Path, kubeconfig: str, selector: str | None = None, *, traffic: bool = False
+    ) -> None:
         self.dir = directory
         self.kubeconfig = kubeconfig
         self.selector = selector
+        self.traffic = traffic
         self.sims: dict[str, tuple[Simulator, dict[str, Any], str]] = {}
         self.stopping = asyncio.Event()
 
@@ -224,11 +232,29 @@ class Bridge:
         tmp.write_text(json.dumps(registry, indent=1))
         tmp.replace(reg)
 
+    def simulator_of(self, namespace: str, pod: str) -> tuple[int, dict[str, str]] | None:
+        """The port and labels of ``namespace/pod``'s simulator, ``None`` when it has none (the front
+        door's lookup)."""
+        found = self.sims.get(f"{namespace}/{pod}")
+        if found is None:
+            return None
+        sim, served, _ = found
+        return sim.port, served["metadata"].get("labels") or {}
+
     async def run(self, interval: float = 1.0) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         ready = self.dir / "bridge.ready"
+        door: asyncio.Task[None] | None = None
+        if self.traffic:
+            from kubernetes import config
+
+            from slogate.dev.frontdoor import ApiCache, FrontDoor
+
+            cache = ApiCache(config.new_client_from_config(config_file=self.kubeconfig))
+            cache.start()
+            door = asyncio.create_task(FrontDoor(self.dir, cache, self.simulator_of).run(self.stopping))
         while not self.stopping.is_set():
             try:
                 await self.sync()
@@ -239,6 +265,8 @@ class Bridge:
                 await asyncio.wait_for(self.stopping.wait(), timeout=interval)
             except TimeoutError:
                 pass
+        if door is not None:
+            await door
         for sim, _, _ in self.sims.values():
             await sim.stop()
         ready.unlink(missing_ok=True)
@@ -253,9 +281,12 @@ def main(argv: list[str] | None = None) -> int:
         "--selector",
         help="serve only the pods matching this label selector (scale runs: a few probes among many)",
     )
+    parser.add_argument(
+        "--traffic", action="store_true", help="run the front door: requests to every ModelDeployment"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(Bridge(args.dir, args.kubeconfig, args.selector).run(args.interval))
+    asyncio.run(Bridge(args.dir, args.kubeconfig, args.selector, traffic=args.traffic).run(args.interval))
     return 0
 
 

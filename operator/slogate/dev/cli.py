@@ -178,6 +178,62 @@ def _cmd_sim_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_traffic_set(args: argparse.Namespace) -> int:
+    from slogate.dev.frontdoor import TrafficError, set_traffic
+
+    change = {
+        k: v
+        for k, v in {
+            "rps": args.rps,
+            "streamed_share": args.streamed_share,
+            "prompt_tokens": args.prompt_tokens,
+            "generation_tokens": args.generation_tokens,
+            "jitter": args.jitter,
+        }.items()
+        if v is not None
+    }
+    if not change:
+        print(
+            "error: nothing to change (give --rps, --streamed-share, --prompt-tokens, ...)", file=sys.stderr
+        )
+        return 2
+    target = None
+    if args.service or args.route:
+        if args.all_namespaces:
+            print("error: a --service or --route target needs one namespace", file=sys.stderr)
+            return 2
+        target = ("Service", args.service) if args.service else ("HTTPRoute", args.route)
+    try:
+        rule = set_traffic(
+            _dir(args),
+            change=change,
+            namespace=None if args.all_namespaces else args.namespace,
+            name=args.name,
+            target=target,
+            model=args.model,
+        )
+    except TrafficError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(rule.to_dict()))
+    return 0
+
+
+def _cmd_traffic_show(args: argparse.Namespace) -> int:
+    from slogate.dev.frontdoor import read_ledger, shares
+
+    ledger = read_ledger(_dir(args))
+    if args.json:
+        print(json.dumps(ledger, indent=1))
+        return 0
+    print(f"{'CLIENT':40} {'TARGET':36} {'RPS':>6} {'RATE':>6} {'SENT':>7}  ANSWERED BY REVISION (share)")
+    for key, c in ledger.items():
+        split = ", ".join(f"{rev} {pct:g}%" for rev, pct in shares(c["answered"]).items()) or "-"
+        mirrored = f"; mirrored {c['mirrored']}" if c.get("mirrored") else ""
+        print(f"{key:40} {c['target']:36} {c['rps']:>6g} {c['rate']:>6g} {c['sent']:>7}  {split}{mirrored}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``slogate dev ...`` to the main parser."""
     dev = sub.add_parser(
@@ -248,3 +304,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = ssub.add_parser("list", help="list simulators and their settings")
     p.add_argument("--dir", dest="dir", default=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_sim_list)
+
+    traffic = dsub.add_parser(
+        "traffic",
+        help="the front door: client requests to each ModelDeployment through its Service or HTTPRoute",
+    )
+    tsub = traffic.add_subparsers(dest="traffic_command", required=True)
+    p = tsub.add_parser("set", help="change the request rate or mix of ModelDeployments' clients")
+    p.add_argument("--dir", dest="dir", default=argparse.SUPPRESS)
+    p.add_argument("name", nargs="?", help="ModelDeployment (default: every one in the namespace)")
+    p.add_argument("-n", "--namespace", default="default")
+    p.add_argument("-A", "--all-namespaces", action="store_true")
+    p.add_argument("--rps", type=float, help="requests a second (0 stops the client)")
+    p.add_argument("--streamed-share", type=float, help="fraction of requests sent streamed")
+    p.add_argument("--prompt-tokens", type=int, help="mean prompt length, tokens (shifts the request mix)")
+    p.add_argument("--generation-tokens", type=int, help="mean max_tokens")
+    p.add_argument("--jitter", type=float, help="coefficient of variation of the lengths")
+    p.add_argument("--service", help="a standalone client sending to this Service (not a ModelDeployment)")
+    p.add_argument("--route", help="a standalone client sending to this HTTPRoute's first rule")
+    p.add_argument("--model", help="model name a standalone client asks for")
+    p.set_defaults(func=_cmd_traffic_set)
+    p = tsub.add_parser("show", help="what each client sent and which revisions answered")
+    p.add_argument("--dir", dest="dir", default=argparse.SUPPRESS)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_traffic_show)

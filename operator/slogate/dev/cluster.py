@@ -174,6 +174,9 @@ class LocalCluster:
     bridge: bool = True
     bridge_selector: str | None = None
     """Only pods matching this label selector get a simulator (scale runs: probes among thousands)."""
+    traffic: bool = True
+    """Run the front door (``slogate.dev.frontdoor``) in the bridge: every ModelDeployment gets client
+    requests through its Service or HTTPRoute. Off, the simulators see only what tests send."""
     state: dict[str, Any] = field(default_factory=dict)
     control_plane_only: bool = False
     attach: Attachment | None = None
@@ -598,6 +601,7 @@ class LocalCluster:
                     f"--dir={self.dir}",
                     f"--kubeconfig={self.kubeconfig}",
                     *([f"--selector={self.bridge_selector}"] if self.bridge_selector else []),
+                    *(["--traffic"] if self.traffic else []),
                 ],
             )
             self._wait("bridge", lambda: (self.dir / "bridge.ready").exists(), 30)

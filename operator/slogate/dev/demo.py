@@ -5,6 +5,10 @@
 2. A new revision starts a canary; its simulators are told to answer with 900 ms TTFT (fault
    injection); the operator's analysis sees the breach and rolls it back on its own.
 3. A healthy revision is promoted step by step.
+Traffic comes from the local cluster's front door (``slogate.dev.frontdoor``): clients send 10
+requests a second to the ModelDeployment's Service, and kube-proxy's choice over Ready endpoints
+decides which revision answers, so the canary's share is its share of Ready pods. The screen shows
+the rate and each revision's share of the answers in the current chapter.
 Progress is a status table that refreshes as it happens. Everything started is stopped at the end
 (``make demo-down`` cleans up an interrupted run).
 """
@@ -68,18 +72,67 @@ def _events(api: Any, name: str, limit: int = 6) -> list[str]:
     return [f"  {'⚠' if e.type == 'Warning' else '•'} {e.reason}: {e.message}" for e in items[-limit:]]
 
 
+def traffic_lines(now: dict[str, Any] | None, before: dict[str, Any] | None) -> list[str]:
+    """What the front door's clients of one ModelDeployment sent and which revisions answered, since
+    ``before`` (a ledger entry of ``traffic.json``, ``None``: since the start). Pure.
+
+    >>> traffic_lines({"rps": 10, "rate": 9.9, "sent": 30, "target": "Service default/m",
+    ...                "answered": {"a": 27, "b": 3}, "seen": {"ok": 30}, "mirrored": {}}, None)
+    ['traffic: 10 req/s offered to Service default/m, 9.9 req/s measured; 30 sent, 30 ok', '  answered by revision: a 90% (27), b 10% (3)']
+    """
+    if not now:
+        return ["traffic: no client yet"]
+    before = before or {}
+
+    def delta(table: str) -> dict[str, int]:
+        old = before.get(table) or {}
+        out = {k: v - old.get(k, 0) for k, v in (now.get(table) or {}).items()}
+        return {k: v for k, v in out.items() if v > 0}
+
+    sent = now["sent"] - before.get("sent", 0)
+    answered, seen = delta("answered"), delta("seen")
+    total = sum(answered.values())
+    failed = sum(v for k, v in seen.items() if k != "ok")
+    lines = [
+        f"traffic: {now['rps']:g} req/s offered to {now['target']}, {now['rate']:g} req/s measured;"
+        f" {sent} sent, {seen.get('ok', 0)} ok" + (f", {failed} failed" if failed else "")
+    ]
+    if total:
+        split = ", ".join(f"{rev} {round(100 * n / total)}% ({n})" for rev, n in sorted(answered.items()))
+        lines.append(f"  answered by revision: {split}")
+    mirrored = delta("mirrored")
+    if mirrored:
+        lines.append("  mirrored to: " + ", ".join(f"{rev} ({n})" for rev, n in sorted(mirrored.items())))
+    return lines
+
+
 def _watch(
-    screen: Screen, api: Any, name: str, done: Callable[[dict[str, Any]], bool], *, timeout: float
+    screen: Screen,
+    api: Any,
+    name: str,
+    done: Callable[[dict[str, Any]], bool],
+    *,
+    timeout: float,
+    directory: Path | None = None,
 ) -> dict[str, Any]:
     from kubernetes import client
 
     from slogate.cli.status import render_table
+    from slogate.dev.frontdoor import read_ledger
 
     custom = client.CustomObjectsApi(api)
+    key = f"default/{name}"
+    before = read_ledger(directory).get(key) if directory else None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         md = custom.get_namespaced_custom_object(C.GROUP, C.VERSION, "default", C.PLURAL, name)
-        screen.show(render_table([md]) + "\n\nrecent events:\n" + "\n".join(_events(api, name)))
+        traffic = traffic_lines(read_ledger(directory).get(key), before) if directory else []
+        screen.show(
+            render_table([md])
+            + ("\n\n" + "\n".join(traffic) if traffic else "")
+            + "\n\nrecent events:\n"
+            + "\n".join(_events(api, name))
+        )
         if done(md):
             return md
         time.sleep(1.0)
@@ -135,7 +188,14 @@ def run(directory: Path, *, keep: bool) -> int:
 
         screen.title("1/3  apply examples/quickstart/: the first revision comes up on H100/A100 nodes")
         cluster.kubectl("apply", "--server-side", "-f", str(QUICKSTART.parent))
-        md = _watch(screen, api, name, lambda m: (m.get("status") or {}).get("phase") == "Ready", timeout=120)
+        md = _watch(
+            screen,
+            api,
+            name,
+            lambda m: (m.get("status") or {}).get("phase") == "Ready",
+            timeout=120,
+            directory=cluster.dir,
+        )
         first = md["status"]["stableRevision"]
         time.sleep(2)
 
@@ -149,7 +209,12 @@ def run(directory: Path, *, keep: bool) -> int:
             C.GROUP, C.VERSION, "default", C.PLURAL, name, {"spec": {"model": {"source": BAD_MODEL}}}
         )
         md = _watch(
-            screen, api, name, lambda m: (m.get("status") or {}).get("phase") == "RolledBack", timeout=240
+            screen,
+            api,
+            name,
+            lambda m: (m.get("status") or {}).get("phase") == "RolledBack",
+            timeout=240,
+            directory=cluster.dir,
         )
         print("\n   the operator rolled it back on its own. `slogate explain` says why:\n", flush=True)
         core = client.CoreV1Api(api)
@@ -182,6 +247,7 @@ def run(directory: Path, *, keep: bool) -> int:
                 and (m.get("status") or {}).get("phase") == "Ready"
             ),
             timeout=300,
+            directory=cluster.dir,
         )
         print(f"\n   done: {first} → {bad} rolled back (TTFT breach) → {good} promoted.", flush=True)
         print("   history:", flush=True)

@@ -82,7 +82,7 @@ def loopback_endpoint(url: str) -> str:
     return base if parts.path.rstrip("/").endswith(CHAT_PATH) else base + CHAT_PATH
 
 
-async def _one(
+async def send_one(
     session: aiohttp.ClientSession, endpoint: str, payload: dict[str, object], *, stream: bool
 ) -> tuple[Seen, int | None, float | None]:
     """Send one request; returns what the client saw, the HTTP status (if any) and the TTFT."""
@@ -167,7 +167,7 @@ async def run_load(
             delay = started + i / rps - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(_one(session, endpoint, payload, stream=stream)))
+            tasks.append(asyncio.create_task(send_one(session, endpoint, payload, stream=stream)))
         results = await asyncio.gather(*tasks)
     seen = [s for s, _, _ in results]
     statuses: dict[str, int] = {}
