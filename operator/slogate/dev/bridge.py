@@ -254,7 +254,11 @@ class Bridge:
 
             cache = ApiCache(config.new_client_from_config(config_file=self.kubeconfig))
             cache.start()
-            door = asyncio.create_task(FrontDoor(self.dir, cache, self.simulator_of).run(self.stopping))
+            door = asyncio.create_task(
+                FrontDoor(self.dir, cache, self.simulator_of, listening=lambda: frozenset(self.sims)).run(
+                    self.stopping
+                )
+            )
         while not self.stopping.is_set():
             try:
                 await self.sync()

@@ -531,6 +531,26 @@ class ApiCache:
                 self._stop.wait(1.0)
 
 
+def with_listening(state: R.RoutingState, listening: frozenset[str]) -> R.RoutingState:
+    """``state`` with every endpoint whose pod (``namespace/pod``) has no simulator listening marked
+    not ready and not serving. Pure.
+
+    On a real cluster a pod is Ready only once its readiness probe passes, that is once the server
+    answers. kwok marks pods Ready without running anything, and the bridge starts a pod's simulator
+    a moment later; without this, requests in that moment would go to an endpoint nobody listens on,
+    which a real cluster would not do.
+    """
+    services = {}
+    for ref, endpoints in state.services.items():
+        services[ref] = tuple(
+            ep
+            if ep.pod is None or f"{ref.namespace}/{ep.pod}" in listening
+            else replace(ep, ready=False, serving=False)
+            for ep in endpoints
+        )
+    return replace(state, services=services)
+
+
 # ---------------------------------------------------------------------------------------------
 # The sender.
 
@@ -549,10 +569,13 @@ class FrontDoor:
         *,
         base: TrafficConfig | None = None,
         seed: int | None = None,
+        listening: Callable[[], frozenset[str]] | None = None,
     ) -> None:
         self.dir = Path(directory)
         self.cache = cache
         self.lookup = lookup
+        self.listening = listening
+        self._derived: tuple[R.RoutingState, frozenset[str], R.RoutingState] | None = None
         self.base = base or TrafficConfig()
         self.rng = random.Random(seed)
         self.ledgers: dict[str, ClientLedger] = {}
@@ -608,7 +631,7 @@ class FrontDoor:
         for gone in [k for k in self.ledgers if k not in keys]:
             del self.ledgers[gone]
             self._carry.pop(gone, None)
-        state = self.cache.state()
+        state = self.routing_state()
         for c in clients:
             ledger = self.ledgers.get(c.key)
             if ledger is None:
@@ -626,6 +649,17 @@ class FrontDoor:
                 delivery = R.deliver(state, c.target, self.rng)
                 body = request_body(c.config, c.model, self.rng)
                 self._spawn(self._send(session, ledger, c, delivery, body))
+
+    def routing_state(self) -> R.RoutingState:
+        """The cache's state, with the endpoints whose simulator is not listening yet taken out of
+        rotation (:func:`with_listening`), rebuilt only when either changes."""
+        state = self.cache.state()
+        if self.listening is None:
+            return state
+        listening = self.listening()
+        if self._derived is None or self._derived[0] is not state or self._derived[1] != listening:
+            self._derived = (state, listening, with_listening(state, listening))
+        return self._derived[2]
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
