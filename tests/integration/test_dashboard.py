@@ -31,9 +31,11 @@ from tests.unit.test_dashboard import (
 )
 
 ENGINES = {
-    # ModelDeployment name: (image, revision, sim config)
-    "llama": ("vllm/vllm-openai:v0.11.0", "vllm0001", {"error_rate": 0.2}),
-    "mistral": ("ghcr.io/huggingface/text-generation-inference:3.3.4", "tgi00001", {}),
+    # ModelDeployment name: (image, revision, sim config). Bare pods with no ModelDeployment or Service
+    # in front, so no front-door client reaches them: the simulators' own fixed-rate load (rps 10) is
+    # the traffic here.
+    "llama": ("vllm/vllm-openai:v0.11.0", "vllm0001", {"error_rate": 0.2, "rps": 10.0}),
+    "mistral": ("ghcr.io/huggingface/text-generation-inference:3.3.4", "tgi00001", {"rps": 10.0}),
 }
 # Grafana's $__rate_interval as filled in here: the window the panels' rates are taken over.
 RATE_INTERVAL = "30s"

@@ -1,10 +1,11 @@
 """Input drift against the local control plane, Prometheus and the simulators: a baseline is recorded
-from the first revision's traffic, a shifted prompt-length mix (`slogate dev sim set --prompt-tokens`)
+from the first revision's traffic, a shifted prompt-length mix from its clients (`slogate dev traffic set --prompt-tokens`: the
+front door sends longer prompts, the simulators count them)
 turns `InputDrift` True with a Warning Event and the metrics, shifting back clears it, and a promotion
 replaces the baseline.
 
-Short settings keep it quick: a 20 s window, a check every 2 s, 150 requests minimum (the simulators
-send 10 requests/s per pod, so a whole window holds about 200). Fewer would make the test a coin
+Short settings keep it quick: a 20 s window, a check every 2 s, 150 requests minimum (the front door
+sends 10 requests/s to each ModelDeployment, so a whole window holds about 200). Fewer would make the test a coin
 toss: with 50 requests a side the distance at one bucket boundary varies by about 0.1 from sampling
 alone, against a threshold of 0.2 and a recovery at 0.15.
 """
@@ -18,8 +19,8 @@ import pytest
 from kubernetes import client
 
 from slogate.core.conditions import parse_rfc3339
-from slogate.dev.cli import set_simulators
 from slogate.dev.cluster import LocalCluster
+from slogate.dev.frontdoor import set_traffic
 from tests.integration.conftest import wait_for
 from tests.integration.test_operator import (
     GROUP,
@@ -97,8 +98,7 @@ def test_a_shifted_prompt_mix_is_reported_as_input_drift_and_clears(cluster, kub
     )
 
     # 2. Shift the prompt-length mix: InputDrift True, a Warning, and the metrics say so.
-    selector = f"slogate.io/deployment={name}"
-    set_simulators(cluster.dir, namespace=namespace, selector=selector, change={"prompt_tokens": 2048})
+    set_traffic(cluster.dir, namespace=namespace, name=name, change={"prompt_tokens": 2048})
     drifting = drift_condition(kube, namespace, name, "True")
     assert drifting["reason"] == "DriftDetected"
     assert "prompt length distance" in drifting["message"] and "threshold 0.2" in drifting["message"]
@@ -120,7 +120,7 @@ def test_a_shifted_prompt_mix_is_reported_as_input_drift_and_clears(cluster, kub
     assert condition(get_md(kube, namespace, name), "InputDrift") == first
 
     # 3. Back to the recorded mix: InputDrift False again, with a Normal Event.
-    set_simulators(cluster.dir, namespace=namespace, selector=selector, change={"prompt_tokens": 512})
+    set_traffic(cluster.dir, namespace=namespace, name=name, change={"prompt_tokens": 512})
     back = drift_condition(kube, namespace, name, "False", timeout=120)
     assert back["reason"] == "WithinBaseline"
     cleared = [e for e in events_for(kube, namespace, name) if e.reason == "InputDriftCleared"]

@@ -15,6 +15,7 @@ from kubernetes import client
 
 from slogate.dev.cli import set_simulators
 from slogate.dev.cluster import LocalCluster
+from slogate.dev.frontdoor import set_traffic
 from tests.integration.conftest import wait_for
 from tests.integration.test_operator import GROUP, PLURAL, VERSION, describe, events_for, get_md, operator_for
 from tests.integration.test_rollout import cli, manifest, new_model, start
@@ -116,6 +117,15 @@ def test_a_blue_green_candidate_at_2s_ttft_with_a_short_pause_is_rolled_back_nev
     cluster, kube, namespace, operator
 ):
     doc = manifest("ev-bg", steps=[{"pause": {"duration": "3s"}}], strategy="blueGreen")
+    # Before the switch users reach stable only; the candidate is analysed on preview traffic, which
+    # someone must send to NAME-canary (docs/rollouts.md): here a standalone front-door client.
+    set_traffic(
+        cluster.dir,
+        namespace=namespace,
+        target=("Service", "ev-bg-canary"),
+        model="ev-bg",
+        change={"rps": 10.0},
+    )
     stable = start(kube, namespace, doc)
     rev = roll_to(cluster, kube, namespace, doc, "hf://mistralai/Mistral-7B-Instruct-v0.3", SLOW)
     core = client.CoreV1Api(kube)
@@ -136,8 +146,10 @@ def test_a_blue_green_candidate_at_2s_ttft_with_a_short_pause_is_rolled_back_nev
 def test_a_canary_whose_analysis_goes_inconclusive_in_its_pause_is_not_promoted(
     cluster, kube, namespace, operator
 ):
-    # The 50% step passes; then the candidate's traffic stops, so every run of the final 2 s pause is
-    # Inconclusive. Before issue 13 the pause's timer promoted it two seconds later.
+    # The 50% step passes; then the clients stop (the front door sends nothing more), so every run of
+    # the final 2 s pause is Inconclusive. Before issue 13 the pause's timer promoted it two seconds later.
+    # 20 requests a second: the canary's half gives 100 per 10 s window, above minRequests 60.
+    set_traffic(cluster.dir, namespace=namespace, name="ev-thin", change={"rps": 20.0})
     doc = manifest("ev-thin", steps=[{"setWeight": 50}, {"pause": {"duration": "2s"}}])
     doc["spec"]["slo"] = {**doc["spec"]["slo"], "minRequests": 60}
     doc["spec"]["rollout"]["analysis"] = {**doc["spec"]["rollout"]["analysis"], "inconclusiveLimit": 50}
@@ -149,9 +161,7 @@ def test_a_canary_whose_analysis_goes_inconclusive_in_its_pause_is_not_promoted(
         what="the pause step",
         explain=lambda: describe(kube, namespace, "ev-thin"),
     )
-    set_simulators(
-        cluster.dir, namespace=namespace, selector=f"slogate.io/revision={rev}", change={"rps": 0.0}
-    )
+    set_traffic(cluster.dir, namespace=namespace, name="ev-thin", change={"rps": 0.0})
 
     def waiting():
         st = get_md(kube, namespace, "ev-thin").get("status") or {}

@@ -16,13 +16,17 @@ from slogate.api.validation import validate_document
 from slogate.dev.cluster import LocalCluster, _alive, temporary_cluster
 from tests.integration.conftest import wait_for
 
+SIM_CONFIG = "sim.slogate.io/config"
+
 
 def _pod(name: str, *, gpus: int = 0, resource: str = "nvidia.com/gpu", labels: dict | None = None) -> dict:
     limits = {resource: str(gpus)} if gpus else {}
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "labels": labels or {}},
+        # A bare pod has no Service in front, so no front-door client: its simulator's own fixed-rate
+        # load is what Prometheus scrapes.
+        "metadata": {"name": name, "labels": labels or {}, "annotations": {SIM_CONFIG: '{"rps": 10}'}},
         "spec": {
             "containers": [
                 {"name": "engine", "image": "vllm/vllm-openai:v0.33.0", "resources": {"limits": limits}}

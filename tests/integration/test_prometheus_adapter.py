@@ -33,6 +33,8 @@ def _pod(name: str, revision: str, image: str) -> dict[str, Any]:
                 "slogate.io/revision": revision,
                 "slogate.io/track": "canary",
             },
+            # No Service in front of a bare pod, so no front-door client: the simulator's own 10 rps.
+            "annotations": {"sim.slogate.io/config": '{"rps": 10}'},
         },
         "spec": {
             "containers": [

@@ -437,12 +437,55 @@ def test_the_demo_shows_each_revisions_share_since_the_chapter_began():
 
     before = {"sent": 100, "answered": {"a": 100}, "seen": {"ok": 100}}
     now = {
-        "rps": 10, "rate": 10.0, "sent": 140, "target": "Service default/m",
-        "answered": {"a": 130, "b": 10}, "seen": {"ok": 138, "stream_error": 2}, "mirrored": {"b": 4},
-    }  # fmt: skip
+        "rps": 10,
+        "rate": 10.0,
+        "sent": 140,
+        "target": "Service default/m",
+        "answered": {"a": 130, "b": 10},
+        "seen": {"ok": 138, "stream_error": 2},
+        "mirrored": {"b": 4},
+    }
     assert traffic_lines(now, before) == [
         "traffic: 10 req/s offered to Service default/m, 10 req/s measured; 40 sent, 38 ok, 2 failed",
         "  answered by revision: a 75% (30), b 25% (10)",
         "  mirrored to: b (4)",
     ]
     assert traffic_lines(None, None) == ["traffic: no client yet"]
+
+
+def test_the_cli_records_rules_and_shows_the_ledger(tmp_path, capsys):
+    from slogate.cli import main
+
+    assert main(["dev", "--dir", str(tmp_path), "traffic", "set", "-n", "ns", "chat", "--rps", "3"]) == 0
+    assert main(["dev", "--dir", str(tmp_path), "traffic", "set", "-A", "--prompt-tokens", "2048"]) == 0
+    assert main(["dev", "--dir", str(tmp_path), "traffic", "set", "-n", "ns", "--rps", "1e6"]) == 2
+    assert "rps must be a number between 0 and 200" in capsys.readouterr().err
+    assert (
+        main(["dev", "--dir", str(tmp_path), "traffic", "set", "-n", "ns", "--service", "s", "--rps", "2"])
+        == 0
+    )
+    assert F.read_rules(tmp_path) == [
+        F.TrafficRule(change={"rps": 3.0}, namespace="ns", name="chat"),
+        F.TrafficRule(change={"prompt_tokens": 2048}),
+        F.TrafficRule(change={"rps": 2.0}, namespace="ns", target=("Service", "s")),
+    ]
+    (tmp_path / F.LEDGER_FILE).write_text(
+        json.dumps(
+            {
+                "clients": {
+                    "ns/chat": {
+                        "target": "Service ns/chat",
+                        "rps": 3.0,
+                        "rate": 2.9,
+                        "sent": 40,
+                        "answered": {"aaa": 30, "bbb": 10},
+                        "mirrored": {},
+                    }
+                }
+            }
+        )
+    )
+    capsys.readouterr()
+    assert main(["dev", "--dir", str(tmp_path), "traffic", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "ns/chat" in out and "aaa 75%, bbb 25%" in out

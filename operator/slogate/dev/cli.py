@@ -292,7 +292,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         help="fraction the client abandons after some tokens (TGI err=dropped; not a server fault)",
     )
-    p.add_argument("--rps", type=float)
+    p.add_argument(
+        "--rps",
+        type=float,
+        help="synthetic requests/s inside the simulator (0 by default: client traffic comes from the front door,"
+        " `slogate dev traffic`)",
+    )
     p.add_argument(
         "--streamed-share", type=float, help="fraction of synthetic requests sent streamed (default 1)"
     )
