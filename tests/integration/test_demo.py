@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -23,5 +24,9 @@ def test_the_demo_tells_the_story_and_cleans_up(tmp_path):
     assert "the operator rolled it back on its own" in out
     assert "Degraded (RolledBack): ttft p95" in out
     assert "promoted." in out and "stopped everything." in out
+    # The story runs on client traffic through the Service: the rate, and the answers split by revision.
+    assert "traffic: 10 req/s offered to Service default/llama-chat" in out, out[-3000:]
+    shares = re.findall(r"answered by revision: (\S+) \d+% \(\d+\), (\S+) \d+% \(\d+\)", out)
+    assert shares, out[-3000:]  # a canary chapter: two revisions answered
     state = json.loads((tmp_path / "demo" / "state.json").read_text())
     assert state["processes"] == {}

@@ -44,6 +44,16 @@ SLO = {
 }
 
 
+@pytest.fixture(autouse=True)
+def busy_clients(cluster: LocalCluster, namespace: str) -> None:
+    """30 client requests a second per ModelDeployment in this module (the front door's default is 10):
+    a canary's half then holds minRequests 20 from the first 3 s analysis on, even at 900 ms TTFT,
+    where requests take over 2 s to finish, instead of going Inconclusive three times and pausing."""
+    from slogate.dev.frontdoor import set_traffic
+
+    set_traffic(cluster.dir, namespace=namespace, change={"rps": 30.0})
+
+
 @pytest.fixture(scope="module")
 def operator(cluster: LocalCluster):
     op = operator_for(cluster, cluster.logs / "operator-rollout.log")
@@ -86,6 +96,20 @@ def sim_set(cluster: LocalCluster, namespace: str, selector: str, *flags: str) -
     keys = {"--ttft-ms": "ttft_ms", "--error-rate": "error_rate", "--itl-ms": "itl_ms", "--rps": "rps"}
     change = {keys[flags[i]]: float(flags[i + 1]) for i in range(0, len(flags), 2)}
     set_simulators(cluster.dir, namespace=namespace, selector=selector, change=change)
+
+
+def answered_over(cluster: LocalCluster, key: str, seconds: float) -> dict[str, int]:
+    """Requests of the front-door client ``key`` answered in the next ``seconds``, by the answering
+    pod's ModelDeployment (after 2 s for the EndpointSlices to follow a switch). At least 10."""
+    from slogate.dev.frontdoor import read_ledger
+
+    time.sleep(2)
+    before = read_ledger(cluster.dir)[key]["answered_by"]
+    time.sleep(seconds)
+    now = read_ledger(cluster.dir)[key]["answered_by"]
+    moved = {k: v - before.get(k, 0) for k, v in now.items() if v - before.get(k, 0) > 0}
+    assert sum(moved.values()) >= 10, moved
+    return moved
 
 
 def cli(cluster: LocalCluster, *args: str) -> str:
@@ -387,6 +411,8 @@ def test_fallback_activates_on_an_slo_breach_and_restores_after_the_hysteresis(
     assert core.read_namespaced_service("primary", namespace).spec.selector == {
         "slogate.io/deployment": "small"
     }
+    # The front door's clients of "primary" follow the switched selector to small's pods.
+    assert set(answered_over(cluster, f"{namespace}/primary", 4)) == {"small"}
     wait_for(
         lambda: "FallbackActivated" in [e.reason for e in events_for(kube, namespace, "primary")],
         timeout=15,
@@ -404,6 +430,7 @@ def test_fallback_activates_on_an_slo_breach_and_restores_after_the_hysteresis(
     assert core.read_namespaced_service("primary", namespace).spec.selector == {
         "slogate.io/deployment": "primary"
     }
+    assert set(answered_over(cluster, f"{namespace}/primary", 4)) == {"primary"}  # and back
     wait_for(
         lambda: "FallbackRestored" in [e.reason for e in events_for(kube, namespace, "primary")],
         timeout=15,
