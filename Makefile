@@ -30,7 +30,7 @@ podman: ## install Debian's podman and runc when missing (the operator image and
 prometheus: ## install Debian's Prometheus when missing
 	bash hack/ensure-prometheus.sh
 
-lua: ## install Debian's lua5.4 when missing (tests the Argo CD health check)
+lua: ## install Debian's lua5.4 when missing and build the gopher-lua runner (test the Argo CD health check and actions)
 	bash hack/ensure-lua.sh
 
 engine-sources: install ## fetch the engines' released Python source from PyPI (provenance tests; cached)

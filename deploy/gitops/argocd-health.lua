@@ -71,8 +71,10 @@ local function message_of(c)
   return first(c.message)
 end
 
+-- Argo CD runs health checks without the string and math libraries (unless useOpenLibs is set);
+-- its tostring already prints 8.0 as "8", Lua 5.4's as "8.0", so format only where string exists.
 local function number_text(n)
-  if type(n) == "number" and n == math.floor(n) then
+  if type(n) == "number" and n % 1 == 0 and string ~= nil then
     return string.format("%.0f", n)
   end
   return tostring(n)
