@@ -7,13 +7,18 @@ NVIDIA-H100-80GB-HBM3 at 4.00 USD per GPU-hour.
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
 from slogate.api.v1alpha1 import ModelDeploymentSpec
+from slogate.core.cost import OPENCOST_MODEL_LABEL
 from slogate.core.naming import revision_of
 from slogate.dev.cluster import LocalCluster
 from tests.integration.conftest import wait_for
@@ -178,3 +183,134 @@ def test_cost_status_metrics_and_budget(cluster, kube, namespace, operator):
         timeout=30,
         what="the deleted ModelDeployment's series to go",
     )
+
+
+# ---------------------------------------------------------------------------------------- OpenCost
+
+OPENCOST = json.loads(
+    (Path(__file__).parents[1] / "fixtures" / "opencost" / "llm_cost_per_million_tokens.json").read_text()
+)
+
+
+class Exporter:
+    """OpenCost's metrics endpoint as its exporter shapes it (tests/fixtures/opencost/), served on
+    loopback and scraped by the test Prometheus through a file_sd target of its own."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        exporter = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = exporter.text.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def serve(self, namespace: str, model: str, generation: float) -> None:
+        """The fixture's series, moved to ``namespace`` and ``model``, with the price slogate reads
+        (allocation, generation) set to ``generation``; the other series stay as decoys."""
+        lines = []
+        for line in OPENCOST["exposition"]:
+            line = line.replace('namespace="ml"', f'namespace="{namespace}"')
+            line = line.replace('model_name="llama-chat"', f'model_name="{model}"')
+            if (
+                f'model_name="{model}"' in line
+                and 'cost_basis="allocation"' in line
+                and 'phase="generation"' in line
+            ):
+                line = line.rsplit(" ", 1)[0] + f" {generation}"
+            lines.append(line)
+        self.text = "# TYPE llm_cost_per_million_tokens gauge\n" + "\n".join(lines) + "\n"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_opencost_price_per_million_tokens(cluster, kube, namespace, operator):
+    """Where OpenCost exports ``llm_cost_per_million_tokens`` for the pods' ``llm-d.ai/model``,
+    status.cost uses it and says so; when its price is 0 the built-in estimate is back, saying why."""
+    sd = Path(cluster.dir) / "file_sd"
+    assert sd.is_dir(), "the local cluster's Prometheus reads file_sd targets from here (slogate.dev.cluster)"
+    api = client.CustomObjectsApi(kube)
+    core = client.CoreV1Api(kube)
+    model = "opencost-llama"
+    exporter = Exporter()
+    target = sd / f"opencost-{namespace}.json"
+    try:
+        exporter.serve(namespace, model, 1.87)
+        target.write_text(
+            json.dumps([{"targets": [f"127.0.0.1:{exporter.server.server_port}"], "labels": {}}])
+        )
+        api.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, mdep("oc", replicas=1, slo=SLO, rollout=ROLLOUT)
+        )
+        ready(kube, namespace, "oc")
+        # The estimate first: nothing carries the label, so status says nothing of OpenCost.
+        first = wait_for(
+            lambda: (
+                (c := get_md(kube, namespace, "oc")["status"].get("cost")) and c.get("perMillionTokens") and c
+            ),
+            timeout=60,
+            what="the estimated status.cost.perMillionTokens",
+        )
+        assert first["source"] == "estimate" and "sourceDetail" not in first
+
+        # OpenCost prices pods by the label; slogate's pods get it the way a cluster policy would add it.
+        for p in core.list_namespaced_pod(namespace, label_selector="slogate.io/deployment=oc").items:
+            core.patch_namespaced_pod(
+                p.metadata.name, namespace, {"metadata": {"labels": {OPENCOST_MODEL_LABEL: model}}}
+            )
+        selector = (
+            f'llm_cost_per_million_tokens{{namespace="{namespace}",model_name="{model}",'
+            'cost_basis="allocation",phase="generation"}'
+        )
+        priced = wait_for(
+            lambda: (
+                (c := get_md(kube, namespace, "oc")["status"]["cost"]) and c.get("source") == "opencost" and c
+            ),
+            timeout=90,
+            what="status.cost.source to be opencost",
+            explain=lambda: str(get_md(kube, namespace, "oc")["status"].get("cost")),
+        )
+        assert priced["perMillionTokens"] == "1.87" and priced["sourceDetail"] == selector
+        assert priced["perHour"] == "4.00"  # per hour stays the price table's
+        md = {"namespace": namespace, "modeldeployment": "oc"}
+        wait_for(
+            lambda: (
+                samples(operator, "slogate_cost_per_million_tokens", **md)
+                == [({**md, "currency": "USD"}, 1.87)]
+            ),
+            timeout=30,
+            what="the exported cost per million tokens to be OpenCost's",
+        )
+
+        # OpenCost exports 0 when it could not join cost to tokens: the estimate again, and why.
+        exporter.serve(namespace, model, 0.0)
+        back = wait_for(
+            lambda: (
+                (c := get_md(kube, namespace, "oc")["status"]["cost"]) and c.get("source") == "estimate" and c
+            ),
+            timeout=60,
+            what="status.cost.source to be estimate again",
+            explain=lambda: str(get_md(kube, namespace, "oc")["status"].get("cost")),
+        )
+        assert (
+            back["sourceDetail"]
+            == f"{selector} is not above 0: OpenCost saw no tokens or no cost for these pods"
+        )
+        assert float(back["perMillionTokens"]) > 0  # the simulators' tokens at the price table's 4.00/h
+    finally:
+        target.unlink(missing_ok=True)
+        exporter.close()
+        api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "oc")

@@ -5,24 +5,34 @@ the metrics and the CLI. Everything here is pure except the price-file and ``slo
 from __future__ import annotations
 
 import doctest
+import json
+import math
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 import slogate.core.cost
+from slogate.adapters.cache import matches as label_matches
+from slogate.adapters.cache import parse_selector as parse_label_selector
 from slogate.api.v1alpha1 import Budget, ModelDeploymentSpec
 from slogate.api.validation import validate_document
 from slogate.cli import main
 from slogate.cli.status import cost_cells, explain_lines, render_table
 from slogate.config import OperatorConfig, read_price_table
+from slogate.controller.reconcile import Reconciler
 from slogate.core.cost import (
     BUILTIN_PRICES,
     CHURN_MIN_AGE,
+    OPENCOST_METRIC,
+    OPENCOST_MODEL_LABEL,
     BudgetVerdict,
     Estimate,
     Holding,
+    OpenCostPrice,
     PriceTable,
     PriceTableError,
     budget_condition,
@@ -34,11 +44,14 @@ from slogate.core.cost import (
     holdings,
     mig_fraction,
     namespace_tokens_queries,
+    opencost_price,
+    opencost_query,
     parent_product,
     parse_price_table,
     per_million_tokens,
     token_series,
 )
+from slogate.errors import PrometheusUnavailable
 from slogate.telemetry import REGISTRY, forget_modeldeployment, record_cost, record_modeldeployment
 
 T0 = datetime(2026, 3, 1, 10, 0, 0, tzinfo=UTC)
@@ -335,6 +348,7 @@ STEADY = {
     "perHour": "4.00",
     "currency": "USD",
     "window": "5m",
+    "source": "estimate",
     "perMillionTokens": "2.00",
     "time": "2026-03-01T10:00:00Z",
 }
@@ -388,6 +402,7 @@ def test_gpus_price_and_window_are_written_at_once_and_recompute_the_token_cost(
         "perHour": "8.00",
         "currency": "USD",
         "window": "5m",
+        "source": "estimate",
         "perMillionTokens": "3.90",
         "time": "2026-03-01T10:00:05Z",
     }
@@ -406,6 +421,288 @@ def test_an_unreadable_status_value_is_replaced():
     assert out["perMillionTokens"] == "2.00"
     out = cost_status({**STEADY, "time": "yesterday"}, estimate(1_000_000.0), now=T0)
     assert out["perMillionTokens"] == "4.00"  # no readable time: old enough
+
+
+# ----------------------------------------------------------------------------------------- OpenCost
+# OpenCost's own names (metric, labels, label values, the pod label) are in a fixture written from
+# its source at a named revision (tests/fixtures/opencost/). The query and the reading of its
+# answer are checked against it: renaming either side fails here.
+
+OPENCOST = json.loads(
+    (Path(__file__).parents[1] / "fixtures" / "opencost" / "llm_cost_per_million_tokens.json").read_text()
+)
+_MATCHER = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_selector(promql: str) -> tuple[str, dict[str, str]]:
+    """``name{k="v",...}`` as (name, matchers); only equality matchers, as slogate writes them."""
+    m = re.fullmatch(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\}", promql)
+    assert m, promql
+    matchers = dict(_MATCHER.findall(m.group(2)))
+    assert ",".join(f'{k}="{v}"' for k, v in matchers.items()) == m.group(2), 'only k="v" matchers'
+    return m.group(1), matchers
+
+
+def fixture_series() -> list[tuple[dict[str, str], float]]:
+    """The fixture's exposition as Prometheus would answer a bare selector."""
+    text = "\n".join(OPENCOST["exposition"]) + "\n"
+    return [(dict(s.labels), s.value) for f in text_string_to_metric_families(text) for s in f.samples]
+
+
+def select(series, matchers: dict[str, str]):
+    """What Prometheus answers for an equality selector (a missing label matches "")."""
+    return tuple(
+        (labels, v) for labels, v in series if all(labels.get(k, "") == v for k, v in matchers.items())
+    )
+
+
+def test_opencost_query_names_only_what_opencost_exports():
+    name, matchers = parse_selector(opencost_query("ml"))
+    assert name == OPENCOST["metric"] == OPENCOST_METRIC
+    assert set(matchers) <= set(OPENCOST["labels"]), "a label OpenCost does not export"
+    for label, value in matchers.items():
+        if label in OPENCOST["label_values"]:
+            assert value in OPENCOST["label_values"][label], f"OpenCost never sets {label}={value!r}"
+    assert matchers == {"namespace": "ml", "cost_basis": "allocation", "phase": "generation"}
+    assert OPENCOST_MODEL_LABEL == OPENCOST["pod_label"]["default"]
+    assert OPENCOST["pod_label"]["becomes"] == "model_name" in OPENCOST["labels"]
+    # The selector status shows an SRE is one they can paste: the same names, plus model_name.
+    price = opencost_price(namespace="ml", pods=[pod("llama-chat")], answer=())
+    shown_name, shown = parse_selector(price.detail.removeprefix("no series "))
+    assert shown_name == OPENCOST_METRIC and set(shown) <= set(OPENCOST["labels"])
+    assert shown == {**matchers, "model_name": "llama-chat"}
+
+
+def test_opencost_price_is_read_from_what_the_query_selects():
+    answer = select(fixture_series(), parse_selector(opencost_query("ml"))[1])
+    assert len(answer) == 2  # allocation, generation: one per model
+    assert opencost_price(namespace="ml", pods=[pod("llama-chat")] * 2, answer=answer) == OpenCostPrice(
+        D("1.87"),
+        'llm_cost_per_million_tokens{namespace="ml",model_name="llama-chat",cost_basis="allocation",phase="generation"}',
+    )
+    assert opencost_price(namespace="ml", pods=[pod("qwen")], answer=answer).per_million_tokens == D("3.1")
+    assert select(fixture_series(), parse_selector(opencost_query("other"))[1]) == ()
+
+
+def test_docs_name_the_opencost_revisions_the_fixture_was_written_from():
+    docs = (Path(__file__).parents[2] / "docs" / "cost.md").read_text()
+    for read in OPENCOST["source"]["read"]:
+        assert f"| `{read['path']}` | `{read['commit'][:12]}` |" in docs, read["path"]
+    assert OPENCOST["source"]["scrape"]["path"].endswith("extraScrapeConfigs.yaml")
+    assert "honor_labels: true" in docs
+
+
+def pod(model: str | None = "llama", phase: str = "Running") -> dict:
+    labels = {"slogate.io/deployment": "chat"} | ({OPENCOST_MODEL_LABEL: model} if model else {})
+    return {"metadata": {"name": "p", "labels": labels}, "status": {"phase": phase}}
+
+
+def series(value: float, model: str = "llama", ns: str = "ml", **labels: str) -> tuple[dict[str, str], float]:
+    return {
+        "namespace": ns,
+        "model_name": model,
+        "cost_basis": "allocation",
+        "phase": "generation",
+        **labels,
+    }, value
+
+
+SELECTOR = 'llm_cost_per_million_tokens{namespace="ml",model_name="llama",cost_basis="allocation",phase="generation"}'
+
+
+@pytest.mark.parametrize(
+    ("pods", "answer", "shared", "price", "detail"),
+    [
+        pytest.param([pod(None)], [series(2.0)], False, None, None, id="no-label-no-opencost"),
+        pytest.param([pod(phase="Pending")], [series(2.0)], False, None, None, id="labelled-but-not-running"),
+        pytest.param([pod(), pod(phase="Pending")], [series(2.0)], False, "2.0", SELECTOR, id="used"),
+        pytest.param(
+            [pod()], [series(2.0), series(2.0, instance="b")], False, "2.0", SELECTOR, id="scraped-twice"
+        ),
+        pytest.param(
+            [pod()],
+            [series(2.0, model="other"), series(9.0, ns="x")],
+            False,
+            "-",
+            f"no series {SELECTOR}",
+            id="absent",
+        ),
+        pytest.param([pod()], [], False, "-", f"no series {SELECTOR}", id="empty-answer"),
+        pytest.param([pod()], [series(0.0)], False, "-", "is not above 0", id="zero"),
+        pytest.param([pod()], [series(math.nan)], False, "-", "is not above 0", id="nan"),
+        pytest.param(
+            [pod()],
+            [series(2.0), series(2.5, model_version="v2")],
+            False,
+            "-",
+            "several different values",
+            id="two-values",
+        ),
+        pytest.param(
+            [pod(), pod(None)],
+            [series(2.0)],
+            False,
+            "-",
+            "not every running pod carries the llm-d.ai/model label",
+            id="partial",
+        ),
+        pytest.param(
+            [pod(), pod("qwen")],
+            [series(2.0)],
+            False,
+            "-",
+            "several llm-d.ai/model values (llama, qwen)",
+            id="two-models",
+        ),
+        pytest.param(
+            [pod()], [series(2.0)], True, "-", "kubectl get pods -n ml -l llm-d.ai/model=llama", id="shared"
+        ),
+    ],
+)
+def test_opencost_price(pods, answer, shared, price, detail):
+    got = opencost_price(namespace="ml", pods=pods, answer=answer, shared=shared)
+    if price is None:
+        assert got is None
+        return
+    assert got.measured
+    assert got.per_million_tokens == (None if price == "-" else D(price))
+    assert detail in got.detail
+
+
+def test_an_unanswered_opencost_query_is_not_measured():
+    assert opencost_price(namespace="ml", pods=[pod()], answer=None) == OpenCostPrice(
+        None, SELECTOR, measured=False
+    )
+    assert opencost_price(namespace="ml", pods=[pod(None)], answer=None) is None  # not asked at all
+
+
+def oc_estimate(
+    oc: OpenCostPrice | None, tokens: float | None = 2_000_000.0, measured: bool = True
+) -> Estimate:
+    return Estimate(
+        gpus=1,
+        per_hour=D("4.00"),
+        currency="USD",
+        window="5m",
+        tokens_per_hour=tokens,
+        measured=measured,
+        opencost=oc,
+    )
+
+
+PRICED = OpenCostPrice(D("1.87"), SELECTOR)
+FROM_OPENCOST = {**STEADY, "source": "opencost", "sourceDetail": SELECTOR, "perMillionTokens": "1.87"}
+
+
+def test_opencost_price_replaces_the_estimate_and_says_so():
+    e = oc_estimate(PRICED)
+    assert (e.per_million_tokens, e.source, e.source_detail, e.answered) == (
+        D("1.87"),
+        "opencost",
+        SELECTOR,
+        True,
+    )
+    # Switching source is written at once, even over a young value, and so is switching back.
+    out = cost_status(STEADY, e, now=T0 + timedelta(seconds=5))
+    assert out == {**FROM_OPENCOST, "time": "2026-03-01T10:00:05Z"}
+    why = OpenCostPrice(None, f"no series {SELECTOR}")
+    back = cost_status(out, oc_estimate(why), now=T0 + timedelta(seconds=10))
+    assert back == {**STEADY, "sourceDetail": f"no series {SELECTOR}", "time": "2026-03-01T10:00:10Z"}
+    # Without OpenCost in play the detail goes too.
+    assert cost_status(back, oc_estimate(None), now=T0 + timedelta(seconds=15)) == {
+        **STEADY,
+        "time": "2026-03-01T10:00:15Z",
+    }
+
+
+def test_opencost_price_moves_by_the_same_churn_rule():
+    assert (
+        cost_status(
+            FROM_OPENCOST, oc_estimate(OpenCostPrice(D("1.93"), SELECTOR)), now=T0 + timedelta(hours=1)
+        )
+        == FROM_OPENCOST
+    )
+    moved = cost_status(
+        FROM_OPENCOST, oc_estimate(OpenCostPrice(D("2.10"), SELECTOR)), now=T0 + timedelta(minutes=1)
+    )
+    assert moved == FROM_OPENCOST  # 12% but young
+    moved = cost_status(
+        FROM_OPENCOST, oc_estimate(OpenCostPrice(D("2.10"), SELECTOR)), now=T0 + CHURN_MIN_AGE
+    )
+    assert moved["perMillionTokens"] == "2.10" and moved["source"] == "opencost"
+
+
+def test_opencost_is_used_without_a_token_measurement_and_kept_when_it_does_not_answer():
+    # OpenCost answered, the token queries did not: its price needs no token rate of slogate's.
+    assert (
+        cost_status(STEADY, oc_estimate(PRICED, None, measured=False), now=T0)["perMillionTokens"] == "1.87"
+    )
+    # Prometheus did not answer OpenCost's query: value, source and detail stay as they are.
+    unanswered = oc_estimate(OpenCostPrice(None, SELECTOR, measured=False))
+    assert not unanswered.answered
+    assert cost_status(FROM_OPENCOST, unanswered, now=T0 + timedelta(hours=1)) == FROM_OPENCOST
+    assert cost_status(None, unanswered, now=T0) == {
+        k: v for k, v in STEADY.items() if k not in ("source", "perMillionTokens")
+    }
+
+
+def test_the_budget_is_judged_on_opencost_price():
+    verdict = budget_verdict(budget("1.50"), FROM_OPENCOST)
+    assert verdict.status == "True" and "1.87 USD > budget 1.50 USD" in verdict.message
+
+
+# The controller's part: asked only for labelled pods, once per namespace per interval, and the
+# pod cache says whether another workload's pods carry the same model label value.
+
+
+class OpenCostProm:
+    def __init__(self, answer: list[tuple[dict[str, str], float]] | None) -> None:
+        self.answer, self.asked = answer, []
+
+    def query_vector(self, q: str) -> list[tuple[dict[str, str], float]]:
+        self.asked.append(q)
+        if self.answer is None:
+            raise PrometheusUnavailable("timed out")
+        return self.answer if q.startswith(OPENCOST_METRIC) else []
+
+
+class PodCache:
+    def __init__(self, pods: list[dict]) -> None:
+        self.pods = pods
+
+    def list(self, api_version, kind, namespace, *, selector=None):
+        wanted = parse_label_selector(selector)
+        return [p for p in self.pods if kind == "Pod" and label_matches(p["metadata"]["labels"], wanted)]
+
+
+def test_the_controller_asks_opencost_only_for_labelled_pods_once_per_namespace():
+    prom = OpenCostProm([series(2.0)])
+    r = Reconciler(PodCache([]), OperatorConfig())
+    r._sources["http://p"] = prom
+    spec = ModelDeploymentSpec.model_validate({"model": {"source": "hf://m/x"}, "engine": {"kind": "vllm"}})
+    body = {"metadata": {"namespace": "ml", "name": "chat", "generation": 1}, "spec": {}}
+    m = r._measure(spec, body, {}, "http://p", T0, [pod(None)])
+    assert m.opencost is None and not any(q.startswith(OPENCOST_METRIC) for q in prom.asked)
+    m = r._measure(spec, body, {}, "http://p", T0, [pod()])
+    assert m.opencost == (series(2.0),)
+    r._measure(spec, body, {}, "http://p", T0 + timedelta(seconds=5), [pod()])
+    assert [q for q in prom.asked if q.startswith(OPENCOST_METRIC)] == [opencost_query("ml")]
+    prom.answer = None  # Prometheus down: remembered for the interval, then asked again
+    assert r._measure(spec, body, {}, "http://p", T0 + timedelta(seconds=11), [pod()]).opencost is None
+    assert len([q for q in prom.asked if q.startswith(OPENCOST_METRIC)]) == 2
+
+
+def test_the_controller_sees_other_workloads_with_the_same_model_label():
+    mine = pod()
+    theirs = {
+        "metadata": {"name": "q", "labels": {OPENCOST_MODEL_LABEL: "llama", "app": "x"}},
+        "status": {"phase": "Running"},
+    }
+    r = Reconciler(PodCache([mine]), OperatorConfig())
+    assert r._opencost_shared("ml", "chat", [mine]) is False
+    r = Reconciler(PodCache([mine, theirs]), OperatorConfig())
+    assert r._opencost_shared("ml", "chat", [mine]) is True
+    assert r._opencost_shared("ml", "chat", [pod(None)]) is False  # nothing to compare
 
 
 # ----------------------------------------------------------------------------------------- budget

@@ -32,7 +32,7 @@ from slogate.core.plan import CHILD_KINDS, Measurements, Observation, ReconcileP
 from slogate.core.rollout import Analysis, RolloutState, analysis_due
 from slogate.core.status import status_patch
 from slogate.core.timefmt import rfc3339
-from slogate.core.vocabulary import Event, Events, Reason
+from slogate.core.vocabulary import Event, Events, PodPhase, Reason
 from slogate.errors import PermanentError, PrometheusUnavailable
 from slogate.telemetry import (
     MANAGED_OBJECTS,
@@ -91,6 +91,9 @@ class Reconciler:
         self.prices = prices
         self._tokens: dict[tuple[str, str, str], tuple[datetime, dict[str, float] | None]] = {}
         self._tokens_lock = threading.Lock()
+        self._opencost: dict[
+            tuple[str, str], tuple[datetime, tuple[tuple[dict[str, str], float], ...] | None]
+        ] = {}
         self._node_products: tuple[datetime, dict[str, str]] | None = None
         self._drift_checks: dict[tuple[str, str], tuple[tuple[Any, ...], datetime]] = {}
 
@@ -159,8 +162,9 @@ class Reconciler:
             fallback_targets=targets,
             fallback_services=services,
             prometheus_url=url,
-            measurements=self._measure(spec, body, children, url, now),
+            measurements=self._measure(spec, body, children, url, now, pods),
             prices=self.prices,
+            opencost_shared=self._opencost_shared(namespace, name, pods),
         )
 
     def _children(self, namespace: str, name: str, uid: str) -> dict[str, list[dict[str, Any]]]:
@@ -190,6 +194,7 @@ class Reconciler:
         children: dict[str, list[dict[str, Any]]],
         url: str,
         now: datetime,
+        pods: list[dict[str, Any]] | None = None,
     ) -> Measurements:
         """The Prometheus measurements due this pass, each at most once per its interval."""
         meta = body["metadata"]
@@ -241,6 +246,7 @@ class Reconciler:
                         measurement = None
                         log.info("input drift of %s/%s not checked: %s", namespace, name, exc)
         tokens, measured = self._tokens_per_hour(namespace, name, cost.cost_window(spec), url, now)
+        priced = self._opencost_series(namespace, url, now) if cost.opencost_models(pods or []) else None
         return Measurements(
             analysis=analysis,
             stable_slo=stable_slo,
@@ -248,6 +254,7 @@ class Reconciler:
             drift=measurement,
             tokens_per_hour=tokens,
             tokens_measured=measured,
+            opencost=priced,
         )
 
     def _stable_slo(
@@ -379,6 +386,41 @@ class Reconciler:
                 md = labels.get(PROM_LABEL_DEPLOYMENT, "")
                 totals[md] = totals.get(md, 0.0) + value
         return totals
+
+    def _opencost_series(
+        self, namespace: str, url: str, now: datetime
+    ) -> tuple[tuple[dict[str, str], float], ...] | None:
+        """OpenCost's price series of a namespace (``cost.opencost_query``), asked only for
+        ModelDeployments whose running pods carry ``cost.OPENCOST_MODEL_LABEL`` and, like the
+        tokens, once per namespace per ``TOKENS_INTERVAL``. ``None``: Prometheus did not answer."""
+        key = (url, namespace)
+        with self._tokens_lock:
+            cached = self._opencost.get(key)
+        if cached is None or now - cached[0] >= TOKENS_INTERVAL:
+            answer: tuple[tuple[dict[str, str], float], ...] | None
+            try:
+                answer = tuple(self.metrics(url).query_vector(cost.opencost_query(namespace)))
+            except PrometheusUnavailable as exc:
+                log.info("OpenCost prices in %s not read: %s", namespace, exc)
+                answer = None
+            cached = (now, answer)
+            with self._tokens_lock:
+                self._opencost[key] = cached
+        return cached[1]
+
+    def _opencost_shared(self, namespace: str, name: str, pods: list[dict[str, Any]]) -> bool:
+        """Whether pods of other workloads in the namespace carry the OpenCost model label value
+        of this ModelDeployment's running pods (from the pod cache; only when they carry one)."""
+        models = cost.opencost_models(pods)
+        if len(models) != 1:
+            return False
+        selector = f"{cost.OPENCOST_MODEL_LABEL}={next(iter(models))}"
+        return any(
+            (p["metadata"].get("labels") or {}).get(C.LABEL_DEPLOYMENT) != name
+            for p in self.kube.list("v1", "Pod", namespace, selector=selector)
+            if not p["metadata"].get("deletionTimestamp")
+            and (p.get("status") or {}).get("phase") == PodPhase.RUNNING
+        )
 
     def _products(self, pods: list[dict[str, Any]]) -> dict[str, str]:
         """Node name → ``nvidia.com/gpu.product`` for the nodes the pods run on. Nodes are listed at most

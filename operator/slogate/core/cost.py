@@ -7,7 +7,9 @@ MIG rule and the rule that keeps the status from churning are tested as tables (
 The controller reads the price file at start-up (``parse_price_table`` says what is wrong with it),
 lists pods and nodes, asks Prometheus the queries ``namespace_tokens_queries`` builds (once per
 namespace for all its ModelDeployments), and writes what
-``cost_status`` and ``budget_condition`` return.
+``cost_status`` and ``budget_condition`` return. Issue 18: where OpenCost exports
+``llm_cost_per_million_tokens`` for the pods (``opencost_query``, ``opencost_price``), that is the
+cost per million tokens, and ``status.cost.source`` says so.
 
 Money is ``Decimal`` throughout: prices are written as decimal strings and summing binary floats
 would print ``12.000000000000002``. Only the exported metrics are floats.
@@ -313,6 +315,130 @@ def per_million_tokens(per_hour: Decimal, tokens_per_hour: float | None) -> Deci
     return per_hour / (Decimal(repr(tokens_per_hour)) / Decimal(1_000_000))
 
 
+# ----------------------------------------------------------------------------------------- OpenCost
+
+OPENCOST_METRIC: Final = "llm_cost_per_million_tokens"
+"""OpenCost's gauge of the infrastructure cost of one million tokens, one series per model,
+namespace, cost basis and phase (opencost/opencost ``pkg/inferencecost/exporter.go``; the revision
+it was checked against is in ``tests/fixtures/opencost/``)."""
+OPENCOST_MODEL_LABEL: Final = "llm-d.ai/model"
+"""The pod label OpenCost attributes a pod's cost to a model by: the default of its
+``INFERENCE_MODEL_LABEL``. Its value is the metric's ``model_name``."""
+OPENCOST_COST_BASIS: Final = "allocation"
+"""``cost_basis="allocation"``: what the pods hold, idle and shared infrastructure included (it
+reconciles to the bill); ``usage`` leaves idle time out. slogate prices the GPUs pods hold, used
+or not, so allocation is its counterpart."""
+OPENCOST_PHASE: Final = "generation"
+"""``phase="generation"``: cost per million generated (output) tokens; slogate counts generated
+tokens only (the blended series, ``phase=""``, divides by prompt tokens too)."""
+SOURCE_OPENCOST: Final = "opencost"
+SOURCE_ESTIMATE: Final = "estimate"
+
+
+def opencost_query(namespace: str) -> str:
+    """PromQL for OpenCost's price per million generated tokens of every model in a namespace.
+    Pure; asked by the controller once per namespace (rate-limited), only for namespaces with pods
+    that carry ``OPENCOST_MODEL_LABEL``.
+
+    >>> print(opencost_query("ml"))
+    llm_cost_per_million_tokens{namespace="ml",cost_basis="allocation",phase="generation"}
+    """
+    return f'{OPENCOST_METRIC}{selector(namespace)[:-1]},cost_basis="{OPENCOST_COST_BASIS}",phase="{OPENCOST_PHASE}"}}'
+
+
+def _running(pods: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [p for p in pods if (p.get("status") or {}).get("phase") == PodPhase.RUNNING]
+
+
+def _model_label(pod: Mapping[str, Any]) -> str | None:
+    return ((pod.get("metadata") or {}).get("labels") or {}).get(OPENCOST_MODEL_LABEL) or None
+
+
+def opencost_models(pods: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The ``OPENCOST_MODEL_LABEL`` values on the running pods; empty when OpenCost cannot price
+    them (then the controller asks nothing). Pure.
+
+    >>> pod = {"metadata": {"labels": {"llm-d.ai/model": "llama"}}, "status": {"phase": "Running"}}
+    >>> opencost_models([pod]), opencost_models([{**pod, "status": {"phase": "Pending"}}])
+    ({'llama'}, set())
+    """
+    return {m for p in _running(pods) if (m := _model_label(p))}
+
+
+@dataclass(frozen=True)
+class OpenCostPrice:
+    """What OpenCost says one ModelDeployment's generated tokens cost (``opencost_price``)."""
+
+    per_million_tokens: Decimal | None
+    """OpenCost's price per million generated tokens; ``None`` when it has no usable one."""
+    detail: str
+    """The series used, as a PromQL selector to paste into Prometheus, or why none was used."""
+    measured: bool = True
+    """``False`` when Prometheus did not answer: status keeps its ``perMillionTokens`` and source."""
+
+
+def opencost_price(
+    *,
+    namespace: str,
+    pods: Iterable[Mapping[str, Any]],
+    answer: Iterable[tuple[Mapping[str, str], float]] | None,
+    shared: bool = False,
+) -> OpenCostPrice | None:
+    """OpenCost's price per million generated tokens for a ModelDeployment's running pods. Pure.
+
+    ``None`` when no running pod carries ``OPENCOST_MODEL_LABEL``: OpenCost attributes no cost to
+    them, and status says nothing of it. Otherwise the price is used only when it is this
+    ModelDeployment's and nothing else's: every running pod carries the label, all with one value
+    ``M``; no pod of another workload in the namespace carries ``M`` (``shared``, from the
+    controller's pod cache; OpenCost would price them together); and ``answer`` (the series of
+    ``opencost_query``) holds ``model_name=M`` with one finite value above 0 (OpenCost exports 0
+    when it saw no tokens or could not join the pods' cost to them). Anything else gives a price
+    of ``None`` and a ``detail`` that says why, and the built-in estimate is used. ``answer``
+    ``None`` (Prometheus did not answer) is not measured.
+    """
+    running = _running(pods)
+    labelled = [m for p in running if (m := _model_label(p))]
+    if not labelled:
+        return None
+    label = OPENCOST_MODEL_LABEL
+    models = sorted(set(labelled))
+    if len(labelled) < len(running):
+        return OpenCostPrice(
+            None, f"not every running pod carries the {label} label: OpenCost prices only labelled pods"
+        )
+    if len(models) > 1:
+        return OpenCostPrice(
+            None,
+            f"the running pods carry several {label} values ({', '.join(models)}): OpenCost prices each apart",
+        )
+    model = models[0]
+    if shared:
+        return OpenCostPrice(
+            None,
+            f"{label}={model} is also on pods of other workloads in {namespace} "
+            f"(kubectl get pods -n {namespace} -l {label}={model}): OpenCost prices them together",
+        )
+    series = (
+        f'{OPENCOST_METRIC}{{namespace="{namespace}",model_name="{model}",'
+        f'cost_basis="{OPENCOST_COST_BASIS}",phase="{OPENCOST_PHASE}"}}'
+    )
+    if answer is None:
+        return OpenCostPrice(None, series, measured=False)
+    mine = [
+        v for labels, v in answer if (labels.get("namespace"), labels.get("model_name")) == (namespace, model)
+    ]
+    values = sorted({v for v in mine if math.isfinite(v) and v > 0})
+    if not mine:
+        return OpenCostPrice(None, f"no series {series}")
+    if not values:
+        return OpenCostPrice(
+            None, f"{series} is not above 0: OpenCost saw no tokens or no cost for these pods"
+        )
+    if len(values) > 1:
+        return OpenCostPrice(None, f"{series} has several different values")
+    return OpenCostPrice(Decimal(repr(values[0])), series)
+
+
 # ----------------------------------------------------------------------------------------- status
 
 CHURN_PERCENT: Final = Decimal(5)
@@ -363,12 +489,31 @@ class Estimate:
     measured: bool = True
     """Whether tokens were measured now; ``False`` when Prometheus could not answer (the status
     keeps its ``perMillionTokens``)."""
+    opencost: OpenCostPrice | None = None
+    """OpenCost's price for these pods (``opencost_price``); ``None`` when OpenCost cannot price them."""
     per_million_tokens: Decimal | None = field(init=False)
-    """Exact cost per million generated tokens; ``None`` without traffic or measurement."""
+    """Exact cost per million generated tokens; ``None`` without traffic or measurement. OpenCost's
+    price where it has one, else ``per_hour`` over the token rate."""
+    source: str = field(init=False)
+    """Where ``per_million_tokens`` comes from: ``SOURCE_OPENCOST`` or ``SOURCE_ESTIMATE``."""
+    source_detail: str | None = field(init=False)
+    """OpenCost's series, or why it was not used; ``None`` when OpenCost cannot price these pods."""
+    answered: bool = field(init=False)
+    """Whether the source answered now; ``False`` keeps ``perMillionTokens`` and its source in status."""
 
     def __post_init__(self) -> None:
-        value = per_million_tokens(self.per_hour, self.tokens_per_hour) if self.measured else None
+        oc = self.opencost
+        if oc is not None and not oc.measured:
+            value, source, answered = None, SOURCE_OPENCOST, False
+        elif oc is not None and oc.per_million_tokens is not None:
+            value, source, answered = oc.per_million_tokens, SOURCE_OPENCOST, True
+        else:
+            value = per_million_tokens(self.per_hour, self.tokens_per_hour) if self.measured else None
+            source, answered = SOURCE_ESTIMATE, self.measured
         object.__setattr__(self, "per_million_tokens", value)
+        object.__setattr__(self, "source", source)
+        object.__setattr__(self, "source_detail", oc.detail if oc is not None else None)
+        object.__setattr__(self, "answered", answered)
 
 
 def cost_status(old: Mapping[str, Any] | None, estimate: Estimate, *, now: datetime) -> dict[str, Any]:
@@ -379,8 +524,10 @@ def cost_status(old: Mapping[str, Any] | None, estimate: Estimate, *, now: datet
     ``format_money``). ``perMillionTokens`` follows traffic and would change on every resync; it
     is rewritten at once when it first appears or one of the others changed; otherwise only once
     the status value is at least ``CHURN_MIN_AGE`` (5 minutes) old, and then when it moved by more
-    than ``CHURN_PERCENT`` (5%) or traffic stopped (it disappears). Without a measurement
-    (Prometheus down) it is kept as it is. ``time`` is when any of it was last rewritten. The result equals ``old`` when nothing
+    than ``CHURN_PERCENT`` (5%) or traffic stopped (it disappears). ``source`` (``opencost`` or
+    ``estimate``) and ``sourceDetail`` say where it came from and count as the first kind: a change
+    of source rewrites it at once. Without a measurement (Prometheus down) all three are kept as
+    they are. ``time`` is when any of it was last rewritten. The result equals ``old`` when nothing
     moved enough, so an idle ModelDeployment causes no status write (docs/cost.md). Consumed by
     ``controller.reconcile``; the exported metrics carry the exact values instead.
     """
@@ -391,13 +538,20 @@ def cost_status(old: Mapping[str, Any] | None, estimate: Estimate, *, now: datet
         "currency": estimate.currency,
         "window": estimate.window,
     }
-    structural = any(old.get(k) != v for k, v in new.items())
+    if estimate.answered:
+        origin = {"source": estimate.source, "sourceDetail": estimate.source_detail}
+    else:
+        origin = {k: old.get(k) for k in ("source", "sourceDetail")}
+    new.update({k: v for k, v in origin.items() if v is not None})
+    structural = any(old.get(k) != v for k, v in new.items()) or any(
+        old.get(k) != v for k, v in origin.items()
+    )
     before = old.get("perMillionTokens")
     previous = _decimal(before) if before is not None else None
     exact = estimate.per_million_tokens
     written = parse_rfc3339(old.get("time"))
     aged = written is None or now - written >= CHURN_MIN_AGE
-    if not estimate.measured:
+    if not estimate.answered:
         after = before
     elif structural or previous is None:
         after = format_money(exact) if exact is not None else None
