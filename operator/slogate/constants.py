@@ -23,6 +23,11 @@ LABEL_DEPLOYMENT = f"{GROUP}/deployment"
 LABEL_REVISION = f"{GROUP}/revision"
 LABEL_TRACK = f"{GROUP}/track"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_LLM_D_MODEL = "llm-d.ai/model"
+"""llm-d's model label: its endpoint picker and OpenCost's inference-cost module
+(``INFERENCE_MODEL_LABEL``) group pods by it."""
+LABEL_LLM_D_SERVING = "llm-d.ai/inference-serving"
+"""llm-d's marker of inference pods (OpenCost's ``INFERENCE_SHARED_INFRA_LABEL``)."""
 
 ANNOTATION_PREFIX = f"{GROUP}"
 """kopf progress and diff-base storage live under this prefix (see controller settings)."""

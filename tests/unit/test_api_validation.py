@@ -364,6 +364,74 @@ INVALID = [
         id="shadow-without-gateway-api",
     ),
     pytest.param(
+        (
+            lambda d: (
+                setting("spec.rollout.traffic", {"router": "inferencePool"})(d),
+                removing("spec.fallback.targets[1]")(d),
+            )
+        ),
+        "spec.rollout.traffic.inferencePool",
+        "router inferencePool needs inferencePool.parentRefs: the Inference Gateway the HTTPRoute"
+        " attaches to (set inferencePool.parentRefs[0].name to your Gateway)",
+        id="inference-pool-without-gateway",
+    ),
+    pytest.param(
+        (
+            lambda d: (
+                setting(
+                    "spec.rollout.traffic",
+                    {
+                        "router": "inferencePool",
+                        "inferencePool": {"parentRefs": [{"name": "mesh", "kind": "Service"}]},
+                    },
+                )(d),
+                removing("spec.fallback.targets[1]")(d),
+            )
+        ),
+        "spec.rollout.traffic.inferencePool.parentRefs",
+        "inferencePool.parentRefs must be Gateways (kind Gateway, group gateway.networking.k8s.io):"
+        " InferencePools are served by an Inference Gateway; drop kind and group or set them to those",
+        id="inference-pool-parent-not-a-gateway",
+    ),
+    pytest.param(
+        (
+            lambda d: (
+                setting(
+                    "spec.rollout",
+                    {
+                        "strategy": "shadow",
+                        "traffic": {
+                            "router": "inferencePool",
+                            "inferencePool": {"parentRefs": [{"name": "gw"}]},
+                        },
+                    },
+                )(d),
+                removing("spec.fallback.targets[1]")(d),
+            )
+        ),
+        "spec.rollout.strategy",
+        "strategy shadow is not supported with traffic.router inferencePool: no conformant Inference"
+        " Gateway (Istio, Agentgateway, NGINX Gateway Fabric) mirrors to an InferencePool; use"
+        " router gatewayAPI for a shadow, or strategy canary with a small first setWeight",
+        id="shadow-with-inference-pool",
+    ),
+    pytest.param(
+        merging(
+            "spec",
+            {
+                "rollout": {
+                    "traffic": {"router": "inferencePool", "inferencePool": {"parentRefs": [{"name": "gw"}]}}
+                },
+                "fallback": {"targets": [{"service": {"name": "openai"}}]},
+            },
+        ),
+        "spec.fallback.targets",
+        "fallback.targets[].service cannot be used with rollout.traffic.router inferencePool: an"
+        " InferencePool backend selects pods, not a Service; make the tier a modelDeployment (its"
+        " stable InferencePool takes the traffic) or use router gatewayAPI",
+        id="service-fallback-with-inference-pool",
+    ),
+    pytest.param(
         setting(STEPS, [{"pause": {"duration": "5m"}}]),
         STEPS,
         "strategy canary needs a setWeight step: at weight 0 the candidate runs no pods and cannot be"
@@ -721,6 +789,22 @@ def test_valid_variants_are_accepted() -> None:
                 "spec.rollout.traffic",
                 {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "gw"}]}},
             ),
+        ),
+        (
+            setting(
+                "spec.rollout.traffic",
+                {
+                    "router": "inferencePool",
+                    "inferencePool": {
+                        "parentRefs": [
+                            {"name": "gw", "kind": "Gateway", "group": "gateway.networking.k8s.io"}
+                        ],
+                        "endpointPicker": {"port": 9002, "failureMode": "FailOpen"},
+                        "appProtocol": "kubernetes.io/h2c",
+                    },
+                },
+            ),
+            setting("spec.fallback", {"targets": [{"modelDeployment": "llama-small"}]}),
         ),
         (setting("metadata.name", "m" * 53),),
         (removing("spec.fallback"),),

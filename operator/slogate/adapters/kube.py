@@ -30,6 +30,7 @@ PLURALS = {
     "ScaledObject": "scaledobjects",
     "PodMonitor": "podmonitors",
     "HTTPRoute": "httproutes",
+    "InferencePool": "inferencepools",
     "ConfigMap": "configmaps",
     "Pod": "pods",
     "Node": "nodes",
@@ -188,6 +189,7 @@ class Kube:
             prometheus_operator=served("monitoring.coreos.com/v1", "podmonitors"),
             prometheus_rules=served("monitoring.coreos.com/v1", "prometheusrules"),
             gateway_api=served("gateway.networking.k8s.io/v1", "httproutes"),
+            inference_pool=served("inference.networking.k8s.io/v1", "inferencepools"),
         )
         with self._lock:
             self._caps = (time.monotonic(), caps)

@@ -574,6 +574,9 @@ class Router(enum.StrEnum):
     """One Service spans both tracks; the split follows the replica ratio (works on any cluster)."""
     GATEWAY_API = "gatewayAPI"
     """A Gateway API HTTPRoute with weighted backendRefs and RequestMirror filters."""
+    INFERENCE_POOL = "inferencePool"
+    """A Gateway API HTTPRoute whose weighted backendRefs are Gateway API Inference Extension
+    InferencePools (``inference.networking.k8s.io/v1``), one per track."""
 
 
 class ParentRef(_Spec):
@@ -600,6 +603,53 @@ class GatewayAPITraffic(_Spec):
     """Hostnames the route answers for."""
 
 
+class FailureMode(enum.StrEnum):
+    """What the gateway does when the endpoint picker does not answer (GIE v1.6.2
+    ``api/v1/inferencepool_types.go``, ``EndpointPickerFailureMode``)."""
+
+    FAIL_OPEN = "FailOpen"
+    """Forward the request to an endpoint of the gateway's own choosing."""
+    FAIL_CLOSE = "FailClose"
+    """Drop the request."""
+
+
+class AppProtocol(enum.StrEnum):
+    """Protocol of an InferencePool's target ports (GIE v1.6.2 ``AppProtocol``)."""
+
+    HTTP = "http"
+    """HTTP/1.1."""
+    H2C = "kubernetes.io/h2c"
+    """HTTP/2 over cleartext."""
+
+
+class EndpointPicker(_Spec):
+    """The endpoint picker (EPP) each InferencePool calls. GIE allows an EPP exactly one pool (its
+    ``--pool-name``), so the pool ``NAME-TRACK`` refers to the Service ``NAME-TRACK-epp`` unless
+    ``name`` is given: run one EPP per track (``NAME-stable-epp``, ``NAME-canary-epp``)."""
+
+    port: Annotated[int, Field(ge=1, le=65535)] = 9002
+    """The EPP Service's port (not its target port). Defaults to ``9002``, the port GIE's examples use."""
+    failure_mode: FailureMode = FailureMode.FAIL_CLOSE
+    """``FailOpen`` or ``FailClose`` (GIE's default): what the gateway does when the EPP fails."""
+    name: DNSLabel | None = None
+    """One EPP Service for every pool of this ModelDeployment, for a picker that serves several
+    pools. Omitted: ``NAME-TRACK-epp`` per pool, as GIE's one-pool-per-EPP rule needs."""
+
+
+class InferencePoolTraffic(_Spec):
+    """Settings for the ``inferencePool`` router."""
+
+    parent_refs: Annotated[list[ParentRef], Field(min_length=1, max_length=8)]
+    """Inference Gateways the HTTPRoute attaches to (kind ``Gateway``)."""
+    hostnames: Annotated[list[Annotated[str, Field(max_length=253)]], Field(max_length=16)] = []
+    """Hostnames the route answers for."""
+    endpoint_picker: EndpointPicker | None = None
+    """The endpoint picker the pools refer to (``endpointPickerRef``). Omitted: pools without one,
+    which GIE v1.6 allows and most gateways still refuse (``EndpointPickerRefMissing`` in status)."""
+    app_protocol: AppProtocol = AppProtocol.HTTP
+    """The pools' ``appProtocol``. Defaults to ``http``."""
+
+
 class Traffic(_Spec):
     """Traffic routing for rollouts."""
 
@@ -610,12 +660,29 @@ class Traffic(_Spec):
             field_path=".gatewayAPI",
             reason="FieldValueRequired",
         ),
+        cel(
+            "!has(self.router) || self.router != 'inferencePool' || has(self.inferencePool)",
+            "router inferencePool needs inferencePool.parentRefs: the Inference Gateway the HTTPRoute"
+            " attaches to (set inferencePool.parentRefs[0].name to your Gateway)",
+            field_path=".inferencePool",
+            reason="FieldValueRequired",
+        ),
+        cel(
+            "!has(self.inferencePool) || self.inferencePool.parentRefs.all(p,"
+            " (!has(p.kind) || p.kind == 'Gateway') && (!has(p.group) || p.group == 'gateway.networking.k8s.io'))",
+            "inferencePool.parentRefs must be Gateways (kind Gateway, group gateway.networking.k8s.io):"
+            " InferencePools are served by an Inference Gateway; drop kind and group or set them to those",
+            field_path=".inferencePool.parentRefs",
+            reason="FieldValueInvalid",
+        ),
     )
 
     router: Router = Router.REPLICAS
-    """``replicas`` or ``gatewayAPI``. Defaults to ``replicas``."""
+    """``replicas``, ``gatewayAPI`` or ``inferencePool``. Defaults to ``replicas``."""
     gateway_api: Annotated[GatewayAPITraffic | None, Field(alias="gatewayAPI")] = None
     """HTTPRoute settings for the ``gatewayAPI`` router."""
+    inference_pool: InferencePoolTraffic | None = None
+    """HTTPRoute and InferencePool settings for the ``inferencePool`` router."""
 
 
 class Rollout(_Spec):
@@ -632,8 +699,18 @@ class Rollout(_Spec):
         ),
         cel(
             "!has(self.strategy) || self.strategy != 'shadow'"
-            " || (has(self.traffic) && has(self.traffic.router) && self.traffic.router == 'gatewayAPI')",
+            " || (has(self.traffic) && has(self.traffic.router)"
+            " && (self.traffic.router == 'gatewayAPI' || self.traffic.router == 'inferencePool'))",
             "strategy shadow mirrors traffic through an HTTPRoute: it requires traffic.router gatewayAPI",
+            field_path=".strategy",
+            reason="FieldValueInvalid",
+        ),
+        cel(
+            "!has(self.strategy) || self.strategy != 'shadow' || !has(self.traffic)"
+            " || !has(self.traffic.router) || self.traffic.router != 'inferencePool'",
+            "strategy shadow is not supported with traffic.router inferencePool: no conformant Inference"
+            " Gateway (Istio, Agentgateway, NGINX Gateway Fabric) mirrors to an InferencePool; use"
+            " router gatewayAPI for a shadow, or strategy canary with a small first setWeight",
             field_path=".strategy",
             reason="FieldValueInvalid",
         ),
@@ -810,6 +887,16 @@ class ModelDeploymentSpec(_Spec):
             field_path=".autoscaling.metric",
             reason="FieldValueInvalid",
         ),
+        cel(
+            "!has(self.fallback) || !has(self.rollout) || !has(self.rollout.traffic)"
+            " || !has(self.rollout.traffic.router) || self.rollout.traffic.router != 'inferencePool'"
+            " || self.fallback.targets.all(t, !has(t.service))",
+            "fallback.targets[].service cannot be used with rollout.traffic.router inferencePool: an"
+            " InferencePool backend selects pods, not a Service; make the tier a modelDeployment (its"
+            " stable InferencePool takes the traffic) or use router gatewayAPI",
+            field_path=".fallback.targets",
+            reason="FieldValueInvalid",
+        ),
         # engine.args that would remove or reshape the series a feature needs (core/engine_flags.py).
         *_engine_flag_rules(engine_flags.spec_cel_rules(default_kind=EngineKind.VLLM.value)),
     )
@@ -975,12 +1062,22 @@ class CostStatus(_Status):
     """Estimated cost per hour, in ``currency``: each GPU at its product's price, a MIG slice at its
     share of the parent GPU."""
     per_million_tokens: str | None = None
-    """Estimated cost per million generated tokens over ``window``; absent without traffic. Rewritten
-    only when it moves by more than 5% and is at least 5 minutes old."""
+    """Cost per million generated tokens; absent without traffic. From ``source``: OpenCost's
+    ``llm_cost_per_million_tokens``, or ``perHour`` over the token rate of ``window``. Rewritten
+    only when it moves by more than 5% and is at least 5 minutes old, or its source changed."""
     currency: str | None = None
     """ISO 4217 code of the price table."""
     window: str | None = None
     """Window the token rate is averaged over: ``slo.window``, else ``5m``."""
+    source: str | None = None
+    """Where ``perMillionTokens`` comes from. ``opencost``: OpenCost's
+    ``llm_cost_per_million_tokens`` (cost basis ``allocation``, phase ``generation``) for the
+    ``llm-d.ai/model`` label value all running pods carry. ``estimate``: the price table and the
+    generated-token rate (``perHour`` is always the price table's)."""
+    source_detail: str | None = None
+    """The OpenCost series used (a PromQL selector), or why OpenCost's price was not used although
+    the pods carry ``llm-d.ai/model`` (unlabelled pods, several values, pods of other workloads with
+    the same value, no series, a value of 0). Absent when no running pod carries the label."""
     time: str | None = None
     """When these numbers were last rewritten (RFC 3339)."""
 

@@ -944,6 +944,35 @@ def pod_spec(
 # ------------------------------------------------------------------------------------------ objects
 
 
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+
+
+def llm_d_labels(name: str, spec: ModelDeploymentSpec) -> dict[str, str]:
+    """The pod labels llm-d's endpoint picker and OpenCost's inference-cost module group pods by,
+    with the ``inferencePool`` router only (adding a label to a running Deployment's pod template
+    restarts its pods, so other routers' pods are left as they are): ``llm-d.ai/model``, the served
+    name (llm-d sets it equal to ``--served-model-name`` so that it matches the engine's
+    ``model_name`` metric label), and ``llm-d.ai/inference-serving: "true"``. A served name that is
+    not a valid label value (a ``/``, over 63 characters) falls back to the ModelDeployment's name.
+
+    >>> from slogate.api.v1alpha1 import ModelDeploymentSpec
+    >>> pools = {"rollout": {"traffic": {"router": "inferencePool", "inferencePool": {"parentRefs": [{"name": "gw"}]}}}}
+    >>> llm_d_labels("chat", ModelDeploymentSpec.model_validate({"model": {"source": "hf://a/b", "servedName": "Qwen3-32B"}, **pools}))
+    {'llm-d.ai/model': 'Qwen3-32B', 'llm-d.ai/inference-serving': 'true'}
+    >>> llm_d_labels("chat", ModelDeploymentSpec.model_validate({"model": {"source": "hf://a/b", "servedName": "a/b"}, **pools}))
+    {'llm-d.ai/model': 'chat', 'llm-d.ai/inference-serving': 'true'}
+    >>> llm_d_labels("chat", ModelDeploymentSpec.model_validate({"model": {"source": "hf://a/b"}}))
+    {}
+    """
+    if spec.rollout.traffic.router != Router.INFERENCE_POOL:
+        return {}
+    served = spec.model.served_name or name
+    return {
+        C.LABEL_LLM_D_MODEL: served if _LABEL_VALUE.match(served) else name,
+        C.LABEL_LLM_D_SERVING: "true",
+    }
+
+
 def build_deployment(
     *,
     name: str,
@@ -963,7 +992,7 @@ def build_deployment(
     first (a replacement needs minutes to load the model and a GPU to load it on).
     """
     pod_meta = {
-        "labels": dict(sorted(pod_labels(name, revision, track).items())),
+        "labels": dict(sorted({**pod_labels(name, revision, track), **llm_d_labels(name, spec)}.items())),
         "annotations": {
             "prometheus.io/path": "/metrics",
             "prometheus.io/port": str(spec.engine.port),
@@ -1207,7 +1236,7 @@ def build_network_policy(
     (``allowSameNamespace``); the namespace of Prometheus, read from the Prometheus URLs the
     operator and ``rollout.analysis.prometheus`` use when they name a cluster Service
     (``service_namespace``), since Prometheus scrapes ``/metrics`` on the same port; the namespaces
-    of the Gateways an HTTPRoute attaches to (``gatewayAPI`` router); ``allowNamespaces``; and
+    of the Gateways an HTTPRoute attaches to (``gatewayAPI`` and ``inferencePool`` routers); ``allowNamespaces``; and
     ``allowFrom`` as written. The operator itself needs no rule: it reads metrics from Prometheus
     and never connects to an engine pod. The kubelet's probes come from the node, which a
     NetworkPolicy always admits. Only ingress is limited (``policyTypes: [Ingress]``): the engines
@@ -1229,6 +1258,8 @@ def build_network_policy(
     traffic = spec.rollout.traffic
     if traffic.router == Router.GATEWAY_API and traffic.gateway_api is not None:
         namespaces += [ref.namespace or namespace for ref in traffic.gateway_api.parent_refs]
+    if traffic.router == Router.INFERENCE_POOL and traffic.inference_pool is not None:
+        namespaces += [ref.namespace or namespace for ref in traffic.inference_pool.parent_refs]
     namespaces += policy.allow_namespaces
     skip = {namespace} if policy.allow_same_namespace else set()
     for ns in dict.fromkeys(namespaces):

@@ -102,3 +102,5 @@ class Capabilities:
     """monitoring.coreos.com/v1 PrometheusRule is served (its CRD is installed separately from PodMonitor's)."""
     gateway_api: bool = False
     """gateway.networking.k8s.io/v1 HTTPRoute is served."""
+    inference_pool: bool = False
+    """inference.networking.k8s.io/v1 InferencePool is served (the Gateway API Inference Extension)."""

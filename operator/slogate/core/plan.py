@@ -36,7 +36,14 @@ from slogate.core.naming import Capabilities, Owner, deployment_name, revision_o
 from slogate.core.preflight import NodeInfo, Preflight, pod_extended_requests, preflight, shape_of
 from slogate.core.rules import prometheus_rule
 from slogate.core.status import DeploymentObs, RevisionPlan, compute_status
-from slogate.core.traffic import backend_of_target, build_httproute, rollout_sizes, root_selector
+from slogate.core.traffic import (
+    backend_of_target,
+    build_httproute,
+    build_inference_pool,
+    pool_of_target,
+    rollout_sizes,
+    root_selector,
+)
 from slogate.core.vocabulary import ConditionStatus, ConditionType, Event, Events, Phase, PodPhase, Reason
 
 ANNOTATION_COMMAND = f"{C.GROUP}/command"
@@ -51,6 +58,7 @@ CHILD_KINDS = (
     ("monitoring.coreos.com/v1", "PodMonitor"),
     ("gateway.networking.k8s.io/v1", "HTTPRoute"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("inference.networking.k8s.io/v1", "InferencePool"),
 )
 """The kinds a ModelDeployment owns (by owner reference and the managed-by label)."""
 
@@ -141,6 +149,9 @@ class Measurements:
     drift: drift.Measurement | None = None
     tokens_per_hour: float | None = None
     tokens_measured: bool = False
+    opencost: tuple[tuple[Mapping[str, str], float], ...] | None = None
+    """The namespace's ``cost.opencost_query`` series, asked only when a running pod carries
+    ``cost.OPENCOST_MODEL_LABEL``; ``None``: not asked, or Prometheus did not answer."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +182,9 @@ class Observation:
     prometheus_url: str = ""
     measurements: Measurements = field(default_factory=Measurements)
     prices: cost.PriceTable = cost.BUILTIN_PRICES
+    opencost_shared: bool = False
+    """Pods of other workloads in the namespace carry the ``cost.OPENCOST_MODEL_LABEL`` value its
+    running pods carry (OpenCost's price would cover them too)."""
 
 
 @dataclass(frozen=True)
@@ -316,6 +330,12 @@ def plan(obs: Observation) -> ReconcilePlan:
         candidate_ready=observed_rollout.candidate_ready,
         route_weight=sizes.route_weight if sizes is not None else 0,
     )
+    router_problem: tuple[str, str] | None = None
+    if spec.rollout.traffic.router == Router.INFERENCE_POOL:
+        if not (caps.gateway_api and caps.inference_pool):
+            router_problem = (Reason.ROUTER_UNAVAILABLE, notes[-1])
+        elif rejected := gateway_notes(obs.children):
+            router_problem = (Reason.GATEWAY_REJECTED, "; ".join(rejected))
     if check is not None and not check.fits_at_all:
         # The shape can never be scheduled: create no pods, say why in status instead.
         objects = [o for o in objects if o["kind"] != "Deployment"]
@@ -375,6 +395,8 @@ def plan(obs: Observation) -> ReconcilePlan:
     if notes and new_status.get("phase") in (Phase.PROGRESSING, Phase.READY, Phase.PAUSED):
         # Traffic and budget notes (an approximated weight, a missing Gateway API) are worth the headline.
         new_status["message"] = "; ".join(dict.fromkeys(notes))
+    if router_problem is not None:
+        rollout_events.extend(router_status(new_status, old, router_problem, generation, now, decision))
     if fallback is not None:
         rollout_events.extend(fallback_status(new_status, fallback, generation, now, decision))
     drift_events, drift_metrics = input_drift(spec, st.stable or current, new_status, generation, obs)
@@ -522,9 +544,10 @@ def route(
     candidate_ready: bool = False,
     route_weight: int = 0,
 ) -> None:
-    """Traffic: the root Service's selector, and the HTTPRoute for the gatewayAPI router. Edits
-    ``objects`` and ``notes``."""
-    gateway = spec.rollout.traffic.router == Router.GATEWAY_API
+    """Traffic: the root Service's selector, and the HTTPRoute (and InferencePools) for the
+    gatewayAPI and inferencePool routers. Edits ``objects`` and ``notes``."""
+    router = spec.rollout.traffic.router
+    gateway = router in (Router.GATEWAY_API, Router.INFERENCE_POOL)
     tier = find_target(spec.fallback, fallback.target) if fallback and fallback.active else None
     if tier is not None and not gateway:
         for obj in objects:
@@ -549,26 +572,74 @@ def route(
         return
     if not caps.gateway_api:
         notes.append(
-            "router gatewayAPI asked but Gateway API is not installed: traffic follows the replica ratio"
+            f"router {router.value} asked but Gateway API is not installed: traffic follows the replica ratio"
         )
         return
-    assert spec.rollout.traffic.gateway_api is not None
+    pools = router == Router.INFERENCE_POOL
+    if pools and not caps.inference_pool:
+        notes.append(
+            "router inferencePool asked but the InferencePool API (inference.networking.k8s.io/v1) is not"
+            " served: install the Gateway API Inference Extension CRDs; no route or pool is applied"
+        )
+        return
+    traffic = spec.rollout.traffic.inference_pool if pools else spec.rollout.traffic.gateway_api
+    assert traffic is not None
+    canary_in_route = st.canary is not None and not decision.candidate_scaled_down
+    if pools:
+        assert spec.rollout.traffic.inference_pool is not None
+        for track, revision in (("stable", st.stable), ("canary", st.canary if canary_in_route else None)):
+            if revision is not None:
+                objects.append(
+                    build_inference_pool(
+                        name=name,
+                        namespace=namespace,
+                        owner=owner,
+                        track=track,
+                        revision=revision,
+                        port=spec.engine.port,
+                        traffic=spec.rollout.traffic.inference_pool,
+                    )
+                )
     weight = route_weight if candidate_ready else 0
-    mirror = decision.mirror and candidate_ready
+    mirror = decision.mirror and candidate_ready and not pools
     objects.append(
         build_httproute(
             name=name,
             namespace=namespace,
             owner=owner,
-            traffic=spec.rollout.traffic.gateway_api,
+            traffic=traffic,
             # Never route or mirror to a candidate that is not Ready (its Service would have no
             # endpoints); a candidate with neither weight nor mirror is not in the route at all.
             canary_weight=weight,
-            canary=st.canary is not None and not decision.candidate_scaled_down and bool(weight or mirror),
+            canary=canary_in_route and bool(weight or mirror),
             mirror=mirror,
-            fallback_backend=backend_of_target(tier) if tier is not None else None,
+            fallback_backend=backend_of_target(tier) if tier is not None and not pools else None,
+            fallback_pool=pool_of_target(tier) if tier is not None and pools else None,
         )
     )
+
+
+def gateway_notes(children: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
+    """What the gateways say is wrong with this ModelDeployment's InferencePools and HTTPRoute:
+    every parent condition whose status is not ``True`` (``Accepted``, ``ResolvedRefs``, with reasons
+    such as ``EndpointPickerRefMissing``, ``InvalidExtensionRef``, ``BackendNotFound``), as
+    ``"InferencePool NAME on Gateway NS/GW: Accepted=False (Reason): message"``. Pure; ``plan``
+    puts them in the status headline. A parent with no conditions yet (the gateway has not seen the
+    object) says nothing: absence is not a failure.
+    """
+    out: list[str] = []
+    for kind in ("InferencePool", "HTTPRoute"):
+        for obj in children.get(kind, []):
+            for parent in (obj.get("status") or {}).get("parents") or []:
+                ref = parent.get("parentRef") or {}
+                where = f"{ref.get('kind') or 'Gateway'} {ref.get('namespace') or obj['metadata'].get('namespace', '')}/{ref.get('name', '?')}"
+                for c in parent.get("conditions") or []:
+                    if c.get("status") != "True":
+                        out.append(
+                            f"{kind} {obj['metadata']['name']} on {where}: {c.get('type')}={c.get('status')}"
+                            f" ({c.get('reason', '')}): {c.get('message', '')}".rstrip(": ")
+                        )
+    return out
 
 
 def tier_health(spec: ModelDeploymentSpec, namespace: str, obs: Observation) -> list[TierHealth]:
@@ -625,6 +696,50 @@ def fallback_of(
         tiers=tier_health(spec, namespace, obs),
         now=obs.now,
     )
+
+
+def router_status(
+    new_status: dict[str, Any],
+    old: Mapping[str, Any],
+    problem: tuple[str, str],
+    generation: int,
+    now: datetime,
+    decision: ro.Decision,
+) -> list[Event]:
+    """``Degraded=True`` with ``RouterUnavailable`` or ``GatewayRejected`` and the message, the
+    phase, the headline, and a Warning Event when the reason or message is new. Edits
+    ``new_status``. A breach or a crash-looping engine already on ``Degraded`` keeps the condition:
+    the route problem is then only in the headline."""
+    reason, message = problem
+    current = next((c for c in new_status["conditions"] if c.get("type") == ConditionType.DEGRADED), None)
+    if (
+        current is not None
+        and current.get("status") == ConditionStatus.TRUE
+        and current.get("reason")
+        not in (
+            Reason.ROUTER_UNAVAILABLE,
+            Reason.GATEWAY_REJECTED,
+        )
+    ):
+        new_status["message"] = message
+        return []
+    conditions, _ = set_condition(
+        new_status["conditions"],
+        type=ConditionType.DEGRADED,
+        status=ConditionStatus.TRUE,
+        reason=reason,
+        message=message,
+        observed_generation=generation,
+        now=now,
+    )
+    new_status["conditions"] = conditions
+    new_status["phase"] = phase_from(conditions, rollout_phase=decision.rollout_phase)
+    new_status["message"] = message
+    before = next((c for c in old.get("conditions") or [] if c.get("type") == ConditionType.DEGRADED), {})
+    if (before.get("reason"), before.get("message")) == (reason, message):
+        return []
+    spec = Events.ROUTER_UNAVAILABLE if reason == Reason.ROUTER_UNAVAILABLE else Events.GATEWAY_REJECTED
+    return [spec(message)]
 
 
 def fallback_status(
@@ -686,7 +801,8 @@ def cost_of(
     obs: Observation,
 ) -> tuple[list[Event], dict[str, Any]]:
     """``status.cost`` and the ``OverBudget`` condition (``core.cost``, docs/cost.md): the GPUs of
-    running pods at their node's product price, and generated tokens from Prometheus. The status
+    running pods at their node's product price, and generated tokens from Prometheus, or OpenCost's
+    price per million tokens where it has one for the pods (``cost.opencost_price``). The status
     moves only as ``cost_status`` allows; the metrics carry the exact values. Edits ``new_status``."""
     gpu = spec.resources.gpu
     held = cost.holdings(
@@ -703,6 +819,12 @@ def cost_of(
         window=cost.cost_window(spec),
         tokens_per_hour=m.tokens_per_hour,
         measured=m.tokens_measured,
+        opencost=cost.opencost_price(
+            namespace=obs.body["metadata"]["namespace"],
+            pods=list(pods),
+            answer=m.opencost,
+            shared=obs.opencost_shared,
+        ),
     )
     new_status["cost"] = cost.cost_status(new_status.get("cost"), estimate, now=obs.now)
     new_status["conditions"], events = cost.budget_condition(
@@ -717,6 +839,6 @@ def cost_of(
         "per_hour": float(per_hour),
         "per_million_tokens": float(exact) if exact is not None else None,
         "budget": float(spec.budget.max_cost_per_million_tokens) if spec.budget else None,
-        "tokens_measured": m.tokens_measured,
+        "tokens_measured": estimate.answered,
     }
     return events, metrics

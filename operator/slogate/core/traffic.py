@@ -18,12 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from slogate import constants as C
-from slogate.api.v1alpha1 import FallbackTarget, GatewayAPITraffic, ParentRef
+from slogate.api.v1alpha1 import FallbackTarget, GatewayAPITraffic, InferencePoolTraffic, ParentRef
 from slogate.core.naming import Owner, common_labels, root_service_name, track_service_name
 
 SERVICE_PORT = 80
 """Port of every Service slogate builds (named ``http``, see ``desired._service``)."""
 HTTPROUTE_API_VERSION = "gateway.networking.k8s.io/v1"
+INFERENCE_GROUP = "inference.networking.k8s.io"
+"""The Gateway API Inference Extension's API group (GIE v1.6.2 ``api/v1``)."""
+INFERENCE_POOL_API_VERSION = f"{INFERENCE_GROUP}/v1"
 
 
 # ---------------------------------------------------------------------------------- replica maths
@@ -381,6 +384,97 @@ def _parent_ref(ref: ParentRef) -> dict[str, Any]:
     return out
 
 
+def _pool_backend(name: str, weight: int) -> dict[str, Any]:
+    """A backendRef to the InferencePool ``name``: group and kind, no port (the pool's
+    ``targetPorts`` say where its pods listen; GIE v1.6.2 ``site-src/guides/implementers.md``)."""
+    return {"group": INFERENCE_GROUP, "kind": "InferencePool", "name": name, "weight": weight}
+
+
+def inference_pool_name(name: str, track: str) -> str:
+    """The InferencePool of one track: ``NAME-stable`` or ``NAME-canary`` (the track Services' names;
+    different kinds may share a name).
+
+    >>> inference_pool_name("llama", "canary")
+    'llama-canary'
+    """
+    return track_service_name(name, track)
+
+
+def endpoint_picker_service(pool: str, traffic: InferencePoolTraffic) -> str | None:
+    """The Service a pool's ``endpointPickerRef`` names: ``endpointPicker.name`` when given, else
+    ``POOL-epp`` (GIE: an EPP serves exactly the one pool its ``--pool-name`` names); ``None``
+    without an ``endpointPicker``.
+
+    >>> from slogate.api.v1alpha1 import EndpointPicker, ParentRef
+    >>> t = InferencePoolTraffic(parent_refs=[ParentRef(name="gw")], endpoint_picker=EndpointPicker())
+    >>> endpoint_picker_service("llama-stable", t)
+    'llama-stable-epp'
+    """
+    picker = traffic.endpoint_picker
+    if picker is None:
+        return None
+    return picker.name or f"{pool}-epp"
+
+
+def build_inference_pool(
+    *,
+    name: str,
+    namespace: str,
+    owner: Owner,
+    track: str,
+    revision: str,
+    port: int,
+    traffic: InferencePoolTraffic,
+) -> dict[str, Any]:
+    """InferencePool ``NAME-TRACK`` over one revision's pods, for the ``inferencePool`` router. Pure;
+    consumed by ``plan.route``, which adds it to the objects the controller server-side-applies.
+
+    The fields are GIE v1.6.2's ``InferencePoolSpec`` (``api/v1/inferencepool_types.go``):
+    ``selector.matchLabels`` (labels only, like a Service selector) on the ModelDeployment and the
+    revision, ``targetPorts`` the engine's port, ``appProtocol``, and ``endpointPickerRef`` (kind
+    ``Service``, its port, ``failureMode``) when ``endpointPicker`` is set. At promotion the stable
+    pool's selector moves to the new revision, as the stable Service's does.
+    """
+    pool = inference_pool_name(name, track)
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": {C.LABEL_DEPLOYMENT: name, C.LABEL_REVISION: revision}},
+        "targetPorts": [{"number": port}],
+        "appProtocol": traffic.app_protocol.value,
+    }
+    epp = endpoint_picker_service(pool, traffic)
+    if epp is not None and traffic.endpoint_picker is not None:
+        spec["endpointPickerRef"] = {
+            "kind": "Service",
+            "name": epp,
+            "port": {"number": traffic.endpoint_picker.port},
+            "failureMode": traffic.endpoint_picker.failure_mode.value,
+        }
+    return {
+        "apiVersion": INFERENCE_POOL_API_VERSION,
+        "kind": "InferencePool",
+        "metadata": {
+            "name": pool,
+            "namespace": namespace,
+            "labels": dict(sorted({**common_labels(name), C.LABEL_TRACK: track}.items())),
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": spec,
+    }
+
+
+def pool_of_target(target: FallbackTarget) -> str:
+    """The InferencePool a fallback tier is reached at with the ``inferencePool`` router: the tier
+    ModelDeployment's own stable pool ``TIER-stable`` (it must use the same router; validation
+    rejects ``service`` tiers with this router).
+
+    >>> pool_of_target(FallbackTarget(model_deployment="llama-small"))
+    'llama-small-stable'
+    """
+    if target.model_deployment is None:
+        raise ValueError("the inferencePool router falls back to a modelDeployment tier only")
+    return inference_pool_name(target.model_deployment, "stable")
+
+
 def _backend(name: str, port: int, weight: int, namespace: str | None = None) -> dict[str, Any]:
     ref: dict[str, Any] = {"name": name}
     if namespace is not None:
@@ -395,11 +489,12 @@ def build_httproute(
     name: str,
     namespace: str,
     owner: Owner,
-    traffic: GatewayAPITraffic,
+    traffic: GatewayAPITraffic | InferencePoolTraffic,
     canary_weight: int,
     canary: bool,
     mirror: bool,
     fallback_backend: tuple[str, int] | tuple[str, int, str | None] | None = None,
+    fallback_pool: str | None = None,
 ) -> dict[str, Any]:
     """HTTPRoute ``NAME`` for the ``gatewayAPI`` router. Pure and deterministic; consumed by
     ``controller.reconcile``, which server-side-applies it.
@@ -415,10 +510,26 @@ def build_httproute(
     - ``fallback_backend`` ``(service, port[, namespace])``: ``[{service, port, weight 100}]`` and
       nothing else; it wins over canary and mirror.
 
+    With ``InferencePoolTraffic`` (the ``inferencePool`` router) the backends are the pools
+    ``NAME-stable`` and ``NAME-canary`` instead (``group: inference.networking.k8s.io``, ``kind:
+    InferencePool``, no port), with the same weights; ``fallback_pool`` is the tier's pool; a mirror
+    is refused (validation rejects shadow with this router: no conformant gateway mirrors to a pool).
+
     Fields the API server defaults (backendRef ``group``/``kind``, the rule's ``matches``) are not
     written, so ``compare.is_subset`` finds a live route equal. Contradictory inputs (a weight or a
     mirror without a canary, a mirror with a weight) raise ``ValueError``: they are controller bugs.
     """
+    if isinstance(traffic, InferencePoolTraffic):
+        return _pool_route(
+            name=name,
+            namespace=namespace,
+            owner=owner,
+            traffic=traffic,
+            canary_weight=canary_weight,
+            canary=canary,
+            mirror=mirror,
+            fallback_pool=fallback_pool,
+        )
     if not 0 <= canary_weight <= 100:
         raise ValueError(f"canary_weight must be between 0 and 100, got {canary_weight}")
     if fallback_backend is None and not canary and (canary_weight or mirror):
@@ -446,6 +557,46 @@ def build_httproute(
         ]
     else:
         rule["backendRefs"] = [_backend(stable_svc, SERVICE_PORT, 100)]
+    return _route(name, namespace, owner, traffic, rule)
+
+
+def _pool_route(
+    *,
+    name: str,
+    namespace: str,
+    owner: Owner,
+    traffic: InferencePoolTraffic,
+    canary_weight: int,
+    canary: bool,
+    mirror: bool,
+    fallback_pool: str | None,
+) -> dict[str, Any]:
+    if not 0 <= canary_weight <= 100:
+        raise ValueError(f"canary_weight must be between 0 and 100, got {canary_weight}")
+    if mirror and fallback_pool is None:
+        raise ValueError("the inferencePool router cannot mirror: no conformant gateway mirrors to a pool")
+    if fallback_pool is None and not canary and canary_weight:
+        raise ValueError("a canary weight needs a canary (canary=True)")
+    stable = inference_pool_name(name, "stable")
+    if fallback_pool is not None:
+        refs = [_pool_backend(fallback_pool, 100)]
+    elif canary:
+        refs = [
+            _pool_backend(stable, 100 - canary_weight),
+            _pool_backend(inference_pool_name(name, "canary"), canary_weight),
+        ]
+    else:
+        refs = [_pool_backend(stable, 100)]
+    return _route(name, namespace, owner, traffic, {"backendRefs": refs})
+
+
+def _route(
+    name: str,
+    namespace: str,
+    owner: Owner,
+    traffic: GatewayAPITraffic | InferencePoolTraffic,
+    rule: dict[str, Any],
+) -> dict[str, Any]:
     spec: dict[str, Any] = {"parentRefs": [_parent_ref(p) for p in traffic.parent_refs]}
     if traffic.hostnames:
         spec["hostnames"] = list(traffic.hostnames)

@@ -131,6 +131,12 @@ class Reason:
     """``FallbackActive=True``: a fallback tier takes the traffic."""
     PRIMARY_SERVING: Final = "PrimaryServing"
     """``FallbackActive=False``: the ModelDeployment itself serves."""
+    ROUTER_UNAVAILABLE: Final = "RouterUnavailable"
+    """``Degraded=True``: the router's API (Gateway API, the InferencePool CRD) is not served, so no
+    route or pool is applied."""
+    GATEWAY_REJECTED: Final = "GatewayRejected"
+    """``Degraded=True``: a gateway reports a parent condition of the HTTPRoute or an InferencePool
+    that is not True (``Accepted=False`` with ``EndpointPickerRefMissing``, ``ResolvedRefs=False``)."""
 
 
 class DriftReason:
@@ -290,6 +296,12 @@ class Events:
     """Traffic returned to the primary."""
     FALLBACK_UNAVAILABLE: Final = EventSpec(_W, "FallbackUnavailable")
     """Traffic should move but no tier is healthy; it stays where it is."""
+
+    # The inferencePool router (core.plan.route, docs/traffic-and-fallback.md).
+    ROUTER_UNAVAILABLE: Final = EventSpec(_W, Reason.ROUTER_UNAVAILABLE)
+    """``Degraded`` became True: the router's API is not served; no route or pool is applied."""
+    GATEWAY_REJECTED: Final = EventSpec(_W, Reason.GATEWAY_REJECTED)
+    """``Degraded`` became True: a gateway does not accept the route or a pool (its conditions in the message)."""
 
     # Input drift (core.drift, docs/drift.md).
     INPUT_DRIFT: Final = EventSpec(_W, ConditionType.INPUT_DRIFT)

@@ -1,6 +1,7 @@
 """CRDs the operator works with, taken from their own projects' Go modules (never hand-written).
 
-Gateway API (standard channel: HTTPRoute, Gateway, GatewayClass, ReferenceGrant), KEDA's
+Gateway API (standard channel: HTTPRoute, Gateway, GatewayClass, ReferenceGrant), the Gateway API
+Inference Extension's InferencePool, KEDA's
 ScaledObject and TriggerAuthentication, prometheus-operator's PodMonitor, ServiceMonitor and
 PrometheusRule. Their YAML ships inside each module's zip on the Go module proxy.
 """
@@ -20,6 +21,10 @@ OPTIONAL = {
             "config/crd/standard/gateway.networking.k8s.io_httproutes.yaml",
             "config/crd/standard/gateway.networking.k8s.io_referencegrants.yaml",
         ],
+    ),
+    "GIE_VERSION": (
+        "sigs.k8s.io/gateway-api-inference-extension",
+        ["config/crd/bases/inference.networking.k8s.io_inferencepools.yaml"],
     ),
     "KEDA_VERSION": (
         "github.com/kedacore/keda/v2",

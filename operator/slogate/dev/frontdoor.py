@@ -194,11 +194,11 @@ class Client:
 
 def front_door_of(md: Mapping[str, Any]) -> R.ServiceTarget | R.RouteTarget:
     """Where a ModelDeployment's clients send: its HTTPRoute ``NAME`` (rule 0) through the gateway with
-    the ``gatewayAPI`` router, else its root Service ``NAME`` (``core.traffic``: the operator names
+    the ``gatewayAPI`` and ``inferencePool`` routers, else its root Service ``NAME`` (``core.traffic``: the operator names
     both after the ModelDeployment). Pure."""
     meta = md["metadata"]
     traffic = ((md.get("spec") or {}).get("rollout") or {}).get("traffic") or {}
-    if traffic.get("router") == "gatewayAPI":
+    if traffic.get("router") in ("gatewayAPI", "inferencePool"):
         return R.RouteTarget(meta["namespace"], meta["name"], 0)
     return R.ServiceTarget(meta["namespace"], meta["name"])
 
@@ -422,6 +422,14 @@ class ApiCache:
                 lambda **kw: custom.list_cluster_custom_object(gw, "v1beta1", "referencegrants", **kw),
             ),
             Resource(
+                "inferencepools",
+                lambda **kw: custom.list_cluster_custom_object(
+                    "inference.networking.k8s.io", "v1", "inferencepools", **kw
+                ),
+            ),
+            # Pods only for InferencePool members (a pool selects pods, not an EndpointSlice).
+            Resource("pods", core.list_pod_for_all_namespaces),
+            Resource(
                 "modeldeployments",
                 lambda **kw: custom.list_cluster_custom_object(
                     "slogate.io", "v1alpha1", "modeldeployments", **kw
@@ -463,9 +471,16 @@ class ApiCache:
             services = list(self._items["services"].values())
             routes = list(self._items["httproutes"].values())
             grants = list(self._items["referencegrants"].values())
+            pools = list(self._items["inferencepools"].values())
+            pods = list(self._items["pods"].values()) if pools else []
         try:
             built = R.build_state(
-                endpointslices=slices, services=services, httproutes=routes, referencegrants=grants
+                endpointslices=slices,
+                services=services,
+                httproutes=routes,
+                referencegrants=grants,
+                inferencepools=pools,
+                pods=pods,
             )
         except ValueError as exc:  # a route the API server would not have accepted: skip routes
             log.warning("routing state without HTTPRoutes: %s", exc)
@@ -540,15 +555,18 @@ def with_listening(state: R.RoutingState, listening: frozenset[str]) -> R.Routin
     a moment later; without this, requests in that moment would go to an endpoint nobody listens on,
     which a real cluster would not do.
     """
-    services = {}
-    for ref, endpoints in state.services.items():
-        services[ref] = tuple(
+
+    def mark(namespace: str, endpoints: tuple[R.Endpoint, ...]) -> tuple[R.Endpoint, ...]:
+        return tuple(
             ep
-            if ep.pod is None or f"{ref.namespace}/{ep.pod}" in listening
+            if ep.pod is None or f"{namespace}/{ep.pod}" in listening
             else replace(ep, ready=False, serving=False)
             for ep in endpoints
         )
-    return replace(state, services=services)
+
+    services = {ref: mark(ref.namespace, eps) for ref, eps in state.services.items()}
+    pools = {ref: replace(p, endpoints=mark(ref.namespace, p.endpoints)) for ref, p in state.pools.items()}
+    return replace(state, services=services, pools=pools)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,7 +19,14 @@ Semantics and their sources (quoted where they are used):
   (``pkg/proxy/iptables/proxier.go``, ``pkg/proxy/nftables/proxier.go``, ``pkg/proxy/topology.go``);
 - an HTTPRoute rule (the ``gatewayAPI`` router): Gateway API v1.6.3, ``apis/v1/httproute_types.go``,
   ``apis/v1/shared_types.go``, ``apis/v1/object_reference_types.go``,
-  ``apis/v1/referencegrant_types.go`` (the version pinned in ``hack/versions.env``).
+  ``apis/v1/referencegrant_types.go`` (the version pinned in ``hack/versions.env``);
+- an InferencePool backendRef (the ``inferencePool`` router): Gateway API Inference Extension v1.6.2,
+  ``api/v1/inferencepool_types.go`` (pool members are the pods its ``selector.matchLabels`` selects in
+  its namespace, addressed as ``podIP:targetPort``). The endpoint picker is *not* modelled: with or
+  without one the gateway's choice is uniform over the pool's Ready pods, except that a pool whose
+  ``endpointPickerRef`` names a Service that does not exist drops the request (503) with
+  ``failureMode: FailClose`` and picks uniformly with ``FailOpen``. The share *between* pools, which
+  rollouts steer, follows the route's weights exactly as for Services.
 
 Not modelled: request matching (``matches``, hostnames, parentRefs, listeners; the caller names
 the rule, and the operator writes one rule matching everything), route status (``Accepted``),
@@ -42,6 +49,8 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 """The label by which an EndpointSlice names its Service."""
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
+INFERENCE_GROUP = "inference.networking.k8s.io"
+"""The InferencePool's API group (GIE v1.6.2)."""
 
 IGNORED_FILTERS = frozenset(
     {
@@ -82,6 +91,9 @@ class Reason(enum.StrEnum):
     """A plain Service with no usable endpoint: kube-proxy rejects the connection."""
     NO_SUCH_SERVICE = "NoSuchService"
     """A plain Service that does not exist: nothing answers at its name."""
+    PICKER_UNAVAILABLE = "EndpointPickerUnavailable"
+    """The chosen InferencePool's endpoint picker does not exist and its ``failureMode`` is
+    ``FailClose``: "the parent should drop the request" (GIE v1.6.2); the model answers 503."""
     NO_READY_ENDPOINTS = "NoReadyEndpoints"
     """The chosen backendRef's Service has no Ready endpoint: the gateway answers 503."""
     INVALID_KIND = "InvalidKind"
@@ -187,12 +199,24 @@ class Grant:
 
 
 @dataclass(frozen=True)
+class Pool:
+    """An InferencePool: the Ready-or-not pods its selector selects (sorted by address), and its
+    endpoint picker (``None`` without ``endpointPickerRef``) with its ``failureMode``."""
+
+    endpoints: tuple[Endpoint, ...] = ()
+    picker: str | None = None
+    fail_open: bool = False
+
+
+@dataclass(frozen=True)
 class RoutingState:
     """Everything a delivery depends on, frozen. ``services`` holds every Service that exists, with its
     endpoints sorted by address (an empty tuple: the Service exists and has none), so a seeded draw
     does not depend on the order the API server listed the slices in."""
 
     services: Mapping[ServiceRef, tuple[Endpoint, ...]] = field(default_factory=dict)
+    pools: Mapping[ServiceRef, Pool] = field(default_factory=dict)
+    """InferencePools by (namespace, name), with their member pods as endpoints."""
     routes: Mapping[RouteRef, Route] = field(default_factory=dict)
     """HTTPRoutes by (namespace, name)."""
     grants: tuple[Grant, ...] = ()
@@ -291,6 +315,53 @@ def parse_httproute(obj: Mapping[str, Any]) -> Route:
     return Route(namespace=namespace, name=meta["name"], rules=tuple(rules))
 
 
+def _pod_ready(pod: Mapping[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or ()
+    )
+
+
+def parse_inferencepool(obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[ServiceRef, Pool]:
+    """An InferencePool and its members: the pods of its namespace whose labels hold every
+    ``selector.matchLabels`` pair ("The matching logic is an AND operation on all entries"; "cross-
+    namespace selection is not supported", GIE v1.6.2), with a pod IP, as endpoints on the first
+    ``targetPorts`` number; Ready from the pod's Ready condition, terminating while it is being
+    deleted. ``endpointPickerRef.failureMode`` defaults to ``FailClose`` as the CRD does. Pure."""
+    meta = obj.get("metadata") or {}
+    namespace = meta.get("namespace") or "default"
+    spec = obj.get("spec") or {}
+    wanted = ((spec.get("selector") or {}).get("matchLabels")) or {}
+    ports = spec.get("targetPorts") or []
+    port = int(ports[0]["number"]) if ports else 0
+    members: dict[str, Endpoint] = {}
+    for pod in pods:
+        pmeta = pod.get("metadata") or {}
+        if (pmeta.get("namespace") or "default") != namespace or not wanted:
+            continue
+        labels = pmeta.get("labels") or {}
+        ip = (pod.get("status") or {}).get("podIP")
+        if not ip or any(labels.get(k) != v for k, v in wanted.items()):
+            continue
+        deleting = pmeta.get("deletionTimestamp") is not None
+        ready = _pod_ready(pod) and not deleting
+        members[ip] = Endpoint(
+            address=ip,
+            ready=ready,
+            serving=ready,
+            terminating=deleting,
+            pod=pmeta.get("name"),
+            ports=(("", port),),
+        )
+    ref = spec.get("endpointPickerRef")
+    pool = Pool(
+        endpoints=tuple(sorted(members.values(), key=lambda e: e.address)),
+        picker=ref.get("name") if ref else None,
+        fail_open=bool(ref) and ref.get("failureMode", "FailClose") == "FailOpen",
+    )
+    return ServiceRef(namespace, meta["name"]), pool
+
+
 def parse_referencegrant(obj: Mapping[str, Any]) -> tuple[Grant, ...]:
     """The (HTTPRoute namespace → Service) pairs a ReferenceGrant allows: its ``from`` entries of
     group ``gateway.networking.k8s.io`` kind ``HTTPRoute`` crossed with its ``to`` entries of the core
@@ -318,6 +389,8 @@ def build_state(
     services: Iterable[Mapping[str, Any]] | None = None,
     referencegrants: Iterable[Mapping[str, Any]] = (),
     address_type: str = "IPv4",
+    inferencepools: Iterable[Mapping[str, Any]] = (),
+    pods: Iterable[Mapping[str, Any]] = (),
 ) -> RoutingState:
     """The :class:`RoutingState` for these API objects (lists' ``items``, as the API server returns
     them). Pure; consumed by the local cluster's load generator.
@@ -341,6 +414,7 @@ def build_state(
         slot = by_service.setdefault(ref, {})
         for ep in endpoints:
             slot[ep.address] = ep
+    pod_list = list(pods)
     if services is not None:
         existing = {
             ServiceRef((s.get("metadata") or {}).get("namespace") or "default", s["metadata"]["name"])
@@ -353,6 +427,7 @@ def build_state(
             ref: tuple(sorted(by_service.get(ref, {}).values(), key=lambda e: e.address))
             for ref in sorted(existing)
         },
+        pools=dict(parse_inferencepool(p, pod_list) for p in inferencepools),
         routes={RouteRef(r.namespace, r.name): r for r in map(parse_httproute, httproutes)},
         grants=tuple(g for obj in referencegrants for g in parse_referencegrant(obj)),
     )
@@ -455,6 +530,12 @@ def backend_problem(state: RoutingState, route_namespace: str, ref: BackendRef) 
     Service", ``object_reference_types.go``; the CRD's CEL rule rejects it anyway). Ignored: the
     appProtocol and BackendTLSPolicy reasons.
     """
+    if ref.group == INFERENCE_GROUP and ref.kind == "InferencePool":
+        # Same namespace only: the operator never writes a cross-namespace pool, and the model
+        # parses ReferenceGrants for Services alone.
+        if ref.namespace != route_namespace:
+            return Reason.REF_NOT_PERMITTED
+        return None if ref.service in state.pools else Reason.BACKEND_NOT_FOUND
     if ref.group != "" or ref.kind != "Service":
         return Reason.INVALID_KIND
     if ref.namespace != route_namespace and not any(
@@ -567,9 +648,19 @@ def deliver_route(state: RoutingState, route: RouteRef, rng: random.Random, *, r
     if problem is not None:
         mirrors = mirror_copies(state, found.namespace, the_rule.mirrors, rng)
         return Delivery(reason=problem, status=500, mirrors=mirrors, ignored_filters=ignored)
-    endpoint = choose_endpoint(
-        usable_endpoints(state.services[backend.service], terminating_fallback=False), rng
-    )
+    pool = state.pools.get(backend.service) if backend.kind == "InferencePool" else None
+    if pool is not None and pool.picker is not None and not pool.fail_open:
+        if ServiceRef(backend.namespace, pool.picker) not in state.services:
+            mirrors = mirror_copies(state, found.namespace, the_rule.mirrors, rng)
+            return Delivery(
+                reason=Reason.PICKER_UNAVAILABLE,
+                service=backend.service,
+                status=503,
+                mirrors=mirrors,
+                ignored_filters=ignored,
+            )
+    members = pool.endpoints if pool is not None else state.services[backend.service]
+    endpoint = choose_endpoint(usable_endpoints(members, terminating_fallback=False), rng)
     mirrors = mirror_copies(state, found.namespace, the_rule.mirrors, rng)
     mirrors += mirror_copies(state, found.namespace, backend.mirrors, rng)
     ignored += backend.ignored_filters
