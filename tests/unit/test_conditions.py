@@ -294,6 +294,8 @@ def test_vocabulary():
         "CurrencyMismatch",
         "FallbackActive",
         "PrimaryServing",
+        "RouterUnavailable",
+        "GatewayRejected",
         "DriftDetected",
         "WithinBaseline",
         "BaselinePending",
