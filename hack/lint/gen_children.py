@@ -11,7 +11,8 @@ Per ModelDeployment in ``examples/`` (``--examples``), with every optional API i
 * the same spec as the *candidate* of a rollout (``canary_revision``), of which only the objects not
   already built are kept (the ``NAME-canary`` Service);
 * the ``gatewayAPI`` router's HTTPRoute (``core.traffic.build_httproute``) mid-rollout: weight 10, or
-  mirroring for ``shadow``;
+  mirroring for ``shadow``; the ``inferencePool`` router's two InferencePools and their HTTPRoute at
+  weight 10;
 * the PrometheusRule of its SLOs (``core.rules.prometheus_rule``).
 
 One multi-document YAML file per example file is written into ``--out`` (``examples/a/b.yaml`` becomes
@@ -34,10 +35,12 @@ from slogate.api.validation import is_model_deployment
 from slogate.core import rules
 from slogate.core.desired import build_desired
 from slogate.core.naming import Capabilities, Owner, revision_of
-from slogate.core.traffic import build_httproute
+from slogate.core.traffic import build_httproute, build_inference_pool
 
 PROMETHEUS_URL = "http://prometheus-operated.monitoring:9090"
-ALL_APIS = Capabilities(keda=True, prometheus_operator=True, prometheus_rules=True, gateway_api=True)
+ALL_APIS = Capabilities(
+    keda=True, prometheus_operator=True, prometheus_rules=True, gateway_api=True, inference_pool=True
+)
 # A stable revision that is not the spec's own: the spec is then built as a rollout's candidate.
 OTHER_REVISION = "0" * 8
 
@@ -77,6 +80,30 @@ def children(md: dict[str, Any]) -> list[dict[str, Any]]:
                 canary_weight=0 if shadow else 10,
                 canary=True,
                 mirror=shadow,
+            )
+        )
+    if traffic is not None and traffic.router == Router.INFERENCE_POOL and traffic.inference_pool is not None:
+        for track, rev in (("stable", OTHER_REVISION), ("canary", revision_of(spec))):
+            objects.append(
+                build_inference_pool(
+                    name=name,
+                    namespace=namespace,
+                    owner=owner,
+                    track=track,
+                    revision=rev,
+                    port=spec.engine.port,
+                    traffic=traffic.inference_pool,
+                )
+            )
+        objects.append(
+            build_httproute(
+                name=name,
+                namespace=namespace,
+                owner=owner,
+                traffic=traffic.inference_pool,
+                canary_weight=10,
+                canary=True,
+                mirror=False,
             )
         )
     if spec.slo is not None and spec.slo.objectives:
