@@ -910,7 +910,7 @@ def test_cli_multi_document_file_reports_the_invalid_document(tmp_path: Path, ca
     assert main(["validate", str(path)]) == 1
     out, err = capsys.readouterr()
     assert out.splitlines() == [f"{path}:1: spec.replicas: Input should be greater than or equal to 0"]
-    assert "2 ModelDeployment(s) checked, 1 invalid" in err
+    assert "2 ModelDeployment(s) and suite(s) checked, 1 invalid" in err
 
 
 def test_cli_valid_file_exits_0_and_prints_nothing(tmp_path: Path, capsys) -> None:
@@ -918,7 +918,7 @@ def test_cli_valid_file_exits_0_and_prints_nothing(tmp_path: Path, capsys) -> No
     assert main(["validate", str(path)]) == 0
     out, err = capsys.readouterr()
     assert out == ""
-    assert "1 ModelDeployment(s) checked, 0 invalid" in err
+    assert "1 ModelDeployment(s) and suite(s) checked, 0 invalid" in err
 
 
 def test_cli_json_output(tmp_path: Path, capsys) -> None:
@@ -987,13 +987,13 @@ def test_cli_ignores_other_kinds(tmp_path: Path, capsys) -> None:
     assert main(["validate", str(path)]) == 0
     out, err = capsys.readouterr()
     assert out == ""
-    assert "1 ModelDeployment(s) checked, 0 invalid" in err
+    assert "1 ModelDeployment(s) and suite(s) checked, 0 invalid" in err
 
 
 def test_cli_only_other_kinds_checks_nothing_and_exits_0(tmp_path: Path, capsys) -> None:
     path = _write(tmp_path, "cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n")
     assert main(["validate", str(path)]) == 0
-    assert "0 ModelDeployment(s) checked, 0 invalid" in capsys.readouterr().err
+    assert "0 ModelDeployment(s) and suite(s) checked, 0 invalid" in capsys.readouterr().err
 
 
 def test_cli_reports_wrong_version_of_our_group(tmp_path: Path, capsys) -> None:
@@ -1013,7 +1013,7 @@ def test_cli_walks_directories_recursively(tmp_path: Path, capsys) -> None:
     assert main(["validate", str(tmp_path)]) == 1
     out, err = capsys.readouterr()
     assert out.splitlines() == [f"{nested}:0: spec.replicas: Input should be greater than or equal to 0"]
-    assert "2 ModelDeployment(s) checked, 1 invalid" in err
+    assert "2 ModelDeployment(s) and suite(s) checked, 1 invalid" in err
 
 
 def test_cli_metadata_that_is_not_a_mapping_is_a_problem_not_a_crash(tmp_path: Path, capsys) -> None:

@@ -77,4 +77,5 @@ def test_cli_validates_the_examples_directory(capsys) -> None:
     assert main(["validate", str(EXAMPLES)]) == 0
     out, err = capsys.readouterr()
     assert out == ""
-    assert f"{len(DEPLOYMENTS)} ModelDeployment(s) checked, 0 invalid" in err
+    suites = len(list((EXAMPLES / "quality").glob("*.yaml")))  # suite ConfigMaps are checked too
+    assert f"{len(DEPLOYMENTS) + suites} ModelDeployment(s) and suite(s) checked, 0 invalid" in err

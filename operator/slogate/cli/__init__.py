@@ -62,7 +62,7 @@ def _register_dev_tool(sub: argparse._SubParsersAction, command: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; subcommands register themselves here."""
     from slogate import __version__
-    from slogate.cli import commands, generate, rules, run, status, validate
+    from slogate.cli import commands, evaluate, generate, rules, run, status, validate
 
     parser = argparse.ArgumentParser(prog="slogate", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"slogate {__version__}")
@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.register(sub)
     status.register(sub)
     rules.register(sub)
+    evaluate.register(sub)
     _register_dev_tool(sub, "dev")
     _register_dev_tool(sub, "sim")
     return parser

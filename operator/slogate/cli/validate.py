@@ -61,6 +61,13 @@ def validate_paths(paths: list[str]) -> tuple[list[dict[str, Any]], int]:
         except yaml.YAMLError as exc:
             raise Unreadable(f"{name}: not valid YAML: {exc}") from exc
         for index, doc in enumerate(docs):
+            if is_suite_configmap(doc):
+                checked += 1
+                report += [
+                    {"file": name, "document": index, "name": doc["metadata"].get("name"), **p}
+                    for p in suite_configmap_problems(doc)
+                ]
+                continue
             if not is_model_deployment(doc):
                 continue
             checked += 1
@@ -79,6 +86,39 @@ def validate_paths(paths: list[str]) -> tuple[list[dict[str, Any]], int]:
     return report, checked
 
 
+def is_suite_configmap(doc: Any) -> bool:
+    """A ConfigMap labelled ``slogate.io/suite: "true"``."""
+    from slogate.api.suite import SUITE_LABEL
+
+    if (
+        not isinstance(doc, dict)
+        or doc.get("kind") != "ConfigMap"
+        or not isinstance(doc.get("metadata"), dict)
+    ):
+        return False
+    return ((doc["metadata"].get("labels") or {}).get(SUITE_LABEL)) == "true"
+
+
+def suite_configmap_problems(doc: dict[str, Any]) -> list[dict[str, str]]:
+    """``{path, message}`` per problem of a suite ConfigMap: a missing ``suite.yaml`` key, YAML that
+    does not parse, or the suite format's problems (case index and check named)."""
+    import yaml
+
+    from slogate.api.suite import SUITE_KEY, suite_problems
+
+    text = (doc.get("data") or {}).get(SUITE_KEY)
+    if text is None:
+        return [{"path": f"data.{SUITE_KEY}", "message": "a suite ConfigMap holds the suite under this key"}]
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        return [{"path": f"data.{SUITE_KEY}", "message": f"not valid YAML: {exc}"}]
+    return [
+        {"path": f"data.{SUITE_KEY}: {where}", "message": why}
+        for where, _, why in (p.partition(": ") for p in suite_problems(raw))
+    ]
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     try:
         report, checked = validate_paths(args.paths)
@@ -92,7 +132,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         for p in report:
             print(f"{p['file']}:{p['document']}: {p['path']}: {p['message']}")
         bad = len({(p["file"], p["document"]) for p in report})
-        print(f"{checked} ModelDeployment(s) checked, {bad} invalid", file=sys.stderr)
+        print(f"{checked} ModelDeployment(s) and suite(s) checked, {bad} invalid", file=sys.stderr)
     return EXIT_INVALID if report else EXIT_OK
 
 

@@ -9,6 +9,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from slogate.sim.config import QUALITY_FAULTS
+
 
 def _dir(args: argparse.Namespace) -> Path:
     from slogate.dev.cluster import default_dir
@@ -131,6 +133,7 @@ def _cmd_sim_set(args: argparse.Namespace) -> int:
             "streamed_share": args.streamed_share,
             "prompt_tokens": args.prompt_tokens,
             "generation_tokens": args.generation_tokens,
+            **{name: getattr(args, name, None) for name in QUALITY_FAULTS},
         }.items()
         if v is not None
     }
@@ -305,6 +308,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--prompt-tokens", type=int, help="mean prompt length of synthetic requests (shifts the request mix)"
     )
     p.add_argument("--generation-tokens", type=int, help="mean generated length of synthetic requests")
+    for name in QUALITY_FAULTS:  # answers wrong on purpose (docs/quality.md, slogate.sim.answers)
+        p.add_argument(f"--{name.replace('_', '-')}", type=float, help="quality fault: share of answers")
     p.set_defaults(func=_cmd_sim_set)
     p = ssub.add_parser("list", help="list simulators and their settings")
     p.add_argument("--dir", dest="dir", default=argparse.SUPPRESS)

@@ -18,6 +18,8 @@ MODES: tuple[str, ...] = ("vllm", "tgi", "sglang")
 ERROR_STAGES: tuple[str, ...] = ("midstream", "prestream")
 # The three fault knobs split one uniform draw per request, so their sum is a probability.
 FAULT_RATES: tuple[str, ...] = ("error_rate", "overload_rate", "client_drop_rate")
+# The quality faults split a second draw, over the answers that are produced (slogate.sim.answers).
+QUALITY_FAULTS: tuple[str, ...] = ("broken_json_rate", "refusal_rate", "wrong_choice_rate", "truncation_rate")
 
 # Upper bounds keep a mistyped admin call from turning the simulator into a CPU heater.
 MAX_RPS = 1000.0
@@ -81,6 +83,16 @@ class SimConfig:
     """``/health`` (and SGLang's ``/ready``) answers 503 while false; generation is not affected."""
     seed: int | None = None
     """Seed of the simulator's random generator, for reproducible runs."""
+    broken_json_rate: float = 0.0
+    """Quality fault (docs/quality.md): the share of JSON answers (a ``response_format`` asked for
+    JSON) cut in the middle, so they no longer parse."""
+    refusal_rate: float = 0.0
+    """Quality fault: the share of answers replaced by a refusal ("I'm sorry, but I can't help with
+    that.")."""
+    wrong_choice_rate: float = 0.0
+    """Quality fault: the share of "one of: a, b, c" answers that name another option than the first."""
+    truncation_rate: float = 0.0
+    """Quality fault: the share of answers cut to their first half (``finish_reason: length``)."""
 
     def __post_init__(self) -> None:
         # Copy so a caller mutating its list cannot change a frozen config behind our back.
@@ -108,7 +120,7 @@ class SimConfig:
 
 _FLOAT_FIELDS = (
     "ttft_ms", "itl_ms", "jitter", "error_rate", "overload_rate", "client_drop_rate", "rps",
-    "streamed_share", "kv_cache_usage",
+    "streamed_share", "kv_cache_usage", *QUALITY_FAULTS,
 )  # fmt: skip
 _INT_FIELDS = ("prompt_tokens", "generation_tokens")
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(SimConfig))
@@ -138,6 +150,13 @@ def _validate(cfg: SimConfig) -> None:
     total = sum(getattr(cfg, name) for name in FAULT_RATES)
     if total > 1.0 + 1e-9:
         raise ConfigError(f"error_rate + overload_rate + client_drop_rate must be at most 1, got {total:g}")
+    for name in QUALITY_FAULTS:
+        _check_number(name, getattr(cfg, name), lo=0.0, hi=1.0)
+    quality = sum(getattr(cfg, name) for name in QUALITY_FAULTS)
+    if quality > 1.0 + 1e-9:
+        raise ConfigError(
+            f"the quality fault rates ({', '.join(QUALITY_FAULTS)}) must sum to at most 1, got {quality:g}"
+        )
     if cfg.error_stage not in ERROR_STAGES:
         raise ConfigError(f"error_stage must be one of {', '.join(ERROR_STAGES)}, got {cfg.error_stage!r}")
     _check_number("rps", cfg.rps, lo=0.0, hi=MAX_RPS)

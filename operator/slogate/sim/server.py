@@ -25,7 +25,16 @@ from typing import Any
 
 from aiohttp import web
 
-from slogate.sim.config import ERROR_STAGES, MAX_TOKENS, MODES, ConfigError, SimConfig, apply_update
+from slogate.sim import answers
+from slogate.sim.config import (
+    ERROR_STAGES,
+    MAX_TOKENS,
+    MODES,
+    QUALITY_FAULTS,
+    ConfigError,
+    SimConfig,
+    apply_update,
+)
 from slogate.sim.engines import (
     MAX_MODEL_LEN,
     Api,
@@ -120,6 +129,11 @@ def openai_error(status: int, message: str, err_type: str, *, param: str | None 
 def tgi_error(status: int, message: str, error_type: str) -> web.Response:
     """TGI's error body (``ErrorResponse`` in router/src/lib.rs)."""
     return json_reply(status, {"error": message, "error_type": error_type})
+
+
+def quality_rates(cfg: SimConfig) -> dict[str, float]:
+    """The quality fault rates of ``cfg`` by name (``slogate.sim.answers``)."""
+    return {name: getattr(cfg, name) for name in QUALITY_FAULTS}
 
 
 def fake_token(i: int) -> str:
@@ -595,6 +609,11 @@ class Simulator:
         n = _max_tokens(limit if limit is not None else body.get("max_tokens"), name="max_tokens")
         prompts = [estimate_tokens(text) for text in _prompt_texts(body, chat=chat)]
         stream = bool(body.get("stream"))
+        # A request that says what it wants (a JSON schema, "one of: a, b") gets a derived answer,
+        # with the quality faults drawn (slogate.sim.answers); its length is the answer's.
+        wanted = None if stream else answers.answer(body, quality_rates(cfg), self._rng)
+        if wanted is not None:
+            n = min(n, estimate_tokens(wanted[0]))
         self._metrics.record_handler(api.value)
         outcome, reply, produced = self._plan(api=api, stream=stream, max_tokens=n)
         if reply.body is not None and not reply.after_tokens:
@@ -621,15 +640,19 @@ class Simulator:
                 return json_reply(reply.status, reply.body)
             if reply.body is not None:
                 return json_reply(reply.status, reply.body)
-            text = "".join(fake_token(i) for i in range(n))
+            text = "".join(fake_token(i) for i in range(n)) if wanted is None else wanted[0]
+            finish = "length" if wanted is None or wanted[1] else "stop"
             return json_reply(
-                200, self._openai_body(chat=chat, model=served, text=text, n=n, prompts=prompts)
+                200,
+                self._openai_body(chat=chat, model=served, text=text, n=n, prompts=prompts, finish=finish),
             )
         finally:
             self._inflight -= 1
 
     @staticmethod
-    def _openai_body(*, chat: bool, model: str, text: str, n: int, prompts: Sequence[int]) -> dict[str, Any]:
+    def _openai_body(
+        *, chat: bool, model: str, text: str, n: int, prompts: Sequence[int], finish: str = "length"
+    ) -> dict[str, Any]:
         prompt_tokens = sum(prompts)
         completion_tokens = n * len(prompts)
         usage = {
@@ -642,7 +665,7 @@ class Simulator:
                 "index": 0,
                 "message": {"role": "assistant", "content": text},
                 "logprobs": None,
-                "finish_reason": "length",
+                "finish_reason": finish,
                 "stop_reason": None,
             }
             return {
@@ -654,7 +677,7 @@ class Simulator:
                 "usage": usage,
             }
         choices = [
-            {"index": i, "text": text, "logprobs": None, "finish_reason": "length", "stop_reason": None}
+            {"index": i, "text": text, "logprobs": None, "finish_reason": finish, "stop_reason": None}
             for i in range(len(prompts))
         ]
         return {
@@ -1006,6 +1029,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--generation-tokens", type=int, default=defaults.generation_tokens)
     p.add_argument("--kv-cache-usage", type=float, default=defaults.kv_cache_usage)
     p.add_argument("--seed", type=int, default=None)
+    for name in QUALITY_FAULTS:  # docs/quality.md: answers that are wrong on purpose
+        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     return p
 
 
@@ -1028,6 +1053,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         generation_tokens=args.generation_tokens,
         kv_cache_usage=args.kv_cache_usage,
         seed=args.seed,
+        **{name: getattr(args, name) for name in QUALITY_FAULTS},
     )
 
 

@@ -1,0 +1,254 @@
+"""Quality verdicts: checks on one answer, and Pass/Fail/Inconclusive from repeated samples. Pure.
+
+A gate asks every case of a suite ``samples`` times and counts a *sample* as passed when every check
+of its case passed. One answer proves little (an LLM samples), so the verdict comes from the pass
+rate's Wilson score interval at a stated confidence (docs/quality.md):
+
+- **Pass** when the interval's lower bound is at least ``minPassRate``;
+- **Fail** when its upper bound is below ``minPassRate``;
+- **Inconclusive** when the interval straddles ``minPassRate``, or when too few samples were
+  answered (the candidate unreachable, timeouts beyond ``maxErrorShare``).
+
+With ``maxRegression`` and stable's run on the same cases: the candidate also fails when even its
+upper bound is more than ``maxRegression`` below stable's lower bound (a regression beyond doubt),
+and is inconclusive unless its lower bound is within ``maxRegression`` of stable's upper bound.
+
+Consumed by ``adapters.evaluate`` (``slogate eval``); nothing here reads a clock or a socket.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+from slogate.api.suite import Case, Check
+
+REFUSAL_PATTERNS: tuple[str, ...] = (
+    r"\bI(?:'m| am) (?:sorry|afraid)\b.{0,40}\b(?:can(?:'|no)?t|unable|not able)\b",
+    r"\bI (?:can(?:'|no)?t|cannot|won't|will not) (?:help|assist|comply|provide|do that|answer)\b",
+    r"\bI(?:'m| am) (?:unable|not able) to (?:help|assist|comply|provide|answer)\b",
+    r"\bI (?:must|have to) (?:decline|refuse)\b",
+    r"\bas an AI(?: language model)?\b",
+    r"\bagainst (?:my|the) (?:guidelines|policies|policy)\b",
+)
+"""The built-in refusal patterns (case-insensitive ``re.search``), as docs/quality.md lists them.
+A suite's ``refusalPatterns`` extend them."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the server returned for one sample: the text and its completion tokens (``usage``)."""
+
+    text: str
+    completion_tokens: int | None = None
+
+
+def _norm(text: str, ignore_case: bool) -> str:
+    out = text.strip().rstrip(".").strip()
+    return out.lower() if ignore_case else out
+
+
+def json_of(text: str) -> object:
+    """The JSON value in an answer: the whole text, or the body of one fenced ```json block.
+    Raises ``ValueError`` when neither parses."""
+    body = text.strip()
+    fenced = re.fullmatch(r"```(?:json)?\s*\n(.*)\n```", body, flags=re.DOTALL)
+    if fenced:
+        body = fenced.group(1)
+    return json.loads(body)
+
+
+def is_refusal(text: str, extra: Iterable[str] = ()) -> bool:
+    """Whether an answer matches a built-in refusal pattern or one of ``extra``."""
+    return any(re.search(p, text, flags=re.IGNORECASE | re.DOTALL) for p in (*REFUSAL_PATTERNS, *extra))
+
+
+def check_answer(check: Check, answer: Answer, refusal_patterns: Sequence[str] = ()) -> str | None:
+    """``None`` when ``answer`` satisfies ``check``, else why not (short, for status and ``slogate
+    explain``)."""
+    text, ic = answer.text, check.ignore_case
+    hay = text.lower() if ic else text
+    match check.kind:
+        case "contains":
+            assert check.contains is not None
+            needle = check.contains.lower() if ic else check.contains
+            return None if needle in hay else f"does not contain {check.contains!r}"
+        case "notContains":
+            assert check.not_contains is not None
+            needle = check.not_contains.lower() if ic else check.not_contains
+            return None if needle not in hay else f"contains {check.not_contains!r}"
+        case "regex":
+            assert check.regex is not None
+            flags = re.IGNORECASE if ic else 0
+            return None if re.search(check.regex, text, flags) else f"does not match /{check.regex}/"
+        case "equals":
+            assert check.equals is not None
+            got = _norm(text, ic)
+            return None if got == _norm(check.equals, ic) else f"is {got[:40]!r}, not {check.equals!r}"
+        case "oneOf":
+            assert check.one_of is not None
+            got = _norm(text, ic)
+            return (
+                None
+                if got in {_norm(c, ic) for c in check.one_of}
+                else f"{got[:40]!r} is none of {check.one_of}"
+            )
+        case "validJSON":
+            try:
+                json_of(text)
+            except ValueError as exc:
+                return f"is not valid JSON ({exc})"
+            return None
+        case "jsonSchema":
+            from jsonschema import validators
+
+            try:
+                value = json_of(text)
+            except ValueError as exc:
+                return f"is not valid JSON ({exc})"
+            assert check.json_schema is not None
+            validator = validators.validator_for(check.json_schema)(check.json_schema)
+            error = next(iter(validator.iter_errors(value)), None)
+            if error is None:
+                return None
+            where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+            return f"does not conform to the schema at {where}: {error.message}"
+        case "maxTokens":
+            assert check.max_tokens is not None
+            if answer.completion_tokens is None:
+                return "the server reported no completion tokens (usage)"
+            n = answer.completion_tokens
+            return None if n <= check.max_tokens else f"has {n} tokens, more than {check.max_tokens}"
+        case "notRefusal":
+            return "is a refusal" if is_refusal(text, refusal_patterns) else None
+    raise AssertionError(check.kind)  # pragma: no cover - Check guarantees one kind
+
+
+def failed_checks(case: Case, answer: Answer, refusal_patterns: Sequence[str] = ()) -> list[str]:
+    """Why each failing check of ``case`` failed, as ``KIND: why``; empty when the sample passed."""
+    out = []
+    for check in case.checks:
+        why = check_answer(check, answer, refusal_patterns)
+        if why is not None:
+            out.append(f"{check.kind}: {why}")
+    return out
+
+
+# ------------------------------------------------------------------------------ verdicts
+
+
+def z_of(confidence: float) -> float:
+    """The two-sided normal quantile for ``confidence`` (0.95 → 1.96).
+
+    >>> round(z_of(0.95), 3)
+    1.96
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def wilson(passed: int, n: int, confidence: float) -> tuple[float, float]:
+    """The Wilson score interval of ``passed`` successes in ``n`` trials at ``confidence``:
+    ``(centre ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)``. ``(0, 1)`` for ``n == 0``.
+
+    >>> [round(x, 4) for x in wilson(9, 10, 0.95)]
+    [0.5958, 0.9821]
+    """
+    if n < 0 or not 0 <= passed <= n:
+        raise ValueError(f"need 0 <= passed <= n, got {passed} of {n}")
+    if n == 0:
+        return (0.0, 1.0)
+    z = z_of(confidence)
+    p = passed / n
+    denom = 1 + z * z / n
+    centre = p + z * z / (2 * n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (max(0.0, (centre - half) / denom), min(1.0, (centre + half) / denom))
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Samples of one suite on one revision: answered ones passed or failed, the rest errors
+    (unreachable, timeout, HTTP error)."""
+
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+
+    @property
+    def answered(self) -> int:
+        return self.passed + self.failed
+
+    @property
+    def asked(self) -> int:
+        return self.answered + self.errors
+
+    @property
+    def rate(self) -> float | None:
+        return self.passed / self.answered if self.answered else None
+
+
+@dataclass(frozen=True)
+class QualityVerdict:
+    """``Pass``, ``Fail`` or ``Inconclusive``, why, and the interval it was decided on."""
+
+    verdict: str
+    reason: str
+    low: float
+    high: float
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def verdict(
+    candidate: Tally,
+    *,
+    min_pass_rate: float,
+    confidence: float = 0.95,
+    max_error_share: float = 0.2,
+    stable: Tally | None = None,
+    max_regression: float | None = None,
+) -> QualityVerdict:
+    """The gate's verdict for ``candidate`` (see the module docstring for the rules)."""
+    low, high = wilson(candidate.passed, candidate.answered, confidence)
+    level = f"{round(100 * confidence)}%"
+    if candidate.asked == 0 or candidate.errors > max_error_share * candidate.asked:
+        return QualityVerdict(
+            "Inconclusive",
+            f"{candidate.errors} of {candidate.asked} samples got no answer (more than "
+            f"{_pct(max_error_share)}): the candidate is unreachable or too slow",
+            low,
+            high,
+        )
+    shown = f"pass rate {_pct(candidate.passed / candidate.answered)} of {candidate.answered} samples, {level} interval {_pct(low)} to {_pct(high)}"
+    if high < min_pass_rate:
+        return QualityVerdict("Fail", f"{shown} is below minPassRate {_pct(min_pass_rate)}", low, high)
+    if low < min_pass_rate:
+        return QualityVerdict(
+            "Inconclusive",
+            f"{shown} straddles minPassRate {_pct(min_pass_rate)}: more samples needed",
+            low,
+            high,
+        )
+    if stable is not None and max_regression is not None and stable.answered:
+        s_low, s_high = wilson(stable.passed, stable.answered, confidence)
+        vs = f"stable's {_pct(stable.passed / stable.answered)} ({level} interval {_pct(s_low)} to {_pct(s_high)})"
+        if high < s_low - max_regression:
+            return QualityVerdict(
+                "Fail", f"{shown} regresses more than {_pct(max_regression)} from {vs}", low, high
+            )
+        if low < s_high - max_regression:
+            return QualityVerdict(
+                "Inconclusive",
+                f"{shown} may regress more than {_pct(max_regression)} from {vs}: more samples needed",
+                low,
+                high,
+            )
+    return QualityVerdict("Pass", f"{shown} meets minPassRate {_pct(min_pass_rate)}", low, high)
