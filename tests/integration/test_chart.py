@@ -827,13 +827,42 @@ def scenario(kube, namespace: str, name: str = "chart") -> None:
         what="an HPA and an HTTPRoute instead of the ScaledObject",
     )
 
+    # The inferencePool router: the route's backends become InferencePools, one per track.
+    pools_router = {"router": "inferencePool", "inferencePool": {"parentRefs": [{"name": "gw"}]}}
     api.patch_namespaced_custom_object(
         GROUP,
         VERSION,
         namespace,
         PLURAL,
         name,
-        {"spec": {"autoscaling": None, "rollout": {"traffic": {"router": "replicas", "gatewayAPI": None}}}},
+        {"spec": {"rollout": {"traffic": {**pools_router, "gatewayAPI": None}}}},
+    )
+    wait_for(
+        lambda: (
+            api.list_namespaced_custom_object(
+                "inference.networking.k8s.io", "v1", namespace, "inferencepools"
+            )["items"]
+            and api.get_namespaced_custom_object(
+                "gateway.networking.k8s.io", "v1", namespace, "httproutes", name
+            )["spec"]["rules"][0]["backendRefs"][0].get("kind")
+            == "InferencePool"
+        ),
+        timeout=30,
+        what="InferencePools and an HTTPRoute to them",
+    )
+
+    api.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        name,
+        {
+            "spec": {
+                "autoscaling": None,
+                "rollout": {"traffic": {"router": "replicas", "inferencePool": None}},
+            }
+        },
     )
     wait_for(
         lambda: (
@@ -841,9 +870,12 @@ def scenario(kube, namespace: str, name: str = "chart") -> None:
             and not api.list_namespaced_custom_object(
                 "gateway.networking.k8s.io", "v1", namespace, "httproutes"
             )["items"]
+            and not api.list_namespaced_custom_object(
+                "inference.networking.k8s.io", "v1", namespace, "inferencepools"
+            )["items"]
         ),
         timeout=30,
-        what="the HPA and the HTTPRoute to be deleted",
+        what="the HPA, the HTTPRoute and the InferencePools to be deleted",
     )
     ready(kube, namespace, name)
 

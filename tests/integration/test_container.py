@@ -390,7 +390,11 @@ def test_the_image_runs_in_cluster_under_the_chart_rbac(
             what="a Lease renewal",
         )
 
-        # A canary that breaches its TTFT objective is rolled back.
+        # A canary that breaches its TTFT objective is rolled back. 30 client requests a second, as
+        # in test_rollout: at 900 ms a half-weight canary then holds minRequests in every run.
+        from slogate.dev.frontdoor import set_traffic
+
+        set_traffic(cluster.dir, namespace=namespace, change={"rps": 30.0})
         doc = manifest("bad")
         stable = start(kube, namespace, doc)
         _, rev = new_model(doc, "hf://meta-llama/Llama-3.2-1B-Instruct")
