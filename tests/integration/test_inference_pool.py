@@ -143,6 +143,72 @@ def test_a_breaching_canary_behind_a_pool_is_rolled_back(cluster, kube, namespac
     )
 
 
+def test_a_gateway_that_rejects_a_pool_is_reported_and_cleared(cluster, kube, namespace, operator):
+    """A gateway writes a pool's status.parents (here the test plays the gateway, through the status
+    subresource of the real API server): Accepted=False reaches Degraded with the gateway's words,
+    and Accepted=True clears it."""
+    doc = manifest("rejected", traffic=POOLS)
+    start(kube, namespace, doc)
+    custom = client.CustomObjectsApi(kube)
+
+    def parent(status: str, reason: str, message: str) -> dict:
+        return {
+            "status": {
+                "parents": [
+                    {
+                        "parentRef": {"name": "inference-gateway", "kind": "Gateway"},
+                        "controllerName": "example.com/gateway-controller",
+                        "conditions": [
+                            {
+                                "type": "Accepted",
+                                "status": status,
+                                "reason": reason,
+                                "message": message,
+                                "observedGeneration": 1,
+                                "lastTransitionTime": "2026-12-04T12:00:00Z",
+                            }
+                        ],
+                    }
+                ]
+            }
+        }
+
+    custom.patch_namespaced_custom_object_status(
+        *GIE,
+        namespace,
+        "inferencepools",
+        "rejected-stable",
+        parent("False", "EndpointPickerRefMissing", "this gateway needs an endpoint picker"),
+    )
+    md = wait_for(
+        lambda: (
+            (m := get_md(kube, namespace, "rejected"))
+            and any(
+                c["type"] == "Degraded" and c["reason"] == "GatewayRejected"
+                for c in m["status"]["conditions"]
+            )
+            and m
+        ),
+        timeout=30,
+        what="Degraded GatewayRejected",
+        explain=lambda: describe(kube, namespace, "rejected"),
+    )
+    degraded = next(c for c in md["status"]["conditions"] if c["type"] == "Degraded")
+    assert degraded["message"] == (
+        f"InferencePool rejected-stable on Gateway {namespace}/inference-gateway: Accepted=False"
+        " (EndpointPickerRefMissing): this gateway needs an endpoint picker"
+    )
+    assert md["status"]["phase"] == "Degraded"
+    custom.patch_namespaced_custom_object_status(
+        *GIE, namespace, "inferencepools", "rejected-stable", parent("True", "Accepted", "")
+    )
+    wait_for(
+        lambda: get_md(kube, namespace, "rejected")["status"]["phase"] == "Ready",
+        timeout=30,
+        what="Ready again once the gateway accepts the pool",
+    )
+
+
 @pytest.mark.parametrize(
     ("rollout", "fallback", "field", "words"),
     [

@@ -525,6 +525,43 @@ def test_missing_keda_falls_back_to_an_hpa_and_says_so(bare):
 
 
 @pytest.mark.local_only(reason="starts a second control plane of its own, without the optional CRDs")
+def test_the_inference_pool_router_without_its_apis_is_degraded_and_says_what_to_install(bare):
+    """Discovery, not assumption: with neither Gateway API nor the InferencePool CRD served, nothing
+    of the router is applied, no apply fails, and Degraded says why (reason RouterUnavailable)."""
+    _, op, kube = bare
+    pools = {"traffic": {"router": "inferencePool", "inferencePool": {"parentRefs": [{"name": "gw"}]}}}
+    client.CustomObjectsApi(kube).create_namespaced_custom_object(
+        GROUP, VERSION, "default", PLURAL, mdep("pooled", replicas=1, rollout=pools)
+    )
+    md = wait_for(
+        lambda: (
+            (m := get_md(kube, "default", "pooled"))
+            and (c := condition(m, "Degraded"))
+            and c["reason"] == "RouterUnavailable"
+            and m
+        ),
+        timeout=60,
+        what="Degraded with reason RouterUnavailable",
+    )
+    degraded = condition(md, "Degraded")
+    assert degraded["status"] == "True" and "not installed" in degraded["message"], degraded
+    assert md["status"]["phase"] == "Degraded"
+    has_events(kube, "default", "pooled", "RouterUnavailable")
+    assert 'slogate_reconcile_errors_total{modeldeployment="pooled"' not in op.metrics()
+    # The engine still runs: the pods are there, only the route is missing.
+    wait_for(
+        lambda: (
+            client.AppsV1Api(kube)
+            .list_namespaced_deployment("default", label_selector="slogate.io/deployment=pooled")
+            .items
+        ),
+        timeout=30,
+        what="the Deployment",
+    )
+    client.CustomObjectsApi(kube).delete_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "pooled")
+
+
+@pytest.mark.local_only(reason="starts a second control plane of its own, without the optional CRDs")
 def test_a_prometheusrule_is_made_only_where_its_crd_is_served(bare):
     """The generated PrometheusRule exists only where its own CRD is served (not inferred from
     PodMonitor's), and appears once the CRD is installed."""

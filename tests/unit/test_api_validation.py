@@ -937,13 +937,44 @@ def test_cli_json_output(tmp_path: Path, capsys) -> None:
                 "message": "Input should be greater than or equal to 0",
             }
         ],
+        "warnings": [],
     }
 
 
 def test_cli_json_output_when_valid(tmp_path: Path, capsys) -> None:
     path = _write(tmp_path, "ok.yaml", VALID_DOC)
     assert main(["validate", str(path), "--output", "json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"checked": 1, "valid": True, "problems": []}
+    assert json.loads(capsys.readouterr().out) == {
+        "checked": 1,
+        "valid": True,
+        "problems": [],
+        "warnings": [],
+    }
+
+
+def test_cli_warns_that_the_inference_pool_router_needs_the_extension_in_the_cluster(
+    tmp_path: Path, capsys
+) -> None:
+    """Valid offline, but only the cluster can say whether the InferencePool CRD is served: a warning,
+    not a failure (exit 0), in text on stderr and in JSON under ``warnings``."""
+    doc = yaml.safe_load(VALID_DOC)
+    doc["spec"]["rollout"] = {
+        "traffic": {"router": "inferencePool", "inferencePool": {"parentRefs": [{"name": "gw"}]}}
+    }
+    doc["spec"].pop("fallback", None)
+    path = _write(tmp_path, "pools.yaml", yaml.safe_dump(doc))
+    assert main(["validate", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"warning: {path}:0: spec.rollout.traffic.router: inferencePool needs the Gateway API Inference Extension"
+        in err
+    )
+    assert main(["validate", "-o", "json", str(path)]) == 0
+    (warning,) = json.loads(capsys.readouterr().out)["warnings"]
+    assert (
+        warning["path"] == "spec.rollout.traffic.router"
+        and "Degraded RouterUnavailable" in warning["message"]
+    )
 
 
 def test_cli_reads_stdin(monkeypatch: pytest.MonkeyPatch, capsys) -> None:

@@ -47,8 +47,28 @@ def _iter_sources(paths: list[str]) -> Iterator[tuple[str, str]]:
             raise Unreadable(f"{path}: no such file or directory")
 
 
-def validate_paths(paths: list[str]) -> tuple[list[dict[str, Any]], int]:
-    """Validate every ModelDeployment in ``paths``. Returns (report entries, documents checked)."""
+def warnings_of(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(path, message)`` for a valid ModelDeployment that needs something in the cluster an
+    offline check cannot see: the ``inferencePool`` router needs the InferencePool CRD and an
+    Inference Gateway (without them the operator applies no route: ``Degraded`` ``RouterUnavailable``)."""
+    traffic = (((doc.get("spec") or {}).get("rollout") or {}).get("traffic")) or {}
+    if traffic.get("router") == "inferencePool":
+        return [
+            (
+                "spec.rollout.traffic.router",
+                "inferencePool needs the Gateway API Inference Extension in the cluster: the InferencePool CRD"
+                " (`kubectl api-resources --api-group=inference.networking.k8s.io`) and a conformant Inference"
+                " Gateway; without the CRD the operator applies no route and reports Degraded RouterUnavailable",
+            )
+        ]
+    return []
+
+
+def validate_paths(
+    paths: list[str], warnings: list[dict[str, Any]] | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Validate every ModelDeployment in ``paths``. Returns (report entries, documents checked);
+    what an offline check cannot confirm is appended to ``warnings`` (``warnings_of``)."""
     import yaml
 
     from slogate.api.validation import is_model_deployment, validate_document
@@ -71,7 +91,13 @@ def validate_paths(paths: list[str]) -> tuple[list[dict[str, Any]], int]:
             if not is_model_deployment(doc):
                 continue
             checked += 1
-            for problem in validate_document(doc):
+            problems = validate_document(doc)
+            if not problems and warnings is not None:
+                warnings += [
+                    {"file": name, "document": index, "path": path, "message": message}
+                    for path, message in warnings_of(doc)
+                ]
+            for problem in problems:
                 report.append(
                     {
                         "file": name,
@@ -120,17 +146,24 @@ def suite_configmap_problems(doc: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    warnings: list[dict[str, Any]] = []
     try:
-        report, checked = validate_paths(args.paths)
+        report, checked = validate_paths(args.paths, warnings)
     except Unreadable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
     if args.output == "json":
-        json.dump({"checked": checked, "valid": not report, "problems": report}, sys.stdout, indent=2)
+        json.dump(
+            {"checked": checked, "valid": not report, "problems": report, "warnings": warnings},
+            sys.stdout,
+            indent=2,
+        )
         sys.stdout.write("\n")
     else:
         for p in report:
             print(f"{p['file']}:{p['document']}: {p['path']}: {p['message']}")
+        for w in warnings:
+            print(f"warning: {w['file']}:{w['document']}: {w['path']}: {w['message']}", file=sys.stderr)
         bad = len({(p["file"], p["document"]) for p in report})
         print(f"{checked} ModelDeployment(s) and suite(s) checked, {bad} invalid", file=sys.stderr)
     return EXIT_INVALID if report else EXIT_OK
