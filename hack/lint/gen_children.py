@@ -35,7 +35,7 @@ from slogate.api.validation import is_model_deployment
 from slogate.core import rules
 from slogate.core.desired import build_desired
 from slogate.core.naming import Capabilities, Owner, revision_of
-from slogate.core.traffic import build_httproute, build_inference_pool
+from slogate.core.traffic import build_httproute, build_inference_pools
 
 PROMETHEUS_URL = "http://prometheus-operated.monitoring:9090"
 ALL_APIS = Capabilities(
@@ -83,18 +83,15 @@ def children(md: dict[str, Any]) -> list[dict[str, Any]]:
             )
         )
     if traffic is not None and traffic.router == Router.INFERENCE_POOL and traffic.inference_pool is not None:
-        for track, rev in (("stable", OTHER_REVISION), ("canary", revision_of(spec))):
-            objects.append(
-                build_inference_pool(
-                    name=name,
-                    namespace=namespace,
-                    owner=owner,
-                    track=track,
-                    revision=rev,
-                    port=spec.engine.port,
-                    traffic=traffic.inference_pool,
-                )
-            )
+        objects += build_inference_pools(
+            name=name,
+            namespace=namespace,
+            owner=owner,
+            stable=OTHER_REVISION,
+            canary=revision_of(spec),
+            port=spec.engine.port,
+            traffic=traffic.inference_pool,
+        )
         objects.append(
             build_httproute(
                 name=name,

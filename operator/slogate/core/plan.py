@@ -39,7 +39,7 @@ from slogate.core.status import DeploymentObs, RevisionPlan, compute_status
 from slogate.core.traffic import (
     backend_of_target,
     build_httproute,
-    build_inference_pool,
+    build_inference_pools,
     pool_of_target,
     rollout_sizes,
     root_selector,
@@ -587,19 +587,15 @@ def route(
     canary_in_route = st.canary is not None and not decision.candidate_scaled_down
     if pools:
         assert spec.rollout.traffic.inference_pool is not None
-        for track, revision in (("stable", st.stable), ("canary", st.canary if canary_in_route else None)):
-            if revision is not None:
-                objects.append(
-                    build_inference_pool(
-                        name=name,
-                        namespace=namespace,
-                        owner=owner,
-                        track=track,
-                        revision=revision,
-                        port=spec.engine.port,
-                        traffic=spec.rollout.traffic.inference_pool,
-                    )
-                )
+        objects += build_inference_pools(
+            name=name,
+            namespace=namespace,
+            owner=owner,
+            stable=st.stable,
+            canary=st.canary if canary_in_route else None,
+            port=spec.engine.port,
+            traffic=spec.rollout.traffic.inference_pool,
+        )
     weight = route_weight if candidate_ready else 0
     mirror = decision.mirror and candidate_ready and not pools
     objects.append(

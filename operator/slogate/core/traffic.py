@@ -462,6 +462,28 @@ def build_inference_pool(
     }
 
 
+def build_inference_pools(
+    *,
+    name: str,
+    namespace: str,
+    owner: Owner,
+    stable: str | None,
+    canary: str | None,
+    port: int,
+    traffic: InferencePoolTraffic,
+) -> list[dict[str, Any]]:
+    """The InferencePools of the tracks that run: ``NAME-stable`` over ``stable`` and, while a
+    candidate runs, ``NAME-canary`` over ``canary`` (``build_inference_pool``). Pure; consumed by
+    ``plan.route`` and the lint's ``hack/lint/gen_children.py``."""
+    return [
+        build_inference_pool(
+            name=name, namespace=namespace, owner=owner, track=track, revision=rev, port=port, traffic=traffic
+        )
+        for track, rev in (("stable", stable), ("canary", canary))
+        if rev is not None
+    ]
+
+
 def pool_of_target(target: FallbackTarget) -> str:
     """The InferencePool a fallback tier is reached at with the ``inferencePool`` router: the tier
     ModelDeployment's own stable pool ``TIER-stable`` (it must use the same router; validation
