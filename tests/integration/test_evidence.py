@@ -119,14 +119,15 @@ def test_a_blue_green_candidate_at_2s_ttft_with_a_short_pause_is_rolled_back_nev
     doc = manifest("ev-bg", steps=[{"pause": {"duration": "3s"}}], strategy="blueGreen")
     # Before the switch users reach stable only; the candidate is analysed on preview traffic, which
     # someone must send to NAME-canary (docs/rollouts.md): here a standalone front-door client, at
-    # 20 requests a second: at 2 s TTFT a 3 s window at 10/s holds only ~19 finished requests, under
-    # minRequests 20, and three Inconclusive runs pause the rollout instead (seen in CI).
+    # 20 short requests a second. At 2 s TTFT and the default 128 tokens a request takes over 5 s, so
+    # the first three analysis runs (3 s apart, the simulators up 3 s after the pods) saw too few
+    # finished requests and paused the rollout instead (seen in CI); 8 tokens finish in ~2.2 s.
     set_traffic(
         cluster.dir,
         namespace=namespace,
         target=("Service", "ev-bg-canary"),
         model="ev-bg",
-        change={"rps": 20.0},
+        change={"rps": 20.0, "generation_tokens": 8},
     )
     stable = start(kube, namespace, doc)
     rev = roll_to(cluster, kube, namespace, doc, "hf://mistralai/Mistral-7B-Instruct-v0.3", SLOW)
