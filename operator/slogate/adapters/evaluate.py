@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from slogate.api.suite import Case, Suite
@@ -120,15 +120,15 @@ def run_suite(
             r = results[i]
             t = r.tally
             if answer is None:
-                r.tally = Tally(t.passed, t.failed, t.errors + 1)
+                r.tally = replace(t, errors=t.errors + 1)
                 if len(r.errors) < keep_failures:
                     r.errors.append(error)
                 continue
             why = failed_checks(suite.cases[i], answer, suite.refusal_patterns)
             if why:
-                r.tally = Tally(t.passed, t.failed + 1, t.errors)
+                r.tally = replace(t, failed=t.failed + 1)
                 if len(r.failures) < keep_failures:
                     r.failures.append({"answer": answer.text[:MAX_EXAMPLE], "failed": why})
             else:
-                r.tally = Tally(t.passed + 1, t.failed, t.errors)
+                r.tally = replace(t, passed=t.passed + 1)
     return SuiteRun(cases=results)

@@ -180,18 +180,20 @@ def _where(loc: tuple[Any, ...], raw: Any) -> str:
     return out
 
 
-def suite_problems(raw: Any) -> list[str]:
-    """Why ``raw`` (a parsed suite document) is not a valid suite: ``PATH: message`` per problem,
-    with the case index and the check's kind (``cases[3].checks[1] (jsonSchema): ...``). Empty
-    when it is valid. Pure."""
+def suite_problem_pairs(raw: Any) -> list[tuple[str, str]]:
+    """``(path, message)`` per problem of ``raw`` (a parsed suite document), the path with the case
+    index and the check's kind (``cases[3].checks[1] (jsonSchema)``; empty for the document
+    itself). Empty when it is valid. Pure."""
     try:
         Suite.model_validate(raw)
     except ValidationError as exc:
-        return [
-            f"{_where(tuple(e['loc']), raw)}: {e['msg'].removeprefix('Value error, ')}".lstrip(": ")
-            for e in exc.errors()
-        ]
+        return [(_where(tuple(e["loc"]), raw), e["msg"].removeprefix("Value error, ")) for e in exc.errors()]
     return []
+
+
+def suite_problems(raw: Any) -> list[str]:
+    """``PATH: message`` per problem of ``raw`` (``suite_problem_pairs``). Pure."""
+    return [f"{where}: {why}" if where else why for where, why in suite_problem_pairs(raw)]
 
 
 def suite_of(doc: Any) -> Any:

@@ -130,7 +130,7 @@ def suite_configmap_problems(doc: dict[str, Any]) -> list[dict[str, str]]:
     does not parse, or the suite format's problems (case index and check named)."""
     import yaml
 
-    from slogate.api.suite import SUITE_KEY, suite_problems
+    from slogate.api.suite import SUITE_KEY, suite_problem_pairs
 
     text = (doc.get("data") or {}).get(SUITE_KEY)
     if text is None:
@@ -139,10 +139,7 @@ def suite_configmap_problems(doc: dict[str, Any]) -> list[dict[str, str]]:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         return [{"path": f"data.{SUITE_KEY}", "message": f"not valid YAML: {exc}"}]
-    return [
-        {"path": f"data.{SUITE_KEY}: {where}", "message": why}
-        for where, _, why in (p.partition(": ") for p in suite_problems(raw))
-    ]
+    return [{"path": f"data.{SUITE_KEY}: {where}", "message": why} for where, why in suite_problem_pairs(raw)]
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -359,24 +360,41 @@ class Reconciler:
         ``TOKENS_INTERVAL``, a rate limit only: the first tokens show within that of Prometheus
         having them, and a pass over each of N ModelDeployments costs no query of its own. An
         unanswered query is remembered as long (not measured: status keeps its value)."""
-        key = (url, namespace, window)
-        with self._tokens_lock:
-            cached = self._tokens.get(key)
-        if cached is None or now - cached[0] >= TOKENS_INTERVAL:
-            totals: dict[str, float] | None
-            try:
-                totals = self._namespace_tokens(namespace, window, url)
-            except PrometheusUnavailable as exc:
-                # Remembered for the interval too: an outage costs one timeout per namespace, not
-                # one per pass of each of its ModelDeployments.
-                log.info("tokens in %s not measured: %s", namespace, exc)
-                totals = None
-            cached = (now, totals)
-            with self._tokens_lock:
-                self._tokens[key] = cached
-        if cached[1] is None:
+        totals = self._every_interval(
+            self._tokens,
+            (url, namespace, window),
+            now,
+            lambda: self._namespace_tokens(namespace, window, url),
+            f"tokens in {namespace} not measured",
+        )
+        if totals is None:
             return None, False
-        return cached[1].get(name, 0.0), True
+        return totals.get(name, 0.0), True
+
+    def _every_interval(
+        self,
+        cache: dict[Any, tuple[datetime, Any]],
+        key: Any,
+        now: datetime,
+        ask: Callable[[], Any],
+        failed: str,
+    ) -> Any:
+        """``ask()``'s answer, asked at most once per ``TOKENS_INTERVAL`` per ``key`` and shared by
+        every ModelDeployment of the namespace. ``None`` when Prometheus did not answer, remembered
+        for the interval too: an outage costs one timeout per namespace, not one per pass of each
+        of its ModelDeployments."""
+        with self._tokens_lock:
+            cached = cache.get(key)
+        if cached is None or now - cached[0] >= TOKENS_INTERVAL:
+            try:
+                answer = ask()
+            except PrometheusUnavailable as exc:
+                log.info("%s: %s", failed, exc)
+                answer = None
+            cached = (now, answer)
+            with self._tokens_lock:
+                cache[key] = cached
+        return cached[1]
 
     def _namespace_tokens(self, namespace: str, window: str, url: str) -> dict[str, float]:
         """Tokens per hour by ModelDeployment name, summed over the engines' series."""
@@ -393,20 +411,13 @@ class Reconciler:
         """OpenCost's price series of a namespace (``cost.opencost_query``), asked only for
         ModelDeployments whose running pods carry ``cost.OPENCOST_MODEL_LABEL`` and, like the
         tokens, once per namespace per ``TOKENS_INTERVAL``. ``None``: Prometheus did not answer."""
-        key = (url, namespace)
-        with self._tokens_lock:
-            cached = self._opencost.get(key)
-        if cached is None or now - cached[0] >= TOKENS_INTERVAL:
-            answer: tuple[tuple[dict[str, str], float], ...] | None
-            try:
-                answer = tuple(self.metrics(url).query_vector(cost.opencost_query(namespace)))
-            except PrometheusUnavailable as exc:
-                log.info("OpenCost prices in %s not read: %s", namespace, exc)
-                answer = None
-            cached = (now, answer)
-            with self._tokens_lock:
-                self._opencost[key] = cached
-        return cached[1]
+        return self._every_interval(
+            self._opencost,
+            (url, namespace),
+            now,
+            lambda: tuple(self.metrics(url).query_vector(cost.opencost_query(namespace))),
+            f"OpenCost prices in {namespace} not read",
+        )
 
     def _opencost_shared(self, namespace: str, name: str, pods: list[dict[str, Any]]) -> bool:
         """Whether pods of other workloads in the namespace carry the OpenCost model label value

@@ -335,15 +335,22 @@ SOURCE_OPENCOST: Final = "opencost"
 SOURCE_ESTIMATE: Final = "estimate"
 
 
-def opencost_query(namespace: str) -> str:
-    """PromQL for OpenCost's price per million generated tokens of every model in a namespace.
-    Pure; asked by the controller once per namespace (rate-limited), only for namespaces with pods
-    that carry ``OPENCOST_MODEL_LABEL``.
+def opencost_query(namespace: str, model: str | None = None) -> str:
+    """PromQL for OpenCost's price per million generated tokens of every model in a namespace, or
+    of one ``model`` (the selector status shows in ``sourceDetail``). Pure; asked by the controller
+    once per namespace (rate-limited), only for namespaces with pods that carry
+    ``OPENCOST_MODEL_LABEL``.
 
     >>> print(opencost_query("ml"))
     llm_cost_per_million_tokens{namespace="ml",cost_basis="allocation",phase="generation"}
+    >>> print(opencost_query("ml", "llama"))
+    llm_cost_per_million_tokens{namespace="ml",model_name="llama",cost_basis="allocation",phase="generation"}
     """
-    return f'{OPENCOST_METRIC}{selector(namespace)[:-1]},cost_basis="{OPENCOST_COST_BASIS}",phase="{OPENCOST_PHASE}"}}'
+    model_label = f',model_name="{model}"' if model is not None else ""
+    return (
+        f'{OPENCOST_METRIC}{{namespace="{namespace}"{model_label},'
+        f'cost_basis="{OPENCOST_COST_BASIS}",phase="{OPENCOST_PHASE}"}}'
+    )
 
 
 def _running(pods: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -418,10 +425,7 @@ def opencost_price(
             f"{label}={model} is also on pods of other workloads in {namespace} "
             f"(kubectl get pods -n {namespace} -l {label}={model}): OpenCost prices them together",
         )
-    series = (
-        f'{OPENCOST_METRIC}{{namespace="{namespace}",model_name="{model}",'
-        f'cost_basis="{OPENCOST_COST_BASIS}",phase="{OPENCOST_PHASE}"}}'
-    )
+    series = opencost_query(namespace, model)
     if answer is None:
         return OpenCostPrice(None, series, measured=False)
     mine = [

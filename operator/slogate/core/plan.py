@@ -29,7 +29,7 @@ from slogate.core import cost, drift, engine_flags
 from slogate.core import rollout as ro
 from slogate.core.analysis import base_threshold, objective_name
 from slogate.core.compare import is_subset
-from slogate.core.conditions import phase_from, set_condition
+from slogate.core.conditions import get_condition, phase_from, set_condition
 from slogate.core.desired import build_desired
 from slogate.core.fallback import FallbackDecision, TierHealth, decide_fallback, find_target, target_id
 from slogate.core.naming import Capabilities, Owner, deployment_name, revision_of
@@ -316,7 +316,7 @@ def plan(obs: Observation) -> ReconcilePlan:
         objects.append(
             prometheus_rule(name=name, namespace=namespace, spec=spec, owner_reference=owner.reference())
         )
-    route(
+    unrouted = route(
         objects,
         spec,
         name,
@@ -332,8 +332,8 @@ def plan(obs: Observation) -> ReconcilePlan:
     )
     router_problem: tuple[str, str] | None = None
     if spec.rollout.traffic.router == Router.INFERENCE_POOL:
-        if not (caps.gateway_api and caps.inference_pool):
-            router_problem = (Reason.ROUTER_UNAVAILABLE, notes[-1])
+        if unrouted is not None:
+            router_problem = (Reason.ROUTER_UNAVAILABLE, unrouted)
         elif rejected := gateway_notes(obs.children):
             router_problem = (Reason.GATEWAY_REJECTED, "; ".join(rejected))
     if check is not None and not check.fits_at_all:
@@ -543,9 +543,10 @@ def route(
     *,
     candidate_ready: bool = False,
     route_weight: int = 0,
-) -> None:
+) -> str | None:
     """Traffic: the root Service's selector, and the HTTPRoute (and InferencePools) for the
-    gatewayAPI and inferencePool routers. Edits ``objects`` and ``notes``."""
+    gatewayAPI and inferencePool routers. Edits ``objects`` and ``notes``; returns why no route is
+    applied when the router's API is not served (also in ``notes``), else ``None``."""
     router = spec.rollout.traffic.router
     gateway = router in (Router.GATEWAY_API, Router.INFERENCE_POOL)
     tier = find_target(spec.fallback, fallback.target) if fallback and fallback.active else None
@@ -562,26 +563,28 @@ def route(
                         "a service fallback tier needs the gatewayAPI router; the replicas router "
                         "can only fall back to another ModelDeployment"
                     )
-        return
+        return None
     stable_only = gateway or spec.rollout.strategy in (Strategy.BLUE_GREEN, Strategy.SHADOW)
     for obj in objects:
         if obj["kind"] == "Service" and obj["metadata"]["name"] == name and stable_only and st.stable:
             # Weighted routes, previews and mirrors need the stable endpoint to be stable only.
             obj["spec"]["selector"] = {C.LABEL_DEPLOYMENT: name, C.LABEL_REVISION: st.stable}
     if not gateway:
-        return
+        return None
+    pools = router == Router.INFERENCE_POOL
+    missing = None
     if not caps.gateway_api:
-        notes.append(
+        missing = (
             f"router {router.value} asked but Gateway API is not installed: traffic follows the replica ratio"
         )
-        return
-    pools = router == Router.INFERENCE_POOL
-    if pools and not caps.inference_pool:
-        notes.append(
+    elif pools and not caps.inference_pool:
+        missing = (
             "router inferencePool asked but the InferencePool API (inference.networking.k8s.io/v1) is not"
             " served: install the Gateway API Inference Extension CRDs; no route or pool is applied"
         )
-        return
+    if missing is not None:
+        notes.append(missing)
+        return missing
     traffic = spec.rollout.traffic.inference_pool if pools else spec.rollout.traffic.gateway_api
     assert traffic is not None
     canary_in_route = st.canary is not None and not decision.candidate_scaled_down
@@ -613,6 +616,7 @@ def route(
             fallback_pool=pool_of_target(tier) if tier is not None and pools else None,
         )
     )
+    return None
 
 
 def gateway_notes(children: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
@@ -707,15 +711,11 @@ def router_status(
     ``new_status``. A breach or a crash-looping engine already on ``Degraded`` keeps the condition:
     the route problem is then only in the headline."""
     reason, message = problem
-    current = next((c for c in new_status["conditions"] if c.get("type") == ConditionType.DEGRADED), None)
+    current = get_condition(new_status["conditions"], ConditionType.DEGRADED)
     if (
         current is not None
         and current.get("status") == ConditionStatus.TRUE
-        and current.get("reason")
-        not in (
-            Reason.ROUTER_UNAVAILABLE,
-            Reason.GATEWAY_REJECTED,
-        )
+        and current.get("reason") not in (Reason.ROUTER_UNAVAILABLE, Reason.GATEWAY_REJECTED)
     ):
         new_status["message"] = message
         return []
@@ -731,7 +731,7 @@ def router_status(
     new_status["conditions"] = conditions
     new_status["phase"] = phase_from(conditions, rollout_phase=decision.rollout_phase)
     new_status["message"] = message
-    before = next((c for c in old.get("conditions") or [] if c.get("type") == ConditionType.DEGRADED), {})
+    before = get_condition(old.get("conditions") or [], ConditionType.DEGRADED) or {}
     if (before.get("reason"), before.get("message")) == (reason, message):
         return []
     spec = Events.ROUTER_UNAVAILABLE if reason == Reason.ROUTER_UNAVAILABLE else Events.GATEWAY_REJECTED

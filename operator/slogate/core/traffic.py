@@ -441,13 +441,13 @@ def build_inference_pool(
         "targetPorts": [{"number": port}],
         "appProtocol": traffic.app_protocol.value,
     }
-    epp = endpoint_picker_service(pool, traffic)
-    if epp is not None and traffic.endpoint_picker is not None:
+    picker = traffic.endpoint_picker
+    if picker is not None:
         spec["endpointPickerRef"] = {
             "kind": "Service",
-            "name": epp,
-            "port": {"number": traffic.endpoint_picker.port},
-            "failureMode": traffic.endpoint_picker.failure_mode.value,
+            "name": endpoint_picker_service(pool, traffic),
+            "port": {"number": picker.port},
+            "failureMode": picker.failure_mode.value,
         }
     return {
         "apiVersion": INFERENCE_POOL_API_VERSION,
@@ -541,6 +541,8 @@ def build_httproute(
     written, so ``compare.is_subset`` finds a live route equal. Contradictory inputs (a weight or a
     mirror without a canary, a mirror with a weight) raise ``ValueError``: they are controller bugs.
     """
+    if not 0 <= canary_weight <= 100:
+        raise ValueError(f"canary_weight must be between 0 and 100, got {canary_weight}")
     if isinstance(traffic, InferencePoolTraffic):
         return _pool_route(
             name=name,
@@ -552,8 +554,6 @@ def build_httproute(
             mirror=mirror,
             fallback_pool=fallback_pool,
         )
-    if not 0 <= canary_weight <= 100:
-        raise ValueError(f"canary_weight must be between 0 and 100, got {canary_weight}")
     if fallback_backend is None and not canary and (canary_weight or mirror):
         raise ValueError("a canary weight or mirror needs a canary (canary=True)")
     if fallback_backend is None and mirror and canary_weight:
@@ -593,8 +593,6 @@ def _pool_route(
     mirror: bool,
     fallback_pool: str | None,
 ) -> dict[str, Any]:
-    if not 0 <= canary_weight <= 100:
-        raise ValueError(f"canary_weight must be between 0 and 100, got {canary_weight}")
     if mirror and fallback_pool is None:
         raise ValueError("the inferencePool router cannot mirror: no conformant gateway mirrors to a pool")
     if fallback_pool is None and not canary and canary_weight:

@@ -494,11 +494,17 @@ class ApiCache:
         meta = obj.get("metadata") or {}
         return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
 
+    def _changed(self, kind: str) -> None:
+        """Count a change (under the lock): the next ``state()`` rebuilds. Pods matter only to
+        InferencePools, so without any pool a pod's frequent status updates rebuild nothing."""
+        if kind != "pods" or self._items["inferencepools"]:
+            self._version += 1
+
     def _replace(self, kind: str, items: dict[str, dict[str, Any]]) -> None:
         with self._lock:
             self._items[kind] = items
             self._synced.add(kind)
-            self._version += 1
+            self._changed(kind)
 
     def _event(self, kind: str, typ: str, obj: dict[str, Any]) -> None:
         with self._lock:
@@ -506,7 +512,7 @@ class ApiCache:
                 self._items[kind].pop(self._key(obj), None)
             else:
                 self._items[kind][self._key(obj)] = obj
-            self._version += 1
+            self._changed(kind)
 
     def _run(self, res: Resource) -> None:
         from kubernetes import watch

@@ -335,9 +335,9 @@ def parse_inferencepool(obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]
     ports = spec.get("targetPorts") or []
     port = int(ports[0]["number"]) if ports else 0
     members: dict[str, Endpoint] = {}
-    for pod in pods:
+    for pod in pods if wanted else ():  # an empty selector selects nothing
         pmeta = pod.get("metadata") or {}
-        if (pmeta.get("namespace") or "default") != namespace or not wanted:
+        if (pmeta.get("namespace") or "default") != namespace:
             continue
         labels = pmeta.get("labels") or {}
         ip = (pod.get("status") or {}).get("podIP")
