@@ -46,6 +46,13 @@ class OperatorConfig(BaseModel):
     """Name of the Lease."""
     identity: str = ""
     """This replica's identity in the Lease (``POD_NAME``; default hostname-pid)."""
+    operator_namespace: str = ""
+    """The operator's own namespace (``POD_NAMESPACE``, which the chart sets): a ModelDeployment's
+    NetworkPolicy admits it when ``spec.quality`` needs the operator to ask the engine pods."""
+    quality_endpoints: str = "dns"
+    """How quality gates and probes reach a revision's pods (``SLOGATE_QUALITY_ENDPOINTS``): ``dns``
+    (the track Service's cluster DNS name, in a cluster), or ``bridge:DIR`` (the local cluster's pod
+    bridge, whose ``DIR/sims.json`` maps pods to local ports; docs/local-cluster.md)."""
     prices_file: str = ""
     """GPU price table (``SLOGATE_PRICES_FILE``; the chart mounts one); empty: the built-in table
     (docs/cost.md)."""
@@ -69,10 +76,14 @@ class OperatorConfig(BaseModel):
             values["leader_election"] = True
         if env.get("SLOGATE_LEASE_NAMESPACE") or env.get("POD_NAMESPACE"):
             values["lease_namespace"] = env.get("SLOGATE_LEASE_NAMESPACE") or env["POD_NAMESPACE"]
+        if env.get("POD_NAMESPACE"):
+            values["operator_namespace"] = env["POD_NAMESPACE"]
         if env.get("POD_NAME"):
             values["identity"] = env["POD_NAME"]
         if env.get("SLOGATE_PRICES_FILE"):
             values["prices_file"] = env["SLOGATE_PRICES_FILE"]
+        if env.get("SLOGATE_QUALITY_ENDPOINTS"):
+            values["quality_endpoints"] = env["SLOGATE_QUALITY_ENDPOINTS"]
         if env.get("SLOGATE_RESYNC_SECONDS"):
             values["resync_seconds"] = float(env["SLOGATE_RESYNC_SECONDS"])
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -99,6 +99,19 @@ OBJECTIVE_VERDICT = Gauge(
     [*MD_LABELS, "objective", "verdict"],
     registry=REGISTRY,
 )
+QUALITY_PASS_RATIO = Gauge(
+    "slogate_quality_pass_ratio",
+    "Passed share (0..1) of the answered samples of a quality suite's latest run on a revision; kind "
+    "is gate (a rollout's candidate) or probe (stable in production). From status, so it survives restarts.",
+    [*MD_LABELS, "suite", "revision", "kind"],
+    registry=REGISTRY,
+)
+QUALITY_VERDICT = Gauge(
+    "slogate_quality_verdict",
+    "1 for the verdict (Pass, Fail or Inconclusive) of each quality suite's latest run, by kind (gate or probe).",
+    [*MD_LABELS, "suite", "kind", "verdict"],
+    registry=REGISTRY,
+)
 ROLLBACKS = Counter(
     "slogate_rollbacks_total",
     "Rollouts rolled back or aborted, by outcome (RolledBack, Aborted) and reason "
@@ -209,6 +222,7 @@ def record_modeldeployment(
     ROLLOUT_STEP.labels(**md).set(step if step is not None and status.get("canaryRevision") else -1)
     _record_objectives(namespace, name, status.get("lastAnalysis") or {}, thresholds or {})
     FALLBACK_ACTIVE.labels(**md).set(1 if (status.get("fallback") or {}).get("active") else 0)
+    _record_quality(namespace, name, status)
     GPUS.labels(**md, state="requested").set(gpus_requested)
     GPUS.labels(**md, state="running").set(gpus_running)
     for _type, reason in events:
@@ -216,6 +230,45 @@ def record_modeldeployment(
             ROLLBACKS.labels(**md, outcome=reason, reason=_cause(reason, cause)).inc()
         elif reason == Events.PROMOTED.reason:
             PROMOTIONS.labels(**md, reason=_cause(reason, cause)).inc()
+
+
+_quality_series: dict[tuple[str, str], set[tuple[str, ...]]] = {}
+
+
+def _record_quality(namespace: str, name: str, status: Mapping[str, Any]) -> None:
+    """The latest quality runs in status (``qualityGate``, ``qualityProbe``) as pass ratios and
+    verdicts per suite; series of runs no longer in status are removed (bounded cardinality)."""
+    from slogate.core.analysis import base_value
+
+    md = {"namespace": namespace, "modeldeployment": name}
+    ratios: set[tuple[str, ...]] = set()
+    for kind, key in (("gate", "qualityGate"), ("probe", "qualityProbe")):
+        run = (status.get(key) or {}).get("lastRun") or {}
+        for suite in run.get("suites") or []:
+            for verdict in VERDICTS:
+                QUALITY_VERDICT.labels(**md, suite=suite["name"], kind=kind, verdict=verdict).set(
+                    1 if suite.get("verdict") == verdict else 0
+                )
+            ratios.add(("v", suite["name"], kind))
+            rate = base_value(suite.get("passRate"))
+            if rate is not None:
+                QUALITY_PASS_RATIO.labels(
+                    **md, suite=suite["name"], revision=suite["revision"], kind=kind
+                ).set(rate)
+                ratios.add(("r", suite["name"], suite["revision"], kind))
+    with _lock:
+        gone = _quality_series.get((namespace, name), set()) - ratios
+        _quality_series[(namespace, name)] = ratios
+    _forget_quality(namespace, name, gone)
+
+
+def _forget_quality(namespace: str, name: str, series: set[tuple[str, ...]]) -> None:
+    for s in series:
+        if s[0] == "r":
+            QUALITY_PASS_RATIO.remove(namespace, name, *s[1:])
+        else:
+            for verdict in VERDICTS:
+                QUALITY_VERDICT.remove(namespace, name, s[1], s[2], verdict)
 
 
 def _cause(outcome: str, cause: str | None) -> str:
@@ -324,6 +377,8 @@ def forget_modeldeployment(namespace: str, name: str) -> None:
     with _lock:
         objectives = _objectives.pop((namespace, name), set())
         currency = _currencies.pop((namespace, name), None)
+        quality = _quality_series.pop((namespace, name), set())
+    _forget_quality(namespace, name, quality)
     for phase in PHASES:
         PHASE.remove(namespace, name, phase)
     for metric in (ROLLOUT_WEIGHT, ROLLOUT_STEP, FALLBACK_ACTIVE):

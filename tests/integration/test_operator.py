@@ -52,6 +52,7 @@ class OperatorProcess:
                 "--bind-address=127.0.0.1",
                 f"--prometheus-url={prom}",
                 "--resync-seconds=3",
+                f"--quality-endpoints=bridge:{self.cluster.dir}",
             ],
             stdout=open(self.log, "ab"),
             stderr=subprocess.STDOUT,

@@ -270,6 +270,7 @@ def test_vocabulary():
         "FallbackActive",
         "InputDrift",
         "OverBudget",
+        "QualityDegraded",
     )
     assert REASONS == (
         "MinimumReplicasAvailable",
@@ -294,6 +295,9 @@ def test_vocabulary():
         "CurrencyMismatch",
         "FallbackActive",
         "PrimaryServing",
+        "QualityFailing",
+        "QualityPassing",
+        "QualityUnknown",
         "RouterUnavailable",
         "GatewayRejected",
         "DriftDetected",

@@ -401,3 +401,66 @@ def test_doctests():
     import doctest
 
     assert doctest.testmod(rules).failed == 0
+
+
+def test_promtool_quality_probe_alert_fires_on_a_failing_probe_only(tmp_path):
+    """The probe's alert reads the operator's own verdict series: it fires while the latest probe
+    verdict of its suite is Fail, and not for another suite, another ModelDeployment or a gate run."""
+    spec = ModelDeploymentSpec.model_validate(
+        {
+            "model": {"source": "hf://org/model"},
+            "quality": {
+                "suites": [{"name": "extraction", "configMap": "s", "minPassRate": 0.9}],
+                "probe": {"interval": "10m"},
+            },
+        }
+    )
+    groups = rules.build_rule_groups(name="llama", namespace="ml", spec=spec)
+    assert [g["name"] for g in groups] == ["slogate-ml-llama-quality"]
+    dump({"groups": groups}, tmp_path / "rules.yaml")
+    assert promtool("check", "rules", tmp_path / "rules.yaml").returncode == 0
+
+    def series(verdict: str, values: str, **labels: str) -> dict[str, str]:
+        lab = {
+            "namespace": "ml",
+            "modeldeployment": "llama",
+            "suite": "extraction",
+            "kind": "probe",
+            **labels,
+        }
+        text = ",".join(f'{k}="{v}"' for k, v in {**lab, "verdict": verdict}.items())
+        return {"series": f"slogate_quality_verdict{{{text}}}", "values": values}
+
+    rule = groups[0]["rules"][0]
+    test = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    series("Pass", "1x4 0x5 1x5"),
+                    series("Fail", "0x4 1x5 0x5"),  # minutes 5..9 the probe fails
+                    series("Fail", "1x15", kind="gate"),  # a failing gate run is not production
+                    series("Fail", "1x15", modeldeployment="other"),
+                    series("Fail", "1x15", suite="another"),
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "3m", "alertname": rules.QUALITY_ALERT, "exp_alerts": []},
+                    {
+                        "eval_time": "7m",
+                        "alertname": rules.QUALITY_ALERT,
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {**rule["labels"], "alertname": rules.QUALITY_ALERT},
+                                "exp_annotations": rule["annotations"],
+                            }
+                        ],
+                    },
+                    {"eval_time": "12m", "alertname": rules.QUALITY_ALERT, "exp_alerts": []},
+                ],
+            }
+        ],
+    }
+    result = promtool("test", "rules", dump(test, tmp_path / "test.yaml"))
+    assert result.returncode == 0, result.stdout + result.stderr

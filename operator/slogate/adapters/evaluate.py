@@ -5,21 +5,33 @@ or ``/v1/completions`` (``prompt``): the same requests for vLLM, TGI and SGLang,
 OpenAI API. At most ``concurrency`` requests are in flight and each has ``timeout`` seconds; a
 refused connection, a timeout or an HTTP error counts as an *error* sample (no answer), never as a
 failed one, so an unreachable candidate is Inconclusive rather than Fail. Consumed by ``slogate
-eval`` (``cli.eval``).
+eval`` (``cli.eval``) and, through ``run_quality`` and ``Evaluator``, by the operator's quality
+gates and production probe (``controller.reconcile``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
-from slogate.api.suite import Case, Suite
-from slogate.core.quality import Answer, Tally, failed_checks
+from slogate import constants as C
+from slogate.adapters.endpoints import Endpoints
+from slogate.api.suite import Case, Suite, suite_problems
+from slogate.api.types import parse_duration
+from slogate.api.v1alpha1 import ModelDeploymentSpec, QualitySuiteRef
+from slogate.core.naming import Track, track_service_name
+from slogate.core.quality import Answer, CaseOutcome, SuiteOutcome, Tally, failed_checks, fold, suite_status
+from slogate.core.timefmt import rfc3339
+
+log = logging.getLogger("slogate.quality")
 
 MAX_EXAMPLE = 200
 """Characters of an answer kept as a failing example (answers are never kept whole)."""
@@ -132,3 +144,168 @@ def run_suite(
             else:
                 r.tally = replace(t, passed=t.passed + 1)
     return SuiteRun(cases=results)
+
+
+# ---------------------------------------------------------------------- in the operator
+
+
+def outcome_of(run: SuiteRun, *, name: str, revision: str) -> SuiteOutcome:
+    """A ``SuiteRun`` as the plain ``core.quality.SuiteOutcome`` the verdict rules read."""
+    return SuiteOutcome(
+        name=name,
+        revision=revision,
+        cases=tuple(
+            CaseOutcome(
+                name=c.name,
+                tally=c.tally,
+                failures=tuple((f["answer"], tuple(f["failed"])) for f in c.failures),
+                errors=tuple(c.errors),
+            )
+            for c in run.cases
+        ),
+    )
+
+
+def load_suite_from(kube: Any, namespace: str, ref: QualitySuiteRef) -> Suite | str:
+    """The suite ``ref`` names, read from its ConfigMap (one GET, only when a run starts), or the
+    problem in words: a missing ConfigMap or key, YAML that does not parse, an invalid suite."""
+    import yaml
+
+    cm = kube.get("v1", "ConfigMap", namespace, ref.config_map)
+    if cm is None:
+        return f"ConfigMap {namespace}/{ref.config_map} not found"
+    text = (cm.get("data") or {}).get(ref.key)
+    if text is None:
+        return f"ConfigMap {ref.config_map} has no key {ref.key}"
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        return f"ConfigMap {ref.config_map} key {ref.key} is not YAML: {exc}"
+    problems = suite_problems(raw)
+    if problems:
+        return f"ConfigMap {ref.config_map} key {ref.key} is not a valid suite: " + "; ".join(problems[:3])
+    return Suite.model_validate(raw)
+
+
+def run_quality(
+    kube: Any,
+    endpoints: Endpoints,
+    *,
+    spec: ModelDeploymentSpec,
+    namespace: str,
+    name: str,
+    revision: str,
+    track: Track,
+    stable_revision: str | None,
+    suites: Sequence[str] = (),
+    gate: str | None,
+    post: Post | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> tuple[str, dict[str, Any], str]:
+    """Run ``spec.quality``'s suites (``suites``: only these names) on ``revision`` through its track
+    Service (``NAME-canary`` or ``NAME-stable``) and, for suites with ``maxRegression``, on
+    ``stable_revision`` through ``NAME-stable``. Returns ``(verdict, record, summary)``: ``record``
+    is ``status.qualityGate.lastRun`` / ``status.qualityProbe.lastRun``. Never raises for what the
+    cluster or the candidate does: each becomes an Inconclusive suite with the reason."""
+    q = spec.quality
+    assert q is not None
+    started = clock()
+    model = spec.model.served_name or name
+    timeout = parse_duration(q.timeout).total_seconds()
+
+    def ask(suite: Suite | str, ref: QualitySuiteRef, rev: str, service: str) -> SuiteOutcome:
+        if isinstance(suite, str):
+            return SuiteOutcome(name=ref.name, revision=rev, problem=suite)
+        url = endpoints.url(namespace, service, {C.LABEL_DEPLOYMENT: name, C.LABEL_REVISION: rev})
+        if url is None:
+            return SuiteOutcome(name=ref.name, revision=rev, problem=f"no pod of revision {rev} answers")
+        run = run_suite(
+            suite,
+            endpoint=url,
+            model=model,
+            samples=ref.samples,
+            concurrency=q.concurrency,
+            timeout=timeout,
+            post=post,
+        )
+        return outcome_of(run, name=ref.name, revision=rev)
+
+    results = []
+    for ref in q.suites:
+        if suites and ref.name not in suites:
+            continue
+        suite = load_suite_from(kube, namespace, ref)
+        candidate = ask(suite, ref, revision, track_service_name(name, track))
+        stable = None
+        if ref.max_regression is not None and stable_revision and stable_revision != revision:
+            stable = ask(suite, ref, stable_revision, track_service_name(name, "stable"))
+        results.append(
+            suite_status(
+                candidate,
+                min_pass_rate=ref.min_pass_rate,
+                confidence=q.confidence,
+                max_error_share=q.max_error_share,
+                stable=stable,
+                max_regression=ref.max_regression,
+            )
+        )
+    verdict_, summary = fold(results)
+    finished = clock()
+    record = {
+        "time": rfc3339(finished),
+        "revision": revision,
+        **({"gate": gate} if gate else {}),
+        "verdict": verdict_,
+        "durationSeconds": round((finished - started).total_seconds(), 3),
+        "suites": results,
+    }
+    return verdict_, record, summary
+
+
+class Evaluator:
+    """Quality runs in the background, so a reconcile never waits for a suite: a pass asks for the
+    run it needs (``collect``), which starts it the first time and hands back its result once it
+    has finished. Runs are keyed by what status says is awaited (ModelDeployment, revision, gate,
+    run number); the key's result is handed out once. Losing an unfinished run (a restart) costs
+    only its time: status still awaits the same run number, so the next operator starts it again
+    and a result is recorded once. At most ``workers`` runs at a time across the operator; each
+    bounds its own requests (``quality.concurrency``)."""
+
+    def __init__(self, workers: int = 2) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="quality")
+        self._runs: dict[tuple[Any, ...], Future[Any]] = {}
+        self._lock = threading.Lock()
+
+    def collect(
+        self, key: tuple[Any, ...], start: Callable[[], Any], *, owner: tuple[str, str]
+    ) -> Any | None:
+        """The finished result for ``key`` (once), else None after starting it if it is not running.
+        Unfinished runs of the same ``owner`` under other keys are dropped (their result would not be
+        recorded). A run that raised returns the exception, for the caller to report."""
+        with self._lock:
+            for other in [k for k in self._runs if k[:2] == owner and k != key]:
+                self._runs.pop(other).cancel()
+            future = self._runs.get(key)
+            if future is None:
+                self._runs[key] = self._pool.submit(start)
+                return None
+            if not future.done():
+                return None
+            del self._runs[key]
+        try:
+            return future.result()
+        except Exception as exc:  # a bug or an API error: reported as an Inconclusive run
+            log.warning("quality run %s failed: %s", key, exc)
+            return exc
+
+    def running(self) -> int:
+        with self._lock:
+            return sum(1 for f in self._runs.values() if not f.done())
+
+    def forget(self, owner: tuple[str, str]) -> None:
+        with self._lock:
+            for k in [k for k in self._runs if k[:2] == owner]:
+                self._runs.pop(k).cancel()
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -860,6 +860,112 @@ class Observability(_Spec):
     """Input drift detection; on by default."""
 
 
+QUALITY_TIMEOUT_MESSAGE = "timeout must be at least 1s: each sample waits this long for its answer (e.g. 60s)"
+PROBE_INTERVAL_MESSAGE = "interval must be at least 10s: each probe asks every case samples times (e.g. 10m)"
+
+
+class QualitySuiteRef(_Spec):
+    """One evaluation suite (docs/quality.md): a ConfigMap in the ModelDeployment's namespace whose
+    ``key`` holds the suite, how many times each case is asked, and the pass rate it must reach."""
+
+    name: DNSLabel
+    """The suite's name in status, Events, metrics (``suite`` label) and ``probe.suites``."""
+    config_map: DNSSubdomain
+    """The ConfigMap holding the suite (same namespace)."""
+    key: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")] = "suite.yaml"
+    """The ConfigMap key. Defaults to ``suite.yaml``."""
+    samples: Annotated[int, Field(ge=1, le=100)] = 3
+    """Times each case is asked per run (answers vary with sampling: one sample flaps). Defaults to ``3``."""
+    min_pass_rate: Annotated[float, Field(ge=0, le=1)]
+    """Share of samples (0..1) that must pass all their checks. The verdict is Pass only when the
+    whole confidence interval is at or above it, Fail when the whole interval is below it."""
+    max_regression: Annotated[float | None, Field(ge=0, le=1)] = None
+    """When set, stable is asked the same cases too, and the candidate fails when its pass rate is
+    below stable's by more than this (0..1, e.g. ``0.05``), both as confidence intervals. Gates only."""
+
+
+class QualityGates(_Spec):
+    """When the suites judge a rollout's candidate."""
+
+    model_config = _config(
+        cel(
+            "self.atSteps.all(n, self.atSteps.exists_one(m, m == n))",
+            "atSteps must not repeat a step",
+            field_path=".atSteps",
+            reason="FieldValueDuplicate",
+        ),
+    )
+
+    pre_traffic: bool = True
+    """Judge the candidate before it receives any traffic: it runs (one replica for a canary, its
+    full copy for blue-green), the root Service and routes keep it out, and nothing else happens
+    until the gate passes. Defaults to ``true``."""
+    at_steps: Annotated[list[Annotated[int, Field(ge=1, le=32)]], Field(max_length=32)] = []
+    """Step numbers (1-based, as ``kubectl get mdep`` shows them) that do not complete until the
+    suites pass again on the candidate at that step's traffic, after the step's own condition."""
+
+
+class QualityProbe(_Spec):
+    """Quality in production: the suites asked of the stable revision on an interval."""
+
+    model_config = _config(at_least("interval", "10s", PROBE_INTERVAL_MESSAGE))
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        return _check_at_least(value, "10s", PROBE_INTERVAL_MESSAGE)
+
+    interval: Duration = "10m"
+    """Time between probe runs. Defaults to ``10m``."""
+    suites: Annotated[list[DNSLabel], Field(max_length=8)] = []
+    """Names of the suites to probe with; empty: all of ``quality.suites``."""
+    trigger_fallback: bool = True
+    """A failing probe makes the primary unhealthy for ``spec.fallback`` like an SLO breach (it
+    returns once a probe passes and ``restoreAfter`` has passed). Defaults to ``true``."""
+
+
+class Quality(_Spec):
+    """Quality gates and the production probe (docs/quality.md)."""
+
+    model_config = _config(
+        cel(
+            "self.suites.all(s, self.suites.exists_one(t, t.name == s.name))",
+            "suite names must be unique",
+            field_path=".suites",
+            reason="FieldValueDuplicate",
+        ),
+        cel(
+            "!has(self.probe) || !has(self.probe.suites)"
+            " || self.probe.suites.all(n, self.suites.exists(s, s.name == n))",
+            "probe.suites must name suites listed in quality.suites",
+            field_path=".probe.suites",
+            reason="FieldValueInvalid",
+        ),
+        at_least("timeout", "1s", QUALITY_TIMEOUT_MESSAGE),
+    )
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: str) -> str:
+        return _check_at_least(value, "1s", QUALITY_TIMEOUT_MESSAGE)
+
+    suites: Annotated[list[QualitySuiteRef], Field(min_length=1, max_length=8)]
+    """The suites; a gate passes when every suite passes."""
+    gates: QualityGates = QualityGates()
+    """When a rollout's candidate is judged. Defaults to a pre-traffic gate."""
+    probe: QualityProbe | None = None
+    """Judge stable in production too; omitted: no probe."""
+    confidence: Annotated[float, Field(ge=0.5, le=0.999)] = 0.95
+    """Confidence level of the Wilson interval verdicts are decided on. Defaults to ``0.95``."""
+    max_error_share: Annotated[float, Field(ge=0, le=1)] = 0.2
+    """More samples than this share without an answer (refused, timed out, HTTP error) make a run
+    Inconclusive. Defaults to ``0.2``."""
+    concurrency: Annotated[int, Field(ge=1, le=32)] = 4
+    """Requests in flight per run of this ModelDeployment. Defaults to ``4``."""
+    timeout: Duration = "60s"
+    """How long one sample waits for its answer. Defaults to ``60s``."""
+
+
 class ModelDeploymentSpec(_Spec):
     """Desired state of a served model."""
 
@@ -897,6 +1003,18 @@ class ModelDeploymentSpec(_Spec):
             field_path=".fallback.targets",
             reason="FieldValueInvalid",
         ),
+        cel(
+            "!has(self.quality) || !has(self.quality.gates) || !has(self.quality.gates.atSteps)"
+            " || self.quality.gates.atSteps.all(n, n <= ("
+            "has(self.rollout) && has(self.rollout.steps) && size(self.rollout.steps) > 0"
+            " ? size(self.rollout.steps)"
+            " : (!has(self.rollout) || !has(self.rollout.strategy) || self.rollout.strategy == 'canary' ? 4"
+            " : (self.rollout.strategy == 'shadow' ? 1 : 0))))",
+            "quality.gates.atSteps names a step the rollout does not have: steps are numbered from 1"
+            " (without rollout.steps, canary has 4, shadow 1 and blueGreen none)",
+            field_path=".quality.gates.atSteps",
+            reason="FieldValueInvalid",
+        ),
         # engine.args that would remove or reshape the series a feature needs (core/engine_flags.py).
         *_engine_flag_rules(engine_flags.spec_cel_rules(default_kind=EngineKind.VLLM.value)),
     )
@@ -923,6 +1041,8 @@ class ModelDeploymentSpec(_Spec):
     """Input drift detection and its settings."""
     network_policy: NetworkPolicy = NetworkPolicy()
     """Who may reach the engine pods: a NetworkPolicy, on by default."""
+    quality: Quality | None = None
+    """Evaluation suites that gate rollouts and probe stable in production; omitted: none."""
 
 
 # ------------------------------------------------------------------------------------------- status
@@ -1125,6 +1245,87 @@ class RolloutStatus(_Status):
     verdict and why), when its own condition (weight Ready, pause duration) is already met."""
 
 
+class FailingCase(_Status):
+    """A case that failed, with one answer (truncated) and the checks it failed."""
+
+    case: str
+    """The case's name (or ``case-INDEX``)."""
+    failed: Annotated[list[str], Field(max_length=16)] = []
+    """The failed checks, in words."""
+    answer: Annotated[str, Field(max_length=512)] = ""
+    """The start of one failing answer (at most 200 characters), or the error when none came."""
+    samples: str = ""
+    """``passed/asked`` for this case."""
+
+
+class SuiteResult(_Status):
+    """One suite asked of one revision."""
+
+    name: str
+    """The suite (``quality.suites[].name``)."""
+    revision: str
+    """The revision asked."""
+    verdict: Verdict
+    """Pass, Fail or Inconclusive."""
+    pass_rate: str | None = None
+    """Passed share of the answered samples (``93.3%``)."""
+    interval: str | None = None
+    """The confidence interval the verdict was decided on (``85.1%..97.2%``)."""
+    samples: int = 0
+    """Samples asked."""
+    errors: int = 0
+    """Samples without an answer."""
+    stable_pass_rate: str | None = None
+    """Stable's pass rate on the same cases (``maxRegression``)."""
+    message: str = ""
+    """Why, in words."""
+    failing_cases: Annotated[list[FailingCase], Field(max_length=5)] = []
+    """A few failing cases (at most 3), never the whole payload."""
+
+
+class QualityRun(_Status):
+    """One run of the suites."""
+
+    time: str
+    """When it finished (RFC 3339)."""
+    revision: str
+    """The revision judged."""
+    gate: str | None = None
+    """The gate it was for (``preTraffic``, ``step 2``); empty for a probe."""
+    verdict: Verdict
+    """Fail if any suite failed, else Inconclusive if any was, else Pass."""
+    duration_seconds: float | None = None
+    """How long the run took."""
+    suites: Annotated[list[SuiteResult], Field(max_length=8)] = []
+    """Per suite."""
+
+
+class QualityGateStatus(_Status):
+    """The quality gates of the current rollout: state that must survive an operator restart."""
+
+    revision: str
+    """The candidate."""
+    gate: str | None = None
+    """The gate the rollout holds at now (``preTraffic``, ``step 2``); empty between gates."""
+    passed: Annotated[list[str], Field(max_length=40)] = []
+    """Gates passed (or released by a person) in this rollout."""
+    runs: int = 0
+    """Runs recorded in this rollout (a result is recorded once: its run number must match)."""
+    failures: int = 0
+    """Failed runs in this rollout (against ``analysis.failureLimit``)."""
+    consecutive_inconclusive: int = 0
+    """Inconclusive runs in a row (against ``analysis.inconclusiveLimit``)."""
+    last_run: QualityRun | None = None
+    """The latest run."""
+
+
+class QualityProbeStatus(_Status):
+    """The production probe of the stable revision."""
+
+    last_run: QualityRun | None = None
+    """The latest probe run."""
+
+
 class ModelDeploymentStatus(_Status):
     """Observed state, written only by the operator."""
 
@@ -1174,6 +1375,10 @@ class ModelDeploymentStatus(_Status):
     """Fallback state."""
     cost: CostStatus | None = None
     """Cost estimate."""
+    quality_gate: QualityGateStatus | None = None
+    """The current rollout's quality gates."""
+    quality_probe: QualityProbeStatus | None = None
+    """The production quality probe of stable."""
     input_baseline: InputBaseline | None = None
     """The request-mix baseline ``InputDrift`` compares with."""
     autoscaler: str | None = None

@@ -103,6 +103,28 @@ def render_table(items: list[dict[str, Any]], *, all_namespaces: bool = False, m
     return "\n".join(lines)
 
 
+def quality_lines(status: dict[str, Any]) -> list[str]:
+    """The latest quality gate and probe runs in status: each suite's verdict and pass rate, and the
+    failing cases with the checks they failed and the start of an answer. Pure."""
+    out: list[str] = []
+    for title, key in (("quality gate", "qualityGate"), ("quality probe", "qualityProbe")):
+        section = status.get(key) or {}
+        run = section.get("lastRun") or {}
+        if not run:
+            continue
+        gate = f" {run['gate']}" if run.get("gate") else ""
+        out.append(f"  {title}{gate} on {run.get('revision')}: {run.get('verdict')} at {run.get('time')}")
+        for suite in run.get("suites") or []:
+            rate = f" {suite['passRate']} ({suite.get('interval')})" if suite.get("passRate") else ""
+            out.append(f"    {suite['name']}: {suite['verdict']}{rate} — {suite.get('message', '')}")
+            for case in suite.get("failingCases") or []:
+                out.append(
+                    f"      ✗ {case['case']} {case.get('samples', '')}: {'; '.join(case.get('failed') or [])}"
+                    f" — answer: {case.get('answer', '')[:120]!r}"
+                )
+    return out
+
+
 def explain_lines(md: dict[str, Any], events: list[dict[str, Any]]) -> list[str]:
     """The timeline of decisions in plain words, from status history and Events, oldest first. Pure."""
     timeline: list[tuple[str, str]] = []
@@ -137,8 +159,10 @@ def explain_lines(md: dict[str, Any], events: list[dict[str, Any]]) -> list[str]
             "FallbackActive",
             "OverBudget",
             "InputDrift",
+            "QualityDegraded",
         ):
             out.append(f"  {cond['type']} ({cond['reason']}): {cond['message']}")
+    out += quality_lines(st)
     ro = st.get("rollout") or {}
     if ro.get("waitingFor") and ro.get("waitingFor") != st.get("message"):
         out.append(f"  waiting: {ro['waitingFor']}")

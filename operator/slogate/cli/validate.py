@@ -75,12 +75,16 @@ def validate_paths(
 
     report: list[dict[str, Any]] = []
     checked = 0
+    configmaps: dict[str, dict[str, Any]] = {}
+    references: list[tuple[str, int, int, dict[str, Any]]] = []
     for name, text in _iter_sources(paths):
         try:
             docs = list(yaml.safe_load_all(text))
         except yaml.YAMLError as exc:
             raise Unreadable(f"{name}: not valid YAML: {exc}") from exc
         for index, doc in enumerate(docs):
+            if isinstance(doc, dict) and doc.get("kind") == "ConfigMap":
+                configmaps[(doc.get("metadata") or {}).get("name", "")] = doc
             if is_suite_configmap(doc):
                 checked += 1
                 report += [
@@ -97,6 +101,9 @@ def validate_paths(
                     {"file": name, "document": index, "path": path, "message": message}
                     for path, message in warnings_of(doc)
                 ]
+            if not problems:
+                quality = (doc.get("spec") or {}).get("quality") or {}
+                references += [(name, index, i, ref) for i, ref in enumerate(quality.get("suites") or [])]
             for problem in problems:
                 report.append(
                     {
@@ -109,7 +116,53 @@ def validate_paths(
                         "message": problem.message,
                     }
                 )
+    report += _suite_references(references, configmaps, warnings)
     return report, checked
+
+
+def _suite_references(
+    references: list[tuple[str, int, int, dict[str, Any]]],
+    configmaps: dict[str, dict[str, Any]],
+    warnings: list[dict[str, Any]] | None,
+) -> list[dict[str, Any]]:
+    """Each ``spec.quality.suites[i]`` against the ConfigMaps among the files: a named ConfigMap
+    without the key, or whose key is not a valid suite, is a problem; one not among the files is a
+    warning (it must exist in the cluster: a missing suite makes every run Inconclusive)."""
+    import yaml
+
+    from slogate.api.suite import SUITE_KEY, suite_problems
+
+    out: list[dict[str, Any]] = []
+    for file, index, i, ref in references:
+        key = ref.get("key") or SUITE_KEY
+        path = f"spec.quality.suites[{i}].configMap"
+        cm = configmaps.get(ref.get("configMap", ""))
+        if cm is None:
+            if warnings is not None:
+                warnings.append(
+                    {
+                        "file": file,
+                        "document": index,
+                        "path": path,
+                        "message": f"ConfigMap {ref.get('configMap')} is not among the files checked: it must"
+                        f" exist in the namespace with key {key}, or every quality run is Inconclusive",
+                    }
+                )
+            continue
+        text = (cm.get("data") or {}).get(key)
+        try:
+            why = (
+                [f"ConfigMap {ref['configMap']} has no key {key}"]
+                if text is None
+                else [
+                    f"ConfigMap {ref['configMap']} key {key}: {p}"
+                    for p in suite_problems(yaml.safe_load(text))
+                ]
+            )
+        except yaml.YAMLError as exc:
+            why = [f"ConfigMap {ref['configMap']} key {key} is not valid YAML: {exc}"]
+        out += [{"file": file, "document": index, "name": None, "path": path, "message": w} for w in why]
+    return out
 
 
 def is_suite_configmap(doc: Any) -> bool:

@@ -19,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slogate import constants as C
+from slogate.adapters.endpoints import resolver_of
+from slogate.adapters.evaluate import Evaluator, run_quality
 from slogate.adapters.kube import Kube, post_event
 from slogate.adapters.prometheus import PrometheusSource
 from slogate.api.types import parse_duration
@@ -30,7 +32,8 @@ from slogate.core.analysis import MetricsSource, run_analysis
 from slogate.core.engine_metrics import PROM_LABEL_DEPLOYMENT
 from slogate.core.naming import revision_of
 from slogate.core.plan import CHILD_KINDS, Measurements, Observation, ReconcilePlan, not_ready
-from slogate.core.rollout import Analysis, RolloutState, analysis_due
+from slogate.core.quality import probe_due
+from slogate.core.rollout import Analysis, QualityResult, RolloutState, analysis_due, quality_due
 from slogate.core.status import status_patch
 from slogate.core.timefmt import rfc3339
 from slogate.core.vocabulary import Event, Events, PodPhase, Reason
@@ -59,6 +62,22 @@ NODE_PRODUCTS_INTERVAL = timedelta(seconds=30)
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _reported(got: Any, revision: str, gate: str | None, now: datetime) -> tuple[str, dict[str, Any], str]:
+    """A run's ``(verdict, record, summary)``, or, for a run that raised, an Inconclusive one that
+    says why (an API error reading the suite, a bug): status tells it, nothing crashes."""
+    if not isinstance(got, Exception):
+        return got  # type: ignore[no-any-return]
+    why = f"the quality run failed: {type(got).__name__}: {got}"
+    record = {
+        "time": rfc3339(now),
+        "revision": revision,
+        **({"gate": gate} if gate else {}),
+        "verdict": "Inconclusive",
+        "suites": [],
+    }
+    return "Inconclusive", record, why
 
 
 @dataclass
@@ -97,6 +116,8 @@ class Reconciler:
         ] = {}
         self._node_products: tuple[datetime, dict[str, str]] | None = None
         self._drift_checks: dict[tuple[str, str], tuple[tuple[Any, ...], datetime]] = {}
+        self.evaluator = Evaluator()
+        self.endpoints = resolver_of(config.quality_endpoints)
 
     # ------------------------------------------------------------------ entry point
     def reconcile(self, namespace: str, name: str) -> Result:
@@ -163,6 +184,7 @@ class Reconciler:
             fallback_targets=targets,
             fallback_services=services,
             prometheus_url=url,
+            operator_namespace=self.config.operator_namespace,
             measurements=self._measure(spec, body, children, url, now, pods),
             prices=self.prices,
             opencost_shared=self._opencost_shared(namespace, name, pods),
@@ -246,6 +268,7 @@ class Reconciler:
                     except PrometheusUnavailable as exc:
                         measurement = None
                         log.info("input drift of %s/%s not checked: %s", namespace, name, exc)
+        quality, probe = self._quality(spec, body, state, current, children, now)
         tokens, measured = self._tokens_per_hour(namespace, name, cost.cost_window(spec), url, now)
         priced = self._opencost_series(namespace, url, now) if cost.opencost_models(pods or []) else None
         return Measurements(
@@ -256,7 +279,85 @@ class Reconciler:
             tokens_per_hour=tokens,
             tokens_measured=measured,
             opencost=priced,
+            quality=quality,
+            probe=probe,
         )
+
+    def _quality(
+        self,
+        spec: ModelDeploymentSpec,
+        body: dict[str, Any],
+        state: RolloutState,
+        current: str,
+        children: dict[str, list[dict[str, Any]]],
+        now: datetime,
+    ) -> tuple[QualityResult | None, tuple[str, dict[str, Any], str] | None]:
+        """The quality gate's run and the production probe's run that finished since the last pass
+        (each started in the background the first pass it is due, and collected by a later one)."""
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        owner = (namespace, name)
+        if spec.quality is None:
+            self.evaluator.forget(owner)
+            return None, None
+        gate = quality_due(spec, state, now) if state.canary == current else None
+        result = None
+        if gate is not None:
+            run = state.quality_runs
+
+            def start_gate() -> tuple[str, dict[str, Any], str]:
+                return run_quality(
+                    self.kube,
+                    self.endpoints,
+                    spec=spec,
+                    namespace=namespace,
+                    name=name,
+                    revision=current,
+                    track="canary",
+                    stable_revision=state.stable,
+                    gate=gate,
+                    clock=self.clock,
+                )
+
+            got = self.evaluator.collect(
+                (namespace, name, "gate", current, gate, run), start_gate, owner=owner
+            )
+            if got is not None:
+                verdict, record, summary = _reported(got, current, gate, self.clock())
+                result = QualityResult(
+                    gate=gate, run=run, verdict=Verdict(verdict), record=record, summary=summary
+                )
+        probe = None
+        status = body.get("status") or {}
+        stable = P.revisions(children).get(state.stable) if state.stable else None
+        ready = int(((stable or {}).get("status") or {}).get("readyReplicas") or 0)
+        if state.stable and ready and probe_due(spec, state.stable, status.get("qualityProbe"), now):
+            revision = state.stable
+            assert spec.quality.probe is not None
+            last = ((status.get("qualityProbe") or {}).get("lastRun") or {}).get("time")
+
+            def start_probe() -> tuple[str, dict[str, Any], str]:
+                assert spec.quality is not None and spec.quality.probe is not None
+                return run_quality(
+                    self.kube,
+                    self.endpoints,
+                    spec=spec,
+                    namespace=namespace,
+                    name=name,
+                    revision=revision,
+                    track="stable",
+                    stable_revision=None,
+                    suites=spec.quality.probe.suites,
+                    gate=None,
+                    clock=self.clock,
+                )
+
+            got = self.evaluator.collect(
+                (namespace, name, "probe", revision, last), start_probe, owner=(namespace, f"{name}/probe")
+            )
+            if got is not None:
+                probe = _reported(got, revision, None, self.clock())
+        return result, probe
 
     def _stable_slo(
         self,

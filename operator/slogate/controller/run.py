@@ -45,6 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lease-namespace", help="namespace of the Lease (env POD_NAMESPACE)")
     p.add_argument("--identity", help="this replica's identity in the Lease (env POD_NAME)")
     p.add_argument(
+        "--quality-endpoints",
+        help="how quality gates reach pods: dns (default) or bridge:DIR (the local cluster's pod bridge)",
+    )
+    p.add_argument(
         "--prices-file", help="GPU price table, YAML (env SLOGATE_PRICES_FILE); default: the built-in table"
     )
 
@@ -63,6 +67,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         lease_namespace=args.lease_namespace,
         identity=args.identity,
         prices_file=getattr(args, "prices_file", None),
+        quality_endpoints=getattr(args, "quality_endpoints", None),
     )
 
 

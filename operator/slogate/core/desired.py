@@ -1226,7 +1226,13 @@ def _namespace_peer(namespace: str) -> dict[str, Any]:
 
 
 def build_network_policy(
-    *, name: str, namespace: str, spec: ModelDeploymentSpec, owner: Owner, prometheus_url: str
+    *,
+    name: str,
+    namespace: str,
+    spec: ModelDeploymentSpec,
+    owner: Owner,
+    prometheus_url: str,
+    operator_namespace: str = "",
 ) -> dict[str, Any] | None:
     """NetworkPolicy ``NAME``: who may open a connection to the engine port of the ModelDeployment's
     pods (every track). Pure; consumed by ``build_desired``. ``None`` when
@@ -1237,8 +1243,9 @@ def build_network_policy(
     operator and ``rollout.analysis.prometheus`` use when they name a cluster Service
     (``service_namespace``), since Prometheus scrapes ``/metrics`` on the same port; the namespaces
     of the Gateways an HTTPRoute attaches to (``gatewayAPI`` and ``inferencePool`` routers); ``allowNamespaces``; and
-    ``allowFrom`` as written. The operator itself needs no rule: it reads metrics from Prometheus
-    and never connects to an engine pod. The kubelet's probes come from the node, which a
+    ``allowFrom`` as written. The operator itself needs a rule only with ``spec.quality``: its
+    quality gates and probe ask the engine pods (``operator_namespace``, the operator's own
+    namespace, when known); otherwise it reads metrics from Prometheus and never connects to one. The kubelet's probes come from the node, which a
     NetworkPolicy always admits. Only ingress is limited (``policyTypes: [Ingress]``): the engines
     download weights from outside. With no peer at all there is no ingress rule, which admits
     nothing (a rule with no ``from`` would admit everyone; an empty ``ingress`` list the API server
@@ -1260,6 +1267,8 @@ def build_network_policy(
         namespaces += [ref.namespace or namespace for ref in traffic.gateway_api.parent_refs]
     if traffic.router == Router.INFERENCE_POOL and traffic.inference_pool is not None:
         namespaces += [ref.namespace or namespace for ref in traffic.inference_pool.parent_refs]
+    if spec.quality is not None and operator_namespace:
+        namespaces.append(operator_namespace)
     namespaces += policy.allow_namespaces
     skip = {namespace} if policy.allow_same_namespace else set()
     for ns in dict.fromkeys(namespaces):
@@ -1361,6 +1370,7 @@ def build_desired(
     canary_replicas: int = 0,
     prometheus_url: str,
     aliases: Sequence[str] = (),
+    operator_namespace: str = "",
 ) -> DesiredState:
     """Every child object of one ModelDeployment. Pure; consumed by ``controller.reconcile``,
     which server-side-applies ``objects`` and puts ``notes`` into status.
@@ -1416,7 +1426,12 @@ def build_desired(
         )
     objects.append(build_pdb(name=name, namespace=namespace, owner=owner))
     policy = build_network_policy(
-        name=name, namespace=namespace, spec=spec, owner=owner, prometheus_url=prometheus_url
+        name=name,
+        namespace=namespace,
+        spec=spec,
+        owner=owner,
+        prometheus_url=prometheus_url,
+        operator_namespace=operator_namespace,
     )
     if policy is not None:
         objects.append(policy)

@@ -29,11 +29,12 @@ from slogate.core import cost, drift, engine_flags
 from slogate.core import rollout as ro
 from slogate.core.analysis import base_threshold, objective_name
 from slogate.core.compare import is_subset
-from slogate.core.conditions import get_condition, phase_from, set_condition
+from slogate.core.conditions import get_condition, phase_from, remove_condition, set_condition
 from slogate.core.desired import build_desired
 from slogate.core.fallback import FallbackDecision, TierHealth, decide_fallback, find_target, target_id
 from slogate.core.naming import Capabilities, Owner, deployment_name, revision_of
 from slogate.core.preflight import NodeInfo, Preflight, pod_extended_requests, preflight, shape_of
+from slogate.core.quality import fold
 from slogate.core.rules import prometheus_rule
 from slogate.core.status import DeploymentObs, RevisionPlan, compute_status
 from slogate.core.traffic import (
@@ -149,6 +150,10 @@ class Measurements:
     drift: drift.Measurement | None = None
     tokens_per_hour: float | None = None
     tokens_measured: bool = False
+    quality: ro.QualityResult | None = None
+    """A quality gate's run that finished (``rollout.quality_due``), collected from the evaluator."""
+    probe: tuple[str, dict[str, Any], str] | None = None
+    """(verdict, record, summary) of a production probe run of stable that finished (``quality.probe_due``)."""
     opencost: tuple[tuple[Mapping[str, str], float], ...] | None = None
     """The namespace's ``cost.opencost_query`` series, asked only when a running pod carries
     ``cost.OPENCOST_MODEL_LABEL``; ``None``: not asked, or Prometheus did not answer."""
@@ -180,6 +185,8 @@ class Observation:
     fallback_services: Mapping[tuple[str, str], bool] = field(default_factory=dict)
     """Service fallback targets by (namespace, name): whether each exists."""
     prometheus_url: str = ""
+    operator_namespace: str = ""
+    """The operator's namespace, admitted by the NetworkPolicy when ``spec.quality`` is set."""
     measurements: Measurements = field(default_factory=Measurements)
     prices: cost.PriceTable = cost.BUILTIN_PRICES
     opencost_shared: bool = False
@@ -266,6 +273,7 @@ def plan(obs: Observation) -> ReconcilePlan:
         analysis=obs.measurements.analysis,
         command=command,
         now=now,
+        quality=obs.measurements.quality,
     )
     st = decision.state
 
@@ -285,6 +293,7 @@ def plan(obs: Observation) -> ReconcilePlan:
             gpus_per_replica=gpus_per_replica,
             max_surge_gpus=spec.rollout.gpu_budget.max_surge_gp_us,
             autoscaled=spec.autoscaling is not None,
+            pre_traffic=decision.pre_traffic,
         )
         canary_replicas = sizes.canary
         if sizes.note:
@@ -308,10 +317,11 @@ def plan(obs: Observation) -> ReconcilePlan:
         canary_replicas=canary_replicas,
         prometheus_url=obs.prometheus_url,
         aliases=list(obs.aliases),
+        operator_namespace=obs.operator_namespace,
     )
     objects = list(desired.objects)
     notes += desired.notes  # settings the spec asks for that cannot apply: the headline says so
-    if caps.prometheus_rules and spec.slo:
+    if caps.prometheus_rules and (spec.slo or (spec.quality and spec.quality.probe)):
         # Recording rules and multiwindow burn-rate alerts generated from the SLO (docs/alerting.md).
         objects.append(
             prometheus_rule(name=name, namespace=namespace, spec=spec, owner_reference=owner.reference())
@@ -361,7 +371,7 @@ def plan(obs: Observation) -> ReconcilePlan:
     created: list[Event] = []
     for obj in objects:
         live = live_by_key.get((obj["kind"], obj["metadata"]["name"]))
-        if live is not None and is_subset(obj, live):
+        if live is not None and is_subset(obj, live) and same_selector(obj, live):
             continue
         to_apply.append(obj)
         if live is None and obj["kind"] == "Deployment":
@@ -399,6 +409,7 @@ def plan(obs: Observation) -> ReconcilePlan:
         rollout_events.extend(router_status(new_status, old, router_problem, generation, now, decision))
     if fallback is not None:
         rollout_events.extend(fallback_status(new_status, fallback, generation, now, decision))
+    rollout_events.extend(quality_probe_status(spec, new_status, old, generation, obs, decision))
     drift_events, drift_metrics = input_drift(spec, st.stable or current, new_status, generation, obs)
     rollout_events.extend(drift_events)
     pod_gpus = [
@@ -463,6 +474,17 @@ def _fold_created(created: list[Event], rollout_events: list[Event]) -> tuple[li
         else e
         for e in rollout_events
     ]
+
+
+def same_selector(desired: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
+    """A Service's selector is what we apply, key for key: ``is_subset`` would take the wider
+    ``{deployment}`` as already applied over a live ``{deployment, revision}`` (the root Service
+    after a pre-traffic gate or a blue-green preview), and the candidate would never get its
+    traffic. Other kinds: True. Pure."""
+    if desired.get("kind") != "Service":
+        return True
+    want = (desired.get("spec") or {}).get("selector")
+    return want is None or want == (live.get("spec") or {}).get("selector")
 
 
 def preflight_of(
@@ -564,10 +586,13 @@ def route(
                         "can only fall back to another ModelDeployment"
                     )
         return None
-    stable_only = gateway or spec.rollout.strategy in (Strategy.BLUE_GREEN, Strategy.SHADOW)
+    # Weighted routes, previews, mirrors and a pre-traffic quality gate need the root Service to
+    # select stable only.
+    stable_only = (
+        gateway or spec.rollout.strategy in (Strategy.BLUE_GREEN, Strategy.SHADOW) or decision.pre_traffic
+    )
     for obj in objects:
         if obj["kind"] == "Service" and obj["metadata"]["name"] == name and stable_only and st.stable:
-            # Weighted routes, previews and mirrors need the stable endpoint to be stable only.
             obj["spec"]["selector"] = {C.LABEL_DEPLOYMENT: name, C.LABEL_REVISION: st.stable}
     if not gateway:
         return None
@@ -688,6 +713,17 @@ def fallback_of(
     elif spec.slo and spec.fallback and measured is not None and measured[0] == st.stable:
         if measured[1] == Verdict.FAIL:
             healthy, reason = False, f"revision {st.stable} breaches its SLO: {measured[2]}"
+    if (
+        healthy
+        and spec.fallback
+        and spec.quality
+        and spec.quality.probe
+        and spec.quality.probe.trigger_fallback
+    ):
+        last = latest_probe(obs, old)
+        if last is not None and last.get("revision") == st.stable and last.get("verdict") == Verdict.FAIL:
+            _, why = fold(last.get("suites") or [])
+            healthy, reason = False, f"revision {st.stable} fails its quality probe: {why}"
     return decide_fallback(
         fallback=spec.fallback,
         previous=previous,
@@ -696,6 +732,59 @@ def fallback_of(
         tiers=tier_health(spec, namespace, obs),
         now=obs.now,
     )
+
+
+def latest_probe(obs: Observation, old: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The latest production probe run: the one that finished this pass, else the one in status."""
+    if obs.measurements.probe is not None:
+        return obs.measurements.probe[1]
+    return (old.get("qualityProbe") or {}).get("lastRun")
+
+
+def quality_probe_status(
+    spec: ModelDeploymentSpec,
+    new_status: dict[str, Any],
+    old: Mapping[str, Any],
+    generation: int,
+    obs: Observation,
+    decision: ro.Decision,
+) -> list[Event]:
+    """``status.qualityProbe`` and the ``QualityDegraded`` condition from the production probe
+    (docs/quality.md): True with the failing suites and cases when a probe run fails, False when one
+    passes, Unknown when it reaches no verdict; absent without ``quality.probe``. A Warning Event
+    when it becomes True, a Normal one when it clears. Edits ``new_status``."""
+    conditions = new_status.get("conditions") or []
+    if spec.quality is None or spec.quality.probe is None:
+        new_status["qualityProbe"] = None
+        new_status["conditions"], _ = remove_condition(conditions, ConditionType.QUALITY_DEGRADED)
+        return []
+    last = latest_probe(obs, old)
+    new_status["qualityProbe"] = {"lastRun": last} if last else None
+    if obs.measurements.probe is None:
+        return []
+    verdict, record, summary = obs.measurements.probe
+    status, reason = {
+        Verdict.FAIL: (ConditionStatus.TRUE, Reason.QUALITY_FAILING),
+        Verdict.PASS: (ConditionStatus.FALSE, Reason.QUALITY_PASSING),
+    }.get(Verdict(verdict), (ConditionStatus.UNKNOWN, Reason.QUALITY_UNKNOWN))
+    message = f"revision {record.get('revision')}: {summary}"
+    before = get_condition(conditions, ConditionType.QUALITY_DEGRADED) or {}
+    new_status["conditions"], _ = set_condition(
+        conditions,
+        type=ConditionType.QUALITY_DEGRADED,
+        status=status,
+        reason=reason,
+        message=message[:1024],
+        observed_generation=generation,
+        now=obs.now,
+    )
+    new_status["phase"] = phase_from(new_status["conditions"], rollout_phase=decision.rollout_phase)
+    was = before.get("status")
+    if status == ConditionStatus.TRUE and was != ConditionStatus.TRUE:
+        return [Events.QUALITY_DEGRADED(message)]
+    if status == ConditionStatus.FALSE and was == ConditionStatus.TRUE:
+        return [Events.QUALITY_RESTORED(message)]
+    return []
 
 
 def router_status(

@@ -21,11 +21,16 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from statistics import NormalDist
+from typing import Any
 
 from slogate.api.suite import Case, Check
+from slogate.api.types import parse_duration
+from slogate.api.v1alpha1 import ModelDeploymentSpec
+from slogate.core.timefmt import parse_rfc3339
 
 REFUSAL_PATTERNS: tuple[str, ...] = (
     r"\bI(?:'m| am) (?:sorry|afraid)\b.{0,40}\b(?:can(?:'|no)?t|unable|not able)\b",
@@ -252,3 +257,141 @@ def verdict(
                 high,
             )
     return QualityVerdict("Pass", f"{shown} meets minPassRate {_pct(min_pass_rate)}", low, high)
+
+
+# --------------------------------------------------------------------------------- gate runs
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    """One case's samples on one revision, with a few failing examples (already truncated)."""
+
+    name: str
+    tally: Tally
+    failures: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """``(answer, failed checks)`` of a few failing samples."""
+    errors: tuple[str, ...] = ()
+    """A few error messages of samples without an answer."""
+
+
+@dataclass(frozen=True)
+class SuiteOutcome:
+    """One suite on one revision: every case's outcome, or why it could not run (``problem``:
+    a missing ConfigMap, an invalid suite; then there are no cases)."""
+
+    name: str
+    revision: str
+    cases: tuple[CaseOutcome, ...] = ()
+    problem: str | None = None
+
+    @property
+    def tally(self) -> Tally:
+        return Tally(
+            passed=sum(c.tally.passed for c in self.cases),
+            failed=sum(c.tally.failed for c in self.cases),
+            errors=sum(c.tally.errors for c in self.cases),
+        )
+
+
+FAILING_CASES_KEPT = 3
+"""Failing cases a suite's status keeps (the first ones by case order)."""
+
+
+def suite_status(
+    run: SuiteOutcome,
+    *,
+    min_pass_rate: float,
+    confidence: float,
+    max_error_share: float,
+    stable: SuiteOutcome | None = None,
+    max_regression: float | None = None,
+) -> dict[str, object]:
+    """One suite's verdict as ``status.quality*.lastRun.suites[]`` (camelCase). Pure.
+
+    A suite that could not run (``problem``) is Inconclusive with the problem as its message;
+    stable is compared only when it ran (``maxRegression``)."""
+    if run.problem is not None:
+        return {"name": run.name, "revision": run.revision, "verdict": "Inconclusive", "message": run.problem}
+    t = run.tally
+    usable = stable if stable is not None and stable.problem is None else None
+    v = verdict(
+        t,
+        min_pass_rate=min_pass_rate,
+        confidence=confidence,
+        max_error_share=max_error_share,
+        stable=usable.tally if usable is not None else None,
+        max_regression=max_regression,
+    )
+    failing = []
+    for c in run.cases:
+        if c.tally.failed == 0 and c.tally.errors == 0:
+            continue
+        answer, failed = c.failures[0] if c.failures else ((c.errors or ("",))[0], ("no answer",))
+        failing.append(
+            {
+                "case": c.name,
+                "failed": list(failed),
+                "answer": answer,
+                "samples": f"{c.tally.passed}/{c.tally.asked}",
+            }
+        )
+        if len(failing) == FAILING_CASES_KEPT:
+            break
+    out: dict[str, object] = {
+        "name": run.name,
+        "revision": run.revision,
+        "verdict": v.verdict,
+        "passRate": _pct(t.rate) if t.rate is not None else None,
+        "interval": f"{_pct(v.low)}..{_pct(v.high)}" if t.answered else None,
+        "samples": t.asked,
+        "errors": t.errors,
+        "stablePassRate": _pct(usable.tally.rate)
+        if usable is not None and usable.tally.rate is not None and max_regression is not None
+        else None,
+        "message": v.reason,
+        "failingCases": failing,
+    }
+    return {k: val for k, val in out.items() if val is not None and val != []}
+
+
+def fold(suites: Sequence[dict[str, object]]) -> tuple[str, str]:
+    """A run's verdict from its suites (any Fail, else any Inconclusive, else Pass; none:
+    Inconclusive) and a one-line summary: the suites that decided it, with a failing case. Pure.
+
+    >>> fold([{"name": "a", "verdict": "Pass", "message": "ok"}])
+    ('Pass', 'a: ok')
+    """
+    verdicts = [str(s["verdict"]) for s in suites]
+    v = (
+        "Fail"
+        if "Fail" in verdicts
+        else "Inconclusive"
+        if "Inconclusive" in verdicts or not verdicts
+        else "Pass"
+    )
+    parts = []
+    for s in suites:
+        if s["verdict"] != v:
+            continue
+        part = f"{s['name']}: {s['message']}"
+        cases = s.get("failingCases") or []
+        if v == "Fail" and cases:
+            first = cases[0]  # type: ignore[index]
+            part += f"; e.g. case {first['case']}: {'; '.join(first['failed'])}"
+        parts.append(part)
+    return v, " | ".join(parts) or "no suites ran"
+
+
+def probe_due(
+    spec: ModelDeploymentSpec, stable: str, status: Mapping[str, Any] | None, now: datetime
+) -> bool:
+    """A production probe of ``stable`` is due: ``quality.probe`` is set and the last probe run
+    (``status.qualityProbe.lastRun``) is of another revision or at least ``probe.interval`` old.
+    Pure; the interval survives a restart because the last run's time is in status."""
+    if spec.quality is None or spec.quality.probe is None:
+        return False
+    last = (status or {}).get("lastRun") or {}
+    if last.get("revision") != stable:
+        return True
+    at = parse_rfc3339(last.get("time"))
+    return at is None or now >= at + parse_duration(spec.quality.probe.interval)

@@ -87,6 +87,16 @@ class RolloutState:
     rejected: tuple[str, ...] = ()
     history: tuple[dict[str, str], ...] = ()
     last_command_id: str | None = None
+    quality_gate: str | None = None
+    """The quality gate the rollout holds at (``PRE_TRAFFIC`` or ``step N``), None between gates."""
+    quality_passed: tuple[str, ...] = ()
+    """Quality gates passed (or released by a person) in this rollout."""
+    quality_runs: int = 0
+    """Quality runs recorded in this rollout: the number the next result must carry (recorded once)."""
+    quality_failures: int = 0
+    quality_inconclusive: int = 0
+    quality_last: dict[str, Any] | None = None
+    """The latest quality run as ``status.qualityGate.lastRun``."""
 
     @classmethod
     def from_status(cls, status: dict[str, Any]) -> RolloutState:
@@ -116,6 +126,7 @@ class RolloutState:
             rejected=tuple(status.get("rejectedRevisions") or ()),
             history=tuple(status.get("history") or ()),
             last_command_id=ro.get("lastCommandId"),
+            **_quality_from_status(status.get("qualityGate"), status.get("canaryRevision")),
         )
 
     def to_status(self) -> dict[str, Any]:
@@ -156,7 +167,37 @@ class RolloutState:
             or None,
             "rejectedRevisions": list(self.rejected),
             "history": list(self.history),
+            "qualityGate": self._quality_status(),
         }
+
+    def _quality_status(self) -> dict[str, Any] | None:
+        if self.canary is None or not (self.quality_gate or self.quality_passed or self.quality_runs):
+            return None
+        out: dict[str, Any] = {
+            "revision": self.canary,
+            "gate": self.quality_gate,
+            "passed": list(self.quality_passed),
+            "runs": self.quality_runs,
+            "failures": self.quality_failures,
+            "consecutiveInconclusive": self.quality_inconclusive,
+            "lastRun": self.quality_last,
+        }
+        return {k: v for k, v in out.items() if v is not None}
+
+
+def _quality_from_status(raw: Any, canary: str | None) -> dict[str, Any]:
+    """``RolloutState``'s quality fields from ``status.qualityGate``, when it is the candidate's."""
+    q = raw or {}
+    if not q or q.get("revision") != canary:
+        return {}
+    return {
+        "quality_gate": q.get("gate"),
+        "quality_passed": tuple(q.get("passed") or ()),
+        "quality_runs": int(q.get("runs") or 0),
+        "quality_failures": int(q.get("failures") or 0),
+        "quality_inconclusive": int(q.get("consecutiveInconclusive") or 0),
+        "quality_last": q.get("lastRun"),
+    }
 
 
 @dataclass(frozen=True)
@@ -181,6 +222,31 @@ class Analysis:
     results: tuple[ObjectiveResult, ...]
 
 
+PRE_TRAFFIC = "preTraffic"
+"""The quality gate before the candidate receives any traffic (``quality.gates.preTraffic``)."""
+
+
+def step_gate(index: int) -> str:
+    """The quality gate of step ``index`` (0-based) as status names it: ``step 2`` for index 1."""
+    return f"step {index + 1}"
+
+
+@dataclass(frozen=True)
+class QualityResult:
+    """One finished quality run, given to ``plan``; recorded only when ``gate`` and ``run`` are the
+    ones ``status.qualityGate`` waits for (a result from before a restart, or for another gate, is
+    dropped: nothing is counted twice)."""
+
+    gate: str
+    run: int
+    """``quality_runs`` when the run started."""
+    verdict: Verdict
+    record: dict[str, Any]
+    """The run as ``status.qualityGate.lastRun`` (``time``, ``revision``, ``suites``, ...)."""
+    summary: str
+    """The failing or inconclusive suites in one line, for Events and the pause reason."""
+
+
 @dataclass(frozen=True)
 class Command:
     """A person's command (from the ``slogate.io/command`` annotation)."""
@@ -190,7 +256,7 @@ class Command:
 
 
 CAUSES: dict[str, tuple[str, ...]] = {
-    Outcome.ROLLED_BACK: ("analysis_failed", "inconclusive"),
+    Outcome.ROLLED_BACK: ("analysis_failed", "inconclusive", "quality_failed", "quality_inconclusive"),
     Outcome.ABORTED: ("manual",),
     Outcome.PROMOTED: ("steps_completed", "manual"),
 }
@@ -219,6 +285,9 @@ class Decision:
     requeue_after: float
     cause: str | None = None
     """Why a rollout ended on this tick, one of ``CAUSES`` (a bounded metric label), else None."""
+    pre_traffic: bool = False
+    """The candidate waits at its pre-traffic quality gate: it runs (at least one replica) but the
+    root Service and the routes keep every request, mirrored or not, away from it."""
 
 
 def steps_of(spec: ModelDeploymentSpec) -> tuple[Step, ...]:
@@ -236,6 +305,42 @@ def has_slo(spec: ModelDeploymentSpec) -> bool:
     return bool(spec.slo and spec.slo.objectives)
 
 
+def pre_traffic_pending(spec: ModelDeploymentSpec, state: RolloutState) -> bool:
+    """The candidate has a pre-traffic quality gate still to pass. Pure."""
+    return bool(
+        spec.quality
+        and spec.quality.gates.pre_traffic
+        and state.canary is not None
+        and not state.outcome
+        and not state.promoting
+        and PRE_TRAFFIC not in state.quality_passed
+    )
+
+
+def quality_due(spec: ModelDeploymentSpec, state: RolloutState, now: datetime) -> str | None:
+    """The quality gate to run now, or None. Pure; the controller starts (or collects) the run.
+
+    Due when the rollout holds at a gate (``state.quality_gate``, set by ``plan``), is neither
+    paused nor finished, the candidate has been Ready, and a failed or inconclusive run of the
+    same gate is at least ``analysis.interval`` old (a retry waits like an analysis run).
+    """
+    if (
+        spec.quality is None
+        or state.canary is None
+        or state.quality_gate is None
+        or state.outcome
+        or state.paused_reason
+        or state.candidate_ready_at is None
+    ):
+        return None
+    last = state.quality_last or {}
+    if last.get("gate") == state.quality_gate:
+        at = parse_rfc3339(last.get("time"))
+        if at is not None and now < at + parse_duration(spec.rollout.analysis.interval):
+            return None
+    return state.quality_gate
+
+
 def analysis_due(spec: ModelDeploymentSpec, state: RolloutState, now: datetime) -> bool:
     """Whether an analysis run is due now. Pure.
 
@@ -248,6 +353,7 @@ def analysis_due(spec: ModelDeploymentSpec, state: RolloutState, now: datetime) 
         or state.outcome
         or state.paused_reason  # a paused rollout waits for a person; it does not keep judging
         or state.candidate_ready_at is None
+        or pre_traffic_pending(spec, state)  # no traffic reaches it yet: nothing to measure
     ):
         return False
     ready_at = parse_rfc3339(state.candidate_ready_at)
@@ -338,6 +444,7 @@ def plan(
     analysis: Analysis | None,
     command: Command | None,
     now: datetime,
+    quality: QualityResult | None = None,
 ) -> Decision:
     """Decide the next rollout action. Pure; consumed by ``controller.reconcile``.
 
@@ -439,15 +546,21 @@ def plan(
             outcome_message=None,
             promoting=False,
             promoted_by_person=False,
+            quality_gate=None,
+            quality_passed=(),
+            quality_runs=0,
+            quality_failures=0,
+            quality_inconclusive=0,
+            quality_last=None,
         )
         events.append(
             Events.ROLLOUT_STARTED(
                 f"revision {current} starts a {spec.rollout.strategy.value} rollout beside stable {s.stable}"
             )
         )
-        return _progress(spec, s, observed, None, None, now, events, fast, interval, retire)
+        return _progress(spec, s, observed, None, None, now, events, fast, interval, retire, None)
 
-    return _progress(spec, s, observed, analysis, command, now, events, fast, interval, ())
+    return _progress(spec, s, observed, analysis, command, now, events, fast, interval, (), quality)
 
 
 def _rollback(
@@ -481,6 +594,7 @@ def _progress(
     fast: float,
     interval: float,
     retire: tuple[str, ...],
+    quality: QualityResult | None,
 ) -> Decision:
     strategy = spec.rollout.strategy
     steps = steps_of(spec)
@@ -496,7 +610,8 @@ def _progress(
         cause: str | None = None,
     ) -> Decision:
         weight = st.weight
-        mirror = strategy == Strategy.SHADOW and weight == 0 and not down
+        pre = pre_traffic_pending(spec, st) and not down
+        mirror = strategy == Strategy.SHADOW and weight == 0 and not down and not pre
         return Decision(
             state=st,
             canary_weight=0 if down else weight,
@@ -508,7 +623,29 @@ def _progress(
             rollout_phase=phase,
             requeue_after=requeue,
             cause=cause,
+            pre_traffic=pre,
         )
+
+    def quality_hold(st: RolloutState, gate: str) -> Decision | None:
+        """Hold at ``gate`` until it passes; None once it has (or without quality gates)."""
+        if spec.quality is None or gate in st.quality_passed:
+            return None
+        waiting = f"waiting for quality gate {gate}: " + (
+            f"last run {st.quality_last['verdict']} ({st.quality_inconclusive + st.quality_failures} "
+            f"of {st.quality_runs} runs not passing)"
+            if st.quality_last and st.quality_last.get("gate") == gate
+            else "suites running on the candidate"
+            if st.candidate_ready_at
+            else "the candidate is not Ready yet"
+        )
+        st = dataclasses.replace(st, quality_gate=gate, waiting_for=waiting)
+        return decision(st, Phase.PROGRESSING, min(fast, 2.0))
+
+    def step_quality_hold(st: RolloutState) -> Decision | None:
+        """Hold a step named in ``quality.gates.atSteps`` until its gate passes."""
+        if spec.quality is None or st.step + 1 not in spec.quality.gates.at_steps:
+            return None
+        return quality_hold(st, step_gate(st.step))
 
     # Finished rollouts (rolled back / aborted) hold until the spec changes or a person retries.
     if s.outcome:
@@ -529,11 +666,22 @@ def _progress(
             events.append(Events.PAUSED(f"rollout of {s.canary} paused by a person"))
         elif verb == "resume" and s.paused_reason:
             events.append(Events.RESUMED(f"rollout of {s.canary} resumed by a person"))
-            s = dataclasses.replace(s, paused_reason=None, consecutive_inconclusive=0)
+            s = dataclasses.replace(s, paused_reason=None, consecutive_inconclusive=0, quality_inconclusive=0)
         elif verb == "promote-full":
             events.append(Events.PROMOTED_BY_PERSON(f"revision {s.canary} promoted to full by a person"))
             s = dataclasses.replace(
                 s, paused_reason=None, promoting=True, promoted_by_person=True, weight=100, step=len(steps)
+            )
+        elif verb == "promote" and s.quality_gate:
+            # A rollout holding (or paused) at a quality gate: a person may release the gate.
+            events.append(Events.GATE_RELEASED(f"quality gate {s.quality_gate} released by a person"))
+            s = dataclasses.replace(
+                s,
+                quality_passed=(*s.quality_passed, s.quality_gate),
+                quality_gate=None,
+                quality_inconclusive=0,
+                waiting_for=None,
+                paused_reason=None,
             )
         elif verb == "promote":
             # A pause (manual or timed) or a step waiting for its evidence: a person may release it.
@@ -604,8 +752,69 @@ def _progress(
             evidence = counts_as_evidence(spec, s, now)
             s = dataclasses.replace(s, consecutive_inconclusive=0, passes=s.passes + int(evidence))
 
+    # Evidence: record a quality run (once: its gate and run number must be the awaited ones).
+    if (
+        quality is not None
+        and spec.quality is not None
+        and quality.gate == s.quality_gate
+        and quality.run == s.quality_runs
+    ):
+        gate = quality.gate
+        s = dataclasses.replace(s, quality_runs=s.quality_runs + 1, quality_last=quality.record)
+        if quality.verdict == Verdict.PASS:
+            events.append(
+                Events.QUALITY_PASSED(f"revision {s.canary} passed quality gate {gate}: {quality.summary}")
+            )
+            s = dataclasses.replace(
+                s,
+                quality_passed=(*s.quality_passed, gate),
+                quality_gate=None,
+                quality_inconclusive=0,
+                waiting_for=None,
+            )
+        elif quality.verdict == Verdict.FAIL:
+            s = dataclasses.replace(s, quality_failures=s.quality_failures + 1, quality_inconclusive=0)
+            events.append(
+                Events.QUALITY_FAILED(
+                    f"revision {s.canary} at quality gate {gate}: {quality.summary} "
+                    f"({s.quality_failures}/{limits.failure_limit})"
+                )
+            )
+            if s.quality_failures >= limits.failure_limit and not s.paused_reason:
+                reason = f"quality gate {gate}: {quality.summary}"
+                if spec.rollout.auto_rollback:
+                    s = _rollback(s, reason, now, events, outcome=Outcome.ROLLED_BACK)
+                    return decision(s, Phase.ROLLED_BACK, 30.0, down=True, cause="quality_failed")
+                s = dataclasses.replace(
+                    s, paused_reason=f"{reason}; autoRollback is off: `slogate abort` or `slogate promote`"
+                )
+                events.append(Events.PAUSED(f"rollout of {s.canary} paused: {s.paused_reason}"))
+        else:
+            s = dataclasses.replace(s, quality_inconclusive=s.quality_inconclusive + 1)
+            events.append(
+                Events.QUALITY_INCONCLUSIVE(
+                    f"revision {s.canary} at quality gate {gate}: {quality.summary} "
+                    f"({s.quality_inconclusive}/{limits.inconclusive_limit})"
+                )
+            )
+            if s.quality_inconclusive >= limits.inconclusive_limit and not s.paused_reason:
+                reason = f"quality gate {gate} inconclusive {s.quality_inconclusive} times: {quality.summary}"
+                if limits.on_inconclusive.value == "rollback":
+                    s = _rollback(s, reason, now, events, outcome=Outcome.ROLLED_BACK)
+                    return decision(s, Phase.ROLLED_BACK, 30.0, down=True, cause="quality_inconclusive")
+                s = dataclasses.replace(
+                    s,
+                    paused_reason=f"{reason}: `slogate resume` to run it again, `slogate promote` to "
+                    "release the gate or `slogate abort`",
+                )
+                events.append(Events.PAUSED(f"rollout of {s.canary} paused: {s.paused_reason}"))
+
     if s.paused_reason:
         return decision(s, Phase.PAUSED, interval)
+
+    # The pre-traffic quality gate: nothing else happens until the suites pass on the candidate.
+    if pre_traffic_pending(spec, s) and (held := quality_hold(s, PRE_TRAFFIC)) is not None:
+        return held
 
     # Promotion: the candidate at full size and Ready becomes stable. With no steps (blue-green's
     # default) the evidence rule applies here: the switch waits for the candidate's passing runs.
@@ -665,6 +874,8 @@ def _progress(
             return decision(s, Phase.PROGRESSING, fast if not has_slo(spec) else min(interval, 5.0))
         waiting = _evidence_gate(spec, s, now)
         if waiting is None:
+            if (held := step_quality_hold(s)) is not None:
+                return held
             s = _next_step(s, now)
             return decision(s, Phase.PROGRESSING, fast)
         s = dataclasses.replace(s, waiting_for=waiting)
@@ -690,6 +901,8 @@ def _progress(
     judged = strategy in (Strategy.BLUE_GREEN, Strategy.SHADOW) or s.weight > 0
     waiting = _evidence_gate(spec, s, now) if judged else None
     if waiting is None:
+        if judged and (held := step_quality_hold(s)) is not None:
+            return held
         s = _next_step(s, now)
         return decision(s, Phase.PROGRESSING, fast)
     if s.waiting_for is None:

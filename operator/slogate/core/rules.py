@@ -81,6 +81,11 @@ THRESHOLD_FOR = "5m"
 """How long a threshold alert's query must stay above ``max`` before it fires."""
 
 SEVERITY = "page"
+QUALITY_ALERT = "SlogateQualityDegraded"
+"""The production probe failed a suite on stable (``quality.probe``; docs/quality.md)."""
+QUALITY_SEVERITY = "ticket"
+"""A probe verdict already rests on repeated samples at a stated confidence; it is a wrong-answers
+signal, not an outage, so it opens a ticket rather than paging (the fallback policy acts at once)."""
 
 
 def _tgi_duration_buckets() -> tuple[float, ...]:
@@ -248,7 +253,7 @@ def build_rule_groups(*, name: str, namespace: str, spec: ModelDeploymentSpec) -
     ``rules_file``, ``prometheus_rule`` and ``slogate rules``.
     """
     if spec.slo is None:
-        return []
+        return _quality_groups(name=name, namespace=namespace, spec=spec)
     engine = spec.engine.kind
     sel = selector(namespace, name)
     runbook = f"slogate explain {name} -n {namespace}"
@@ -305,7 +310,41 @@ def build_rule_groups(*, name: str, namespace: str, spec: ModelDeploymentSpec) -
         groups.append({"name": f"slogate-{namespace}-{name}-sli", "rules": records})
     if alerts:
         groups.append({"name": f"slogate-{namespace}-{name}-alerts", "rules": alerts})
-    return groups
+    return groups + _quality_groups(name=name, namespace=namespace, spec=spec)
+
+
+def _quality_groups(*, name: str, namespace: str, spec: ModelDeploymentSpec) -> list[dict[str, Any]]:
+    """``slogate-NS-NAME-quality``: one alert per probed suite whose latest probe verdict is Fail,
+    read from the operator's own ``slogate_quality_verdict`` (its ServiceMonitor keeps the
+    ModelDeployment's ``namespace`` label: ``honorLabels``). None without ``quality.probe``."""
+    if spec.quality is None or spec.quality.probe is None:
+        return []
+    probed = spec.quality.probe.suites or [s.name for s in spec.quality.suites]
+    runbook = f"slogate explain {name} -n {namespace}"
+    alerts = []
+    for suite in probed:
+        sel = f'{{namespace="{namespace}",modeldeployment="{name}",suite="{suite}",kind="probe",verdict="Fail"}}'
+        alerts.append(
+            {
+                "alert": QUALITY_ALERT,
+                "expr": f"max(slogate_quality_verdict{sel}) == 1",
+                "labels": {
+                    "namespace": namespace,
+                    "modeldeployment": name,
+                    "suite": suite,
+                    "severity": QUALITY_SEVERITY,
+                },
+                "annotations": {
+                    "summary": f"ModelDeployment {namespace}/{name} fails quality suite {suite} in production",
+                    "description": (
+                        f"The latest quality probe of the stable revision failed suite {suite}: its pass rate's"
+                        f" confidence interval is below minPassRate (every {spec.quality.probe.interval})."
+                    ),
+                    "runbook": f"Run `{runbook}` for the failing cases and answers.",
+                },
+            }
+        )
+    return [{"name": f"slogate-{namespace}-{name}-quality", "rules": alerts}]
 
 
 def _threshold_alert(
@@ -376,6 +415,7 @@ def prometheus_rule(
 
 __all__ = [
     "BURN_RATE_ALERTS",
+    "QUALITY_ALERT",
     "RECORD_PREFIX",
     "THRESHOLD_ALERT",
     "WINDOWS",

@@ -269,6 +269,7 @@ def rollout_sizes(
     gpus_per_replica: int,
     max_surge_gpus: int | None,
     autoscaled: bool,
+    pre_traffic: bool = False,
 ) -> RolloutSizes:
     """The replica counts of one rollout pass, within ``gpuBudget.maxSurgeGPUs`` at every stage.
     Pure; consumed by ``controller.reconcile``, which scales the candidate (apply) and the stable
@@ -280,7 +281,9 @@ def rollout_sizes(
       stable gives up one replica per Ready candidate replica, so the GPUs held never exceed
       stable's plus the budget, and the route's weight follows the Ready shares;
     - blue-green: a full second copy or none; a budget smaller than a copy starts no candidate and
-      says so (a blue-green switch needs the whole copy Ready, there is no handover to make).
+      says so (a blue-green switch needs the whole copy Ready, there is no handover to make);
+    - a pre-traffic quality gate (canary, shadow): one replica, within the budget, with no traffic
+      (the suites need something to ask; a blue-green candidate is judged on its full copy).
 
     Under an autoscaler the stable track's size is the autoscaler's, so promotion cannot shrink it:
     the candidate goes to full size at once, as before (a note says the budget is exceeded).
@@ -323,6 +326,14 @@ def rollout_sizes(
         ready = min(canary_ready, stable_replicas)
         share = 100 if split.stable == 0 else round(100 * ready / (ready + split.stable))
         return RolloutSizes(canary=split.canary, stable=split.stable, route_weight=share, note=split.message)
+    if pre_traffic:
+        split = replicas_for_weight(
+            stable_replicas=max(stable_replicas, 1),
+            weight=1,  # the smallest canary: one replica
+            gpus_per_replica=gpus_per_replica,
+            max_surge_gpus=max_surge_gpus,
+        )
+        return RolloutSizes(canary=split.canary, stable=own_stable, route_weight=0, note=split.message)
     split = replicas_for_weight(
         stable_replicas=stable_replicas,
         weight=100 if mirror else weight,

@@ -78,6 +78,8 @@ class ConditionType:
     """Live request inputs differ from what the model was validated with."""
     OVER_BUDGET: Final = "OverBudget"
     """The cost per million tokens exceeds ``spec.budget`` (absent without a budget)."""
+    QUALITY_DEGRADED: Final = "QualityDegraded"
+    """The production quality probe finds stable's answers failing a suite (absent without a probe)."""
 
 
 CONDITION_TYPES: Final = _values(ConditionType)
@@ -131,6 +133,13 @@ class Reason:
     """``FallbackActive=True``: a fallback tier takes the traffic."""
     PRIMARY_SERVING: Final = "PrimaryServing"
     """``FallbackActive=False``: the ModelDeployment itself serves."""
+    QUALITY_FAILING: Final = "QualityFailing"
+    """``QualityDegraded=True``: the production probe failed a suite on stable."""
+    QUALITY_PASSING: Final = "QualityPassing"
+    """``QualityDegraded=False``: the production probe passed every suite on stable."""
+    QUALITY_UNKNOWN: Final = "QualityUnknown"
+    """``QualityDegraded=Unknown``: the probe got no verdict (stable did not answer, a suite is
+    missing, or the interval straddles ``minPassRate``)."""
     ROUTER_UNAVAILABLE: Final = "RouterUnavailable"
     """``Degraded=True``: the router's API (Gateway API, the InferencePool CRD) is not served, so no
     route or pool is applied."""
@@ -260,6 +269,18 @@ class Events:
     """The spec went back to the stable revision; the candidate was removed."""
     RETRY: Final = EventSpec(_N, "Retry")
     """A person retried a rolled-back revision (``slogate retry``)."""
+    QUALITY_PASSED: Final = EventSpec(_N, "QualityPassed")
+    """A quality gate's run passed every suite (``spec.quality``); the gate is done."""
+    QUALITY_FAILED: Final = EventSpec(_W, "QualityFailed")
+    """A quality gate's run failed a suite (counted towards ``failureLimit``); the message names
+    the suite, its pass rate and interval, and a failing case."""
+    QUALITY_INCONCLUSIVE: Final = EventSpec(_W, "QualityInconclusive")
+    """A quality gate's run reached no verdict: the candidate did not answer, a suite is missing,
+    or the interval straddles ``minPassRate`` (counted towards ``inconclusiveLimit``)."""
+    QUALITY_DEGRADED: Final = EventSpec(_W, ConditionType.QUALITY_DEGRADED)
+    """The production probe failed a suite on stable (``QualityDegraded`` became True)."""
+    QUALITY_RESTORED: Final = EventSpec(_N, "QualityRestored")
+    """The production probe passes again (``QualityDegraded`` became False)."""
 
     # The plan and status (core.plan, core.status).
     CREATED: Final = EventSpec(_N, "Created")

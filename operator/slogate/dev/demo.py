@@ -179,6 +179,7 @@ def run(directory: Path, *, keep: bool) -> int:
                 f"--health-port={free_port()}",
                 "--bind-address=127.0.0.1",
                 "--resync-seconds=3",
+                f"--quality-endpoints=bridge:{cluster.dir}",
             ],
         )
         api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
