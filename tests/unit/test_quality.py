@@ -393,3 +393,56 @@ def test_slogate_eval_refuses_an_invalid_suite(tmp_path):
         capture_output=True, text=True,
     )  # fmt: skip
     assert out.returncode == 3 and "cases[0].checks[0] (regex)" in out.stderr
+
+
+JUDGED_SUITE = """
+cases:
+  - name: invoice-judged
+    messages:
+      - {role: user, content: "Invoice 2026-114 from ACME, total 129.90 EUR. Extract vendor and total."}
+    params:
+      temperature: 0
+      response_format:
+        type: json_schema
+        json_schema:
+          name: invoice
+          schema: {type: object, required: [vendor, total], properties: {vendor: {type: string}, total: {type: number}}}
+    checks:
+      - judge: {rubric: 'The answer names the "vendor" and the "total".', minScore: 7}
+"""
+
+
+def test_a_judge_model_scores_the_answers_and_fails_refusals(sim, tmp_path):
+    """A real simulator as the judge (its score is derived from the answer: sim.answers.judge_score):
+    a healthy candidate passes, one that refuses half the time fails, and without a judge every
+    sample is an error (Inconclusive), never a failure."""
+    suite = tmp_path / "judged.yaml"
+    suite.write_text(JUDGED_SUITE)
+    judge = sim()
+    args = ("--samples", "30", "--min-pass-rate", "0.8", "--judge-endpoint", judge, "--judge-samples", "3")
+    code, report = eval_cli(suite, sim(), *args)
+    assert code == 0 and report["samples"] == {"passed": 30, "failed": 0, "errors": 0}, report
+    code, report = eval_cli(suite, sim("--refusal-rate", "0.5"), *args)
+    assert code == 1 and report["verdict"] == "Fail", report
+    why = [w for c in report["cases"] for f in c.get("failures", []) for w in f["failed"]]
+    assert why and all(w.startswith("judge: median score 0 < 7") for w in why), why
+    code, report = eval_cli(suite, sim(), "--samples", "3")
+    assert code == 2 and report["samples"]["errors"] == 3, report
+    assert "no judge is configured" in report["cases"][0]["errorMessages"][0]
+
+
+def test_judge_verdicts_and_scores():
+    from slogate.core.quality import judge_verdict, score_of
+
+    assert [score_of(t) for t in ("7", " 9/10", "Score: 3.5", "", "11", "-")] == [
+        7.0,
+        9.0,
+        3.5,
+        None,
+        None,
+        None,
+    ]
+    assert judge_verdict([7, 7, 6], 7) == (None, True)
+    assert judge_verdict([6, 7], 7) == ("judge: median score 6.5 < 7 (scores 6, 7)", True)
+    assert judge_verdict([None, None], 7) == (None, False)
+    assert judge_verdict([], 7) == (None, False)

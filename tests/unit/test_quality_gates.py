@@ -495,3 +495,259 @@ def test_the_plan_keeps_the_candidate_out_of_the_root_service_until_its_gate_pas
     assert p.status["canaryWeight"] == 50 and p.status["qualityGate"]["passed"] == [PRE_TRAFFIC]
     assert root(p, children) == {"slogate.io/deployment": "m"}
     assert any(o["kind"] == "Service" and o["metadata"]["name"] == "m" for o in p.apply)
+
+
+# ------------------------------------------------------------------------ the evaluator (I/O half)
+
+
+def test_the_evaluator_starts_a_run_once_and_hands_its_result_out_once():
+    import threading
+
+    from slogate.adapters.evaluate import Evaluator
+
+    ev = Evaluator(workers=1)
+    release = threading.Event()
+    calls = []
+
+    def run():
+        calls.append(1)
+        release.wait(5)
+        return ("Pass", {}, "ok")
+
+    owner = ("ns", "m")
+    assert ev.collect(("ns", "m", "gate", "b", "preTraffic", 0), run, owner=owner) is None
+    assert ev.collect(("ns", "m", "gate", "b", "preTraffic", 0), run, owner=owner) is None  # still running
+    release.set()
+    for _ in range(100):
+        got = ev.collect(("ns", "m", "gate", "b", "preTraffic", 0), run, owner=owner)
+        if got is not None:
+            break
+        __import__("time").sleep(0.01)
+    assert got == ("Pass", {}, "ok") and calls == [1]
+    # Handed out once: asking again starts a new run (the next run number would be asked instead).
+    assert (
+        ev.collect(("ns", "m", "gate", "b", "preTraffic", 0), lambda: ("Fail", {}, ""), owner=owner) is None
+    )
+    ev.shutdown()
+
+
+def test_a_run_that_raises_is_returned_as_the_exception():
+    from slogate.adapters.evaluate import Evaluator
+
+    ev = Evaluator(workers=1)
+
+    def boom():
+        raise RuntimeError("api down")
+
+    key = ("ns", "m", "probe", "a", None)
+    ev.collect(key, boom, owner=("ns", "m/probe"))
+    for _ in range(100):
+        got = ev.collect(key, boom, owner=("ns", "m/probe"))
+        if got is not None:
+            break
+        __import__("time").sleep(0.01)
+    assert isinstance(got, RuntimeError)
+    ev.shutdown()
+
+
+class FakeKube:
+    def __init__(self, configmaps):
+        self.configmaps = configmaps
+
+    def get(self, api_version, kind, namespace, name):
+        if kind == "ModelDeployment":
+            return self.configmaps.get(("md", namespace, name))
+        assert (api_version, kind) == ("v1", "ConfigMap")
+        return self.configmaps.get((namespace, name))
+
+
+class FixedEndpoints:
+    def __init__(self, urls):
+        self.urls = urls
+        self.asked = []
+
+    def url(self, namespace, service, selector):
+        self.asked.append((namespace, service, dict(selector)))
+        return self.urls.get(service)
+
+
+SUITE_YAML = """
+cases:
+  - name: affirm
+    prompt: say yes
+    checks: [{contains: "yes"}]
+"""
+
+
+def test_run_quality_asks_the_candidate_and_stable_through_their_track_services():
+    from slogate.adapters.evaluate import run_quality
+
+    sp = spec(
+        {"suites": [{**SUITES[0], "configMap": "s", "samples": 20, "minPassRate": 0.8, "maxRegression": 0.1}]}
+    )
+    kube = FakeKube({("ns", "s"): {"data": {"suite.yaml": SUITE_YAML}}})
+    ends = FixedEndpoints({"m-canary": "http://cand", "m-stable": "http://stab"})
+    sent = []
+
+    def post(url, body, timeout):
+        sent.append((url, body["model"], timeout))
+        good = url.startswith("http://stab") or len(sent) % 2 == 0  # the candidate answers yes half the time
+        return {"choices": [{"text": "yes" if good else "no"}], "usage": {"completion_tokens": 1}}
+
+    verdict, record, summary = run_quality(
+        kube,
+        ends,
+        spec=sp,
+        namespace="ns",
+        name="m",
+        revision="b",
+        track="canary",
+        stable_revision="a",
+        gate=PRE_TRAFFIC,
+        post=post,
+        clock=lambda: T0,
+    )
+    assert ends.asked == [
+        ("ns", "m-canary", {"slogate.io/deployment": "m", "slogate.io/revision": "b"}),
+        ("ns", "m-stable", {"slogate.io/deployment": "m", "slogate.io/revision": "a"}),
+    ]
+    assert {u for u, _, _ in sent} == {"http://cand/v1/completions", "http://stab/v1/completions"}
+    assert {m for _, m, _ in sent} == {"m"} and {t for _, _, t in sent} == {60.0}
+    assert (
+        verdict == "Fail"
+        and record["gate"] == PRE_TRAFFIC
+        and record["suites"][0]["stablePassRate"] == "100.0%"
+    )
+    assert "pass rate 50.0%" in summary
+
+
+@pytest.mark.parametrize(
+    ("configmaps", "urls", "why"),
+    [
+        ({}, {"m-canary": "http://c"}, "ConfigMap ns/s not found"),
+        ({("ns", "s"): {"data": {}}}, {"m-canary": "http://c"}, "ConfigMap s has no key suite.yaml"),
+        ({("ns", "s"): {"data": {"suite.yaml": "cases: []"}}}, {"m-canary": "http://c"}, "not a valid suite"),
+        ({("ns", "s"): {"data": {"suite.yaml": SUITE_YAML}}}, {}, "no pod of revision b answers"),
+    ],
+)
+def test_a_run_that_cannot_ask_is_inconclusive_with_the_reason(configmaps, urls, why):
+    from slogate.adapters.evaluate import run_quality
+
+    sp = spec({"suites": [{**SUITES[0], "configMap": "s"}]})
+    verdict, _, summary = run_quality(
+        FakeKube(configmaps),
+        FixedEndpoints(urls),
+        spec=sp,
+        namespace="ns",
+        name="m",
+        revision="b",
+        track="canary",
+        stable_revision=None,
+        gate=PRE_TRAFFIC,
+        post=lambda *a: {},
+        clock=lambda: T0,
+    )
+    assert verdict == "Inconclusive" and why in summary, summary
+
+
+def test_bridge_endpoints_pick_a_pod_of_the_revision(tmp_path):
+    import json as _json
+
+    from slogate.adapters.endpoints import BridgeEndpoints, ServiceDNS, resolver_of
+
+    (tmp_path / "sims.json").write_text(
+        _json.dumps(
+            {
+                "ns/m-b-2": {
+                    "namespace": "ns",
+                    "pod": "m-b-2",
+                    "port": 2,
+                    "labels": {"slogate.io/deployment": "m", "slogate.io/revision": "b"},
+                },
+                "ns/m-a-1": {
+                    "namespace": "ns",
+                    "pod": "m-a-1",
+                    "port": 1,
+                    "labels": {"slogate.io/deployment": "m", "slogate.io/revision": "a"},
+                },
+                "other/m-b-3": {
+                    "namespace": "other",
+                    "pod": "m-b-3",
+                    "port": 3,
+                    "labels": {"slogate.io/deployment": "m", "slogate.io/revision": "b"},
+                },
+            }
+        )
+    )
+    ends = resolver_of(f"bridge:{tmp_path}")
+    assert isinstance(ends, BridgeEndpoints)
+    assert (
+        ends.url("ns", "m-canary", {"slogate.io/deployment": "m", "slogate.io/revision": "b"})
+        == "http://127.0.0.1:2"
+    )
+    assert ends.url("ns", "m-canary", {"slogate.io/deployment": "m", "slogate.io/revision": "z"}) is None
+    assert ServiceDNS().url("ns", "m-canary", {}) == "http://m-canary.ns.svc:80"
+    with pytest.raises(ValueError, match="dns or bridge:DIR"):
+        resolver_of("kube")
+
+
+JUDGED = """
+cases:
+  - name: c
+    prompt: p
+    checks: [{judge: {rubric: 'says "yes"', minScore: 5}}]
+"""
+
+
+def test_run_quality_asks_the_judge_model_deployment_under_its_served_name():
+    from slogate.adapters.evaluate import run_quality
+
+    sp = spec(
+        {
+            "suites": [{**SUITES[0], "configMap": "s", "samples": 20, "minPassRate": 0.8}],
+            "judge": {"modelDeployment": "grader", "samples": 3},
+        }
+    )
+    objects = {
+        ("ns", "s"): {"data": {"suite.yaml": JUDGED}},
+        ("md", "ns", "grader"): {"spec": {"model": {"servedName": "big-grader"}}},
+    }
+    ends = FixedEndpoints({"m-canary": "http://cand", "grader": "http://judge"})
+    judged = []
+
+    def post(url, body, timeout):
+        if url.startswith("http://judge"):
+            judged.append(body["model"])
+            return {"choices": [{"message": {"content": "9"}}]}
+        return {"choices": [{"text": "yes"}]}
+
+    verdict, _, _ = run_quality(
+        FakeKube(objects),
+        ends,
+        spec=sp,
+        namespace="ns",
+        name="m",
+        revision="b",
+        track="canary",
+        stable_revision=None,
+        gate=PRE_TRAFFIC,
+        post=post,
+        clock=lambda: T0,
+    )
+    assert verdict == "Pass" and len(judged) == 60 and set(judged) == {"big-grader"}
+    assert ("ns", "grader", {"slogate.io/deployment": "grader"}) in ends.asked
+    del objects[("md", "ns", "grader")]
+    verdict, _, summary = run_quality(
+        FakeKube(objects),
+        ends,
+        spec=sp,
+        namespace="ns",
+        name="m",
+        revision="b",
+        track="canary",
+        stable_revision=None,
+        gate=PRE_TRAFFIC,
+        post=post,
+        clock=lambda: T0,
+    )
+    assert verdict == "Inconclusive" and "the judge ModelDeployment grader is not found" in summary

@@ -28,7 +28,18 @@ from slogate.api.suite import Case, Suite, suite_problems
 from slogate.api.types import parse_duration
 from slogate.api.v1alpha1 import ModelDeploymentSpec, QualitySuiteRef
 from slogate.core.naming import Track, track_service_name
-from slogate.core.quality import Answer, CaseOutcome, SuiteOutcome, Tally, failed_checks, fold, suite_status
+from slogate.core.quality import (
+    Answer,
+    CaseOutcome,
+    SuiteOutcome,
+    Tally,
+    failed_checks,
+    fold,
+    judge_messages,
+    judge_verdict,
+    score_of,
+    suite_status,
+)
 from slogate.core.timefmt import rfc3339
 
 log = logging.getLogger("slogate.quality")
@@ -75,6 +86,61 @@ def answer_of(body: dict[str, Any]) -> Answer:
     return Answer(text=text or "", completion_tokens=int(tokens) if tokens is not None else None)
 
 
+@dataclass(frozen=True)
+class JudgeTarget:
+    """The model that scores ``judge`` checks: an OpenAI-compatible endpoint and model name, asked
+    ``samples`` times per answer (``core.quality.judge_verdict`` takes the median)."""
+
+    endpoint: str
+    model: str
+    samples: int = 3
+
+
+def judge_answer(
+    case: Case, answer: Answer, judge: JudgeTarget | None, send: Post, timeout: float
+) -> tuple[list[str], str | None]:
+    """``(why the judge checks failed, error)`` for one answer: each ``judge`` check asked of the
+    judge ``samples`` times, non-streamed, at temperature 0. ``error`` (the sample becomes an
+    error, not a failure) when there is no judge or it gave too few scores."""
+    checks = [c.judge for c in case.checks if c.judge is not None]
+    if not checks:
+        return [], None
+    if judge is None:
+        return (
+            [],
+            "the suite has judge checks but no judge is configured (spec.quality.judge, --judge-endpoint)",
+        )
+    failed = []
+    for check in checks:
+        scores = []
+        for _ in range(judge.samples):
+            body = {
+                "model": judge.model,
+                "messages": judge_messages(check.rubric, case, answer.text),
+                "temperature": 0,
+                "max_tokens": 8,
+            }
+            try:
+                scores.append(
+                    score_of(
+                        answer_of(
+                            send(judge.endpoint.rstrip("/") + "/v1/chat/completions", body, timeout)
+                        ).text
+                    )
+                )
+            except (OSError, ValueError):
+                scores.append(None)
+        why, decided = judge_verdict(scores, check.min_score)
+        if not decided:
+            return (
+                [],
+                f"the judge gave too few scores ({sum(s is not None for s in scores)} of {len(scores)})",
+            )
+        if why is not None:
+            failed.append(why)
+    return failed, None
+
+
 @dataclass
 class CaseResult:
     """One case's samples: counts, and a few failing examples (truncated)."""
@@ -110,25 +176,32 @@ def run_suite(
     timeout: float = 60.0,
     post: Post | None = None,
     keep_failures: int = 3,
+    judge: JudgeTarget | None = None,
 ) -> SuiteRun:
-    """Ask every case ``samples`` times with at most ``concurrency`` in flight."""
+    """Ask every case ``samples`` times with at most ``concurrency`` in flight; ``judge`` scores
+    the ``judge`` checks of each answer."""
     if samples < 1 or concurrency < 1:
         raise ValueError("samples and concurrency must be at least 1")
     send = post or http_post
     base = endpoint.rstrip("/")
     jobs = [(i, s) for i in range(len(suite.cases)) for s in range(samples)]
 
-    def one(job: tuple[int, int]) -> tuple[int, Answer | None, str]:
+    def one(job: tuple[int, int]) -> tuple[int, Answer | None, str, list[str]]:
         i, _ = job
-        path, body = request_of(suite.cases[i], model)
+        case = suite.cases[i]
+        path, body = request_of(case, model)
         try:
-            return i, answer_of(send(base + path, body, timeout)), ""
+            got = answer_of(send(base + path, body, timeout))
         except (OSError, ValueError) as exc:  # refused, timed out, HTTP error, not JSON
-            return i, None, str(exc) or type(exc).__name__
+            return i, None, str(exc) or type(exc).__name__, []
+        judged, error = judge_answer(case, got, judge, send, timeout)
+        if error is not None:
+            return i, None, error, []
+        return i, got, "", failed_checks(case, got, suite.refusal_patterns) + judged
 
     results = [CaseResult(name=suite.case_name(i)) for i in range(len(suite.cases))]
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for i, answer, error in pool.map(one, jobs):
+        for i, answer, error, why in pool.map(one, jobs):
             r = results[i]
             t = r.tally
             if answer is None:
@@ -136,7 +209,6 @@ def run_suite(
                 if len(r.errors) < keep_failures:
                     r.errors.append(error)
                 continue
-            why = failed_checks(suite.cases[i], answer, suite.refusal_patterns)
             if why:
                 r.tally = replace(t, failed=t.failed + 1)
                 if len(r.failures) < keep_failures:
@@ -227,14 +299,33 @@ def run_quality(
             concurrency=q.concurrency,
             timeout=timeout,
             post=post,
+            judge=judge,
         )
         return outcome_of(run, name=ref.name, revision=rev)
 
+    judge: JudgeTarget | None = None
+    judge_problem = None
+    if q.judge is not None:
+        found = kube.get(C.API_VERSION, C.KIND, namespace, q.judge.model_deployment)
+        url = endpoints.url(
+            namespace, q.judge.model_deployment, {C.LABEL_DEPLOYMENT: q.judge.model_deployment}
+        )
+        if found is None or url is None:
+            judge_problem = f"the judge ModelDeployment {q.judge.model_deployment} " + (
+                "is not found" if found is None else "has no pod that answers"
+            )
+        else:
+            served = ((found.get("spec") or {}).get("model") or {}).get(
+                "servedName"
+            ) or q.judge.model_deployment
+            judge = JudgeTarget(endpoint=url, model=served, samples=q.judge.samples)
     results = []
     for ref in q.suites:
         if suites and ref.name not in suites:
             continue
         suite = load_suite_from(kube, namespace, ref)
+        if judge_problem and isinstance(suite, Suite) and any(c.judge for k in suite.cases for c in k.checks):
+            suite = judge_problem
         candidate = ask(suite, ref, revision, track_service_name(name, track))
         stable = None
         if ref.max_regression is not None and stable_revision and stable_revision != revision:

@@ -30,12 +30,22 @@ CHECK_KINDS = (
     "jsonSchema",
     "maxTokens",
     "notRefusal",
+    "judge",
 )
 """Every check kind, in the order docs/quality.md lists them."""
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+class Judge(_Model):
+    """A judge check: another model reads the answer against a rubric and scores it 0..10."""
+
+    rubric: Annotated[str, Field(min_length=1, max_length=4000)]
+    """What a good answer does, in words the judge model reads (``core.quality.judge_messages``)."""
+    min_score: Annotated[float, Field(ge=0, le=10)] = 7
+    """The median of the judge's scores (``quality.judge.samples`` of them) must reach this. Defaults to ``7``."""
 
 
 class Check(_Model):
@@ -61,6 +71,9 @@ class Check(_Model):
     not_refusal: Literal[True] | None = None
     """The answer is not a refusal: none of the built-in refusal patterns (``core.quality``) nor the
     suite's ``refusalPatterns`` match."""
+    judge: Judge | None = None
+    """Another model scores the answer against a rubric (``spec.quality.judge`` or ``slogate eval
+    --judge-endpoint`` names it); scored over repeated judge samples, the median decides."""
     ignore_case: bool = False
     """``contains``, ``notContains``, ``regex``, ``equals`` and ``oneOf`` ignore case."""
 

@@ -924,6 +924,15 @@ class QualityProbe(_Spec):
     returns once a probe passes and ``restoreAfter`` has passed). Defaults to ``true``."""
 
 
+class QualityJudge(_Spec):
+    """The model that scores the suites' ``judge`` checks: another ModelDeployment of the namespace."""
+
+    model_deployment: DNSLabel
+    """Its name; it is asked through its root Service under its served name."""
+    samples: Annotated[int, Field(ge=1, le=9)] = 3
+    """Scores asked per answer; the median decides (one score flaps). Defaults to ``3``."""
+
+
 class Quality(_Spec):
     """Quality gates and the production probe (docs/quality.md)."""
 
@@ -955,6 +964,8 @@ class Quality(_Spec):
     """When a rollout's candidate is judged. Defaults to a pre-traffic gate."""
     probe: QualityProbe | None = None
     """Judge stable in production too; omitted: no probe."""
+    judge: QualityJudge | None = None
+    """Who scores ``judge`` checks; a suite with judge checks and no judge is Inconclusive."""
     confidence: Annotated[float, Field(ge=0.5, le=0.999)] = 0.95
     """Confidence level of the Wilson interval verdicts are decided on. Defaults to ``0.95``."""
     max_error_share: Annotated[float, Field(ge=0, le=1)] = 0.2

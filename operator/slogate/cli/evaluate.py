@@ -43,6 +43,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_SUITE
+    judge = None
+    if args.judge_endpoint:
+        from slogate.adapters.evaluate import JudgeTarget
+
+        judge = JudgeTarget(
+            endpoint=args.judge_endpoint, model=args.judge_model or args.model, samples=args.judge_samples
+        )
     run = run_suite(
         suite,
         endpoint=args.endpoint,
@@ -50,6 +57,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         samples=args.samples,
         concurrency=args.concurrency,
         timeout=args.timeout,
+        judge=judge,
     )
     v = verdict(
         run.tally,
@@ -109,5 +117,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--concurrency", type=int, default=4, help="requests in flight at most (default 4)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    p.add_argument(
+        "--judge-endpoint", help="the model that scores judge checks: an OpenAI-compatible base URL"
+    )
+    p.add_argument("--judge-model", help="the judge's model name (default: --model)")
+    p.add_argument("--judge-samples", type=int, default=3, help="judge scores per answer; the median decides")
     p.add_argument("-o", "--output", choices=("text", "json"), default="text")
     p.set_defaults(func=_cmd_eval)

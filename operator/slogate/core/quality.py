@@ -130,13 +130,71 @@ def check_answer(check: Check, answer: Answer, refusal_patterns: Sequence[str] =
             return None if n <= check.max_tokens else f"has {n} tokens, more than {check.max_tokens}"
         case "notRefusal":
             return "is a refusal" if is_refusal(text, refusal_patterns) else None
+        case "judge":
+            raise ValueError("a judge check is decided by judge_verdict, from the judge's scores")
     raise AssertionError(check.kind)  # pragma: no cover - Check guarantees one kind
 
 
+JUDGE_SYSTEM = (
+    "You are a strict grader. Read the RUBRIC, the QUESTION and the ANSWER. Score how well the "
+    "ANSWER meets the RUBRIC on a scale from 0 (not at all) to 10 (fully). Reply with the score only."
+)
+"""The judge's instructions (docs/quality.md quotes them)."""
+
+
+def judge_messages(rubric: str, case: Case, answer: str) -> list[dict[str, str]]:
+    """The chat a judge model is asked: ``JUDGE_SYSTEM``, then the rubric, the case's question
+    (its last user message or its prompt) and the answer, each in its own section. Pure."""
+    question = case.prompt or next((m.content for m in reversed(case.messages or []) if m.role == "user"), "")
+    return [
+        {"role": "system", "content": JUDGE_SYSTEM},
+        {"role": "user", "content": f"RUBRIC:\n{rubric}\n\nQUESTION:\n{question}\n\nANSWER:\n{answer}"},
+    ]
+
+
+_SCORE = re.compile(r"(?<![\d.])(10(?:\.0+)?|\d(?:\.\d+)?)(?![\d.])")
+
+
+def score_of(text: str) -> float | None:
+    """The first score 0..10 in a judge's reply (``8``, ``Score: 7.5``, ``9/10``), else None. Pure.
+
+    >>> [score_of(t) for t in ("8", "Score: 7.5/10", "10", "none", "42")]
+    [8.0, 7.5, 10.0, None, None]
+    """
+    m = _SCORE.search(text)
+    return float(m.group(1)) if m else None
+
+
+def judge_verdict(scores: Sequence[float | None], min_score: float) -> tuple[str | None, bool]:
+    """``(why it failed or None, decided)`` from one answer's judge scores: the median of the scores
+    the judge gave decides; fewer scores than half the asks is no decision (the sample is then an
+    error, not a failure: a broken judge must not fail a candidate). Pure.
+
+    >>> judge_verdict([8, 6, 9], 7)
+    (None, True)
+    >>> judge_verdict([3, None, 5], 7)
+    ('judge: median score 4 < 7 (scores 3, 5)', True)
+    >>> judge_verdict([None, None, 9], 7)
+    (None, False)
+    """
+    got = sorted(s for s in scores if s is not None)
+    if not got or 2 * len(got) < len(scores):
+        return None, False
+    mid = len(got) // 2
+    median = got[mid] if len(got) % 2 else (got[mid - 1] + got[mid]) / 2
+    if median >= min_score:
+        return None, True
+    shown = ", ".join(f"{s:g}" for s in got)
+    return f"judge: median score {median:g} < {min_score:g} (scores {shown})", True
+
+
 def failed_checks(case: Case, answer: Answer, refusal_patterns: Sequence[str] = ()) -> list[str]:
-    """Why each failing check of ``case`` failed, as ``KIND: why``; empty when the sample passed."""
+    """Why each failing check of ``case`` failed, as ``KIND: why``; empty when the sample passed.
+    ``judge`` checks need another model's scores: ``judge_verdict`` decides them, not this."""
     out = []
     for check in case.checks:
+        if check.kind == "judge":
+            continue
         why = check_answer(check, answer, refusal_patterns)
         if why is not None:
             out.append(f"{check.kind}: {why}")

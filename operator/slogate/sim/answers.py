@@ -7,6 +7,8 @@ way, so the answer is derived from the request, never from the suite's checks:
   an ``enum``'s or ``const``'s value, ``minimum``/``minItems`` respected); ``json_object``:
   ``{"answer": "..."}``;
 - a last user message asking for "one of: a, b, c" (or "one of a, b or c"): the first option;
+- a judge's request (``core.quality.judge_messages``: ``RUBRIC:``, ``QUESTION:``, ``ANSWER:``): a
+  score 0..10 derived from the answer (``judge_score``);
 - otherwise ``None``: the simulator's usual filler tokens.
 
 Quality faults (``SimConfig.broken_json_rate``, ``refusal_rate``, ``wrong_choice_rate``,
@@ -90,8 +92,32 @@ def choices_in(text: str) -> list[str]:
     return [p.strip(" \"'`") for p in parts if p.strip(" \"'`")]
 
 
+_JUDGED = re.compile(r"\ARUBRIC:\n(?P<rubric>.*)\n\nQUESTION:\n.*\n\nANSWER:\n(?P<answer>.*)\Z", re.DOTALL)
+
+
+def judge_score(rubric: str, answer: str) -> int:
+    """What a simulated judge scores: with phrases in double quotes in the rubric, 10 times the share
+    of them the answer contains (case-insensitive); without, 8 for an answer that is not empty and
+    not a refusal, else 1. Pure.
+
+    >>> judge_score('Mentions "ACME" and "129.90"', '{"vendor": "ACME", "total": 1}')
+    5
+    >>> judge_score("Is helpful", "I'm sorry, but I can't help with that.")
+    1
+    """
+    phrases = re.findall(r'"([^"]+)"', rubric)
+    if phrases:
+        low = answer.lower()
+        return round(10 * sum(p.lower() in low for p in phrases) / len(phrases))
+    return 8 if answer.strip() and answer != REFUSAL else 1
+
+
 def derived(body: dict[str, Any]) -> tuple[str, str] | None:
-    """``(kind, answer)`` for a request that says what it wants (``json`` or ``choice``), else None."""
+    """``(kind, answer)`` for a request that says what it wants (``json``, ``choice`` or ``judge``),
+    else None."""
+    judged = _JUDGED.match(_last_user_text(body))
+    if judged:
+        return "judge", str(judge_score(judged.group("rubric"), judged.group("answer")))
     fmt = body.get("response_format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         schema = ((fmt.get("json_schema") or {}).get("schema")) or {}
