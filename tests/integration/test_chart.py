@@ -879,6 +879,47 @@ def scenario(kube, namespace: str, name: str = "chart") -> None:
     )
     ready(kube, namespace, name)
 
+    # A quality probe reads its suite's ConfigMap (one GET per run: the configmaps rule). Its
+    # requests go to NAME-stable by cluster DNS, which does not resolve here: the run is
+    # Inconclusive, which is all this scenario needs; dropping spec.quality removes the condition.
+    core.create_namespaced_config_map(
+        namespace,
+        {
+            "metadata": {"name": f"{name}-suite"},
+            "data": {"suite.yaml": "cases: [{prompt: hi, checks: [{contains: hi}]}]\n"},
+        },
+    )
+    quality = {
+        "suites": [{"name": "smoke", "configMap": f"{name}-suite", "samples": 1, "minPassRate": 0.5}],
+        "gates": {"preTraffic": False},
+        "probe": {"interval": "10s"},
+        "timeout": "2s",
+    }
+    api.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, name, {"spec": {"quality": quality}}
+    )
+    wait_for(
+        lambda: (
+            ((get_md(kube, namespace, name)["status"].get("qualityProbe") or {}).get("lastRun") or {}).get(
+                "verdict"
+            )
+            == "Inconclusive"
+        ),
+        timeout=60,
+        what="a quality probe run",
+    )
+    api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, {"spec": {"quality": None}})
+    wait_for(
+        lambda: (
+            not any(
+                c["type"] == "QualityDegraded"
+                for c in get_md(kube, namespace, name)["status"].get("conditions") or []
+            )
+        ),
+        timeout=30,
+        what="the QualityDegraded condition to go",
+    )
+
     # An SLO adds the generated PrometheusRule NAME-slo (recording rules and burn-rate alerts);
     # dropping the SLO prunes it.
     slo = {"objectives": [{"metric": "errorRate", "maxPercent": 5}]}

@@ -188,10 +188,18 @@ def test_a_candidate_as_good_as_stable_passes_its_gates_and_is_promoted(cluster,
         explain=lambda: describe(kube, namespace, "fine"),
     )
     assert md["status"]["history"][-1]["outcome"] == "Promoted"
-    reasons = [e.reason for e in events_for(kube, namespace, "fine")]
-    assert reasons.count("QualityPassed") >= 2, reasons  # preTraffic and step 1
-    first_weight = reasons.index("WeightSet")
-    assert reasons.index("QualityPassed") < first_weight
+    events = events_for(kube, namespace, "fine")
+    passed = [e for e in events if e.reason == "QualityPassed"]
+    assert {e.message.split(": ")[0] for e in passed} >= {
+        f"revision {new} passed quality gate preTraffic",
+        f"revision {new} passed quality gate step 1",
+    }, [e.message for e in passed]
+    # The list API does not return Events in order: compare when they were first posted.
+    pre = next(e for e in passed if "preTraffic" in e.message)
+    weight = min(e.first_timestamp or e.event_time for e in events if e.reason == "WeightSet")
+    assert (pre.first_timestamp or pre.event_time) <= weight
+    gate = md["status"].get("qualityGate")
+    assert gate is None  # the rollout is over: the candidate's gate state went with it
 
 
 def test_an_unreachable_candidate_is_inconclusive_and_pauses(cluster, kube, namespace, operator):

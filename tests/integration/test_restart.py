@@ -104,5 +104,7 @@ def test_an_operator_killed_after_every_kind_of_write_reaches_the_same_outcome(
     assert stepped and stepped <= {25, 50}, kills
     outcomes = [h["outcome"] for h in history(kube, namespace, "restarts")]
     assert outcomes.count("Promoted") == 1, outcomes
-    assert [e.reason for e in events_for(kube, namespace, "restarts")].count("Promoted") == 1
+    # Never told twice; told at most once, since a kill between the status write that records the
+    # promotion and its Event loses the Event (seen in CI; history above is the record).
+    assert [e.reason for e in events_for(kube, namespace, "restarts")].count("Promoted") <= 1
     assert snapshot(kube, namespace, "restarts")[5] == ((f"restarts-{new}", 3),)

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 import slogate.core.engine_flags
-from slogate.api.v1alpha1 import EngineKind, ModelDeploymentSpec
+from slogate.api.v1alpha1 import STARTUP_TIMEOUT_MESSAGE, EngineKind, ModelDeploymentSpec
 from slogate.api.validation import _cel_problems, _schema, validate_document
 from slogate.core import engine_flags as ef
 from slogate.core.desired import engine_args
@@ -56,6 +56,10 @@ READ_FROM_SOURCE: dict[str, dict[str, str]] = {
         "--load-format": "vllm/engine/arg_utils.py:1085",
         "--disable-log-stats": "vllm/engine/arg_utils.py:1920",
         "--custom-histogram-buckets": "vllm/engine/arg_utils.py:1705",
+        "--enable-lora": "vllm/engine/arg_utils.py:1610",
+        "--lora-modules": "vllm/entrypoints/common/cli_args.py:81",
+        "--max-loras": "vllm/engine/arg_utils.py:1614",
+        "--max-lora-rank": "vllm/engine/arg_utils.py:1615",
     },
     # TGI v3.3.7 (tag dfb3fbe7); the pinned image is 3.3.6, whose launcher/src/main.rs differs only
     # after line 1260 (automatic num_shard), so these lines are the same there.
@@ -65,6 +69,7 @@ READ_FROM_SOURCE: dict[str, dict[str, str]] = {
         "--num-shard": "launcher/src/main.rs:611",
         "--port": "launcher/src/main.rs:773",
         "-p": "launcher/src/main.rs:773",
+        "--lora-adapters": "launcher/src/main.rs:888",
     },
     # SGLang 0.5.23, from the release wheel (sglang/_version.py: 0.5.23). Flags are generated from
     # annotated fields ("--" + name with "_" -> "-", plus declared aliases: arg_utils.py:288-290, 328).
@@ -84,6 +89,10 @@ READ_FROM_SOURCE: dict[str, dict[str, str]] = {
         "--bucket-time-to-first-token": "sglang/srt/arg_groups/fields/observability.py:104",
         "--bucket-inter-token-latency": "sglang/srt/arg_groups/fields/observability.py:108",
         "--bucket-e2e-request-latency": "sglang/srt/arg_groups/fields/observability.py:112",
+        "--enable-lora": "sglang/srt/arg_groups/fields/lora.py:34",
+        "--max-lora-rank": "sglang/srt/arg_groups/fields/lora.py:42",
+        "--lora-paths": "sglang/srt/arg_groups/fields/lora.py:54",
+        "--max-loras-per-batch": "sglang/srt/arg_groups/fields/lora.py:66",
     },
 }
 
@@ -609,7 +618,7 @@ def test_every_generated_rule_compiles_and_guards_absent_fields():
     engine_rules = schema["properties"]["spec"]["properties"]["engine"]["x-kubernetes-validations"]
     assert {r["message"] for r in engine_rules} == {
         r.message for r in ef.engine_cel_rules(default_kind="vllm")
-    }
+    } | {STARTUP_TIMEOUT_MESSAGE}  # the one engine rule that is not about flags
     # The rules evaluate (not error) on a spec without engine, args, slo or observability.
     bare = {"apiVersion": "slogate.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": "m"},
             "spec": {"model": {"source": "hf://o/m"}}}  # fmt: skip

@@ -58,6 +58,7 @@ def _check_at_least(value: str, minimum: str, message: str) -> str:
 
 
 SLO_WINDOW_MESSAGE = "window must be longer than 0s: every objective is a rate over it (e.g. 5m)"
+STARTUP_TIMEOUT_MESSAGE = "startupTimeout must be at least 1m: the engine loads its weights in it (e.g. 45m)"
 ANALYSIS_INTERVAL_MESSAGE = "interval must be at least 1s: each run queries Prometheus (e.g. 1m)"
 DRIFT_WINDOW_MESSAGE = "window must be longer than 0s: the length distributions are taken over it (e.g. 1h)"
 
@@ -128,6 +129,46 @@ class ModelSource(_Spec):
     ``AWS_ACCESS_KEY_ID``)."""
 
 
+class Adapter(_Spec):
+    """A LoRA adapter served beside the base model, under its own name (docs/desired-state.md)."""
+
+    model_config = _config(
+        cel(
+            "self.source.matches('^(hf|pvc)://.+$')",
+            "an adapter's source is hf://ORGANISATION/ADAPTER or pvc://CLAIM/path/in/volume",
+            field_path=".source",
+            reason="FieldValueInvalid",
+        ),
+        cel(
+            "!self.source.startsWith('pvc://') || self.source.matches('^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/.+$')",
+            "a pvc:// adapter is pvc://CLAIM/path/in/volume",
+            field_path=".source",
+            reason="FieldValueInvalid",
+        ),
+        cel(
+            "!self.source.startsWith('hf://') || self.source.matches('^hf://[^/]+/[^/]+$')",
+            "an hf:// adapter is hf://ORGANISATION/ADAPTER",
+            field_path=".source",
+            reason="FieldValueInvalid",
+        ),
+        cel(
+            "!has(self.revision) || self.source.startsWith('hf://')",
+            "revision applies to hf:// adapters only",
+            field_path=".revision",
+            reason="FieldValueInvalid",
+        ),
+    )
+
+    name: Annotated[str, Field(min_length=1, max_length=128, pattern=SERVED_NAME_PATTERN)]
+    """The name clients ask for in the OpenAI ``model`` field (with SGLang: ``SERVED:NAME``)."""
+    source: Annotated[str, Field(max_length=1024)]
+    """``hf://ORG/ADAPTER`` (downloaded by the engine) or ``pvc://CLAIM/PATH`` (mounted read-only)."""
+    revision: Annotated[str | None, Field(max_length=128)] = None
+    """Branch, tag or commit of an ``hf://`` adapter; TGI only (vLLM and SGLang download the default branch)."""
+    rank: Annotated[int | None, Field(ge=1, le=512)] = None
+    """The adapter's LoRA rank, when above the engine's default maximum (vLLM 16): sets ``--max-lora-rank``."""
+
+
 class EngineKind(enum.StrEnum):
     """The serving engine."""
 
@@ -161,8 +202,14 @@ class Engine(_Spec):
 
     # Flags slogate owns, per engine kind, in every exact spelling (core/engine_flags.py).
     model_config = _config(
-        *_engine_flag_rules(engine_flags.engine_cel_rules(default_kind=EngineKind.VLLM.value))
+        *_engine_flag_rules(engine_flags.engine_cel_rules(default_kind=EngineKind.VLLM.value)),
+        at_least("startupTimeout", "1m", STARTUP_TIMEOUT_MESSAGE),
     )
+
+    @field_validator("startup_timeout")
+    @classmethod
+    def _startup_timeout(cls, value: str | None) -> str | None:
+        return None if value is None else _check_at_least(value, "1m", STARTUP_TIMEOUT_MESSAGE)
 
     kind: EngineKind = EngineKind.VLLM
     """``vllm``, ``tgi`` or ``sglang``. Defaults to ``vllm``."""
@@ -184,6 +231,10 @@ class Engine(_Spec):
     tensor_parallel_size: Annotated[int | None, Field(ge=1, le=64)] = None
     """Tensor-parallel degree. Defaults to ``resources.gpu.count``; when smaller it must divide it and the
     remaining factor becomes pipeline parallelism (vLLM and SGLang; TGI shards over every GPU)."""
+    startup_timeout: Annotated[Duration | None, Field(exclude_if=lambda v: v is None)] = None
+    """How long the engine may take to download and load its weights before it must answer (the
+    startup probe's window). Defaults to an estimate from the model's size and source, at least 30
+    minutes (docs/desired-state.md, "Startup budget")."""
 
 
 class GPU(_Spec):
@@ -1026,6 +1077,36 @@ class ModelDeploymentSpec(_Spec):
             field_path=".quality.gates.atSteps",
             reason="FieldValueInvalid",
         ),
+        cel(
+            "!has(self.adapters) || self.adapters.all(a, self.adapters.exists_one(b, b.name == a.name))",
+            "adapters[].name must be unique: each is a served name",
+            field_path=".adapters",
+            reason="FieldValueDuplicate",
+        ),
+        cel(
+            "!has(self.adapters) || !has(self.model.servedName)"
+            " || self.adapters.all(a, a.name != self.model.servedName)",
+            "adapters[].name must differ from model.servedName: clients ask for the base model by that name",
+            field_path=".adapters",
+            reason="FieldValueInvalid",
+        ),
+        cel(
+            "!has(self.adapters) || (has(self.engine) && has(self.engine.kind) && self.engine.kind == 'tgi')"
+            " || self.adapters.all(a, !has(a.revision))",
+            "adapters[].revision needs engine tgi: vLLM and SGLang download an hf:// adapter at its default"
+            " branch (vllm/lora/utils.py get_adapter_absolute_path @ v0.33.0, sglang/srt/lora/lora_config.py:80-91"
+            " @ 0.5.23); put a pinned adapter on a PVC instead",
+            field_path=".adapters",
+            reason="FieldValueInvalid",
+        ),
+        cel(
+            "!has(self.adapters) || !has(self.engine) || !has(self.engine.kind) || self.engine.kind != 'tgi'"
+            " || self.adapters.all(a, !a.source.startsWith('hf://') || 'hf://' + a.name == a.source)",
+            "with engine tgi an hf:// adapter answers to its Hub id (adapter_id, router/src/lib.rs:1031 @ v3.3.7):"
+            " set adapters[].name to ORGANISATION/ADAPTER, or serve it from a PVC under any name",
+            field_path=".adapters",
+            reason="FieldValueInvalid",
+        ),
         # engine.args that would remove or reshape the series a feature needs (core/engine_flags.py).
         *_engine_flag_rules(engine_flags.spec_cel_rules(default_kind=EngineKind.VLLM.value)),
     )
@@ -1054,6 +1135,9 @@ class ModelDeploymentSpec(_Spec):
     """Who may reach the engine pods: a NetworkPolicy, on by default."""
     quality: Quality | None = None
     """Evaluation suites that gate rollouts and probe stable in production; omitted: none."""
+    adapters: Annotated[list[Adapter], Field(max_length=16)] = []
+    """LoRA adapters served beside the base model, each under its own name. A change of adapters is
+    a new revision, rolled out and analysed like any other."""
 
 
 # ------------------------------------------------------------------------------------------- status

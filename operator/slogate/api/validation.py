@@ -172,6 +172,18 @@ def _engine_arg_problems(spec: Any) -> tuple[list[Problem], set[str]]:
     return [Problem(f"spec.engine.args[{p.index}]", p.message) for p in found], {p.rule for p in found}
 
 
+def _adapter_problems(doc: dict[str, Any]) -> list[Problem]:
+    """What ``core.plan.parse_spec`` rejects beyond the schema, for a valid document: LoRA flags in
+    ``engine.args`` beside ``spec.adapters``, and an adapter named like the base model when its
+    served name is ``metadata.name`` (which CEL on the spec cannot see)."""
+    from slogate.core.plan import parse_spec
+
+    spec, why = parse_spec(doc.get("spec") or {}, (doc.get("metadata") or {}).get("name"))
+    if spec is not None or not why:
+        return []
+    return [Problem(*part.split(": ", 1)) for part in why.split("; ") if ": " in part]
+
+
 def validate_document(doc: dict[str, Any]) -> list[Problem]:
     """All problems of one ModelDeployment document, sorted by path. Pure; consumed by the CLI's
     ``validate`` command and by tests that compare it with the API server's verdict."""
@@ -195,6 +207,8 @@ def validate_document(doc: dict[str, Any]) -> list[Problem]:
     arg_problems, refined = _engine_arg_problems(doc.get("spec"))
     problems = [p for p in problems if not (p.path == "spec.engine.args" and p.message in refined)]
     problems += arg_problems
+    if not problems:
+        problems += _adapter_problems(doc)
     seen: set[Problem] = set()
     unique = [p for p in problems if not (p in seen or seen.add(p))]
     return sorted(unique, key=lambda p: p.path)

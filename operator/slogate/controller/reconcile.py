@@ -149,7 +149,7 @@ class Reconciler:
         now = self.clock()
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        spec, problems = P.parse_spec(body.get("spec") or {})
+        spec, problems = P.parse_spec(body.get("spec") or {}, name)
         if spec is None:
             return Observation(body=body, spec=None, problems=problems, now=now)
         children = self._children(namespace, name, meta["uid"])

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from slogate import constants as C
-from slogate.api.types import parse_quantity
+from slogate.api.types import parse_duration, parse_quantity
 from slogate.api.v1alpha1 import (
     Autoscaling,
     AutoscalingProvider,
@@ -295,6 +295,108 @@ def model_location(source: str) -> ModelLocation:
     raise ValueError(f"model.source {source!r}: use hf://, s3://, gs://, pvc:// or oci://")
 
 
+ADAPTER_MOUNT = "/mnt/adapters"
+"""Where a ``pvc://`` adapter's claim is mounted (read-only): ``/mnt/adapters/CLAIM``."""
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+"""The ``--max-lora-rank`` values vLLM accepts (``MaxLoRARanks``, ``vllm/config/lora.py:27`` @ v0.33.0)."""
+SGLANG_MAX_LORAS_PER_BATCH = 8
+"""SGLang's default ``--max-loras-per-batch``, base-only requests included
+(``srt/arg_groups/fields/lora.py:66-69`` @ 0.5.23)."""
+
+
+def adapter_claims(spec: ModelDeploymentSpec) -> list[str]:
+    """The claims of the ``pvc://`` adapters, in order of first use: volume ``adapter-I`` each. Pure."""
+    out: list[str] = []
+    for a in spec.adapters:
+        if a.source.startswith("pvc://"):
+            claim = a.source[len("pvc://") :].partition("/")[0]
+            if claim not in out:
+                out.append(claim)
+    return out
+
+
+def adapter_path(source: str) -> str:
+    """Where the engine loads an adapter from: the Hub id of an ``hf://`` one (the engine downloads
+    it), the mounted path of a ``pvc://`` one. Pure.
+
+    >>> adapter_path("hf://org/sql-lora"), adapter_path("pvc://loras/sql/v3")
+    ('org/sql-lora', '/mnt/adapters/loras/sql/v3')
+    """
+    scheme, _, rest = source.partition("://")
+    return rest if scheme == "hf" else f"{ADAPTER_MOUNT}/{rest}"
+
+
+def lora_flags(spec: ModelDeploymentSpec) -> list[Derived]:
+    """The LoRA flags ``spec.adapters`` derives, per engine (docs/desired-state.md, "LoRA adapters"). Pure.
+
+    - vLLM: ``--enable-lora``, ``--max-loras`` (every adapter in one batch), ``--max-lora-rank``
+      (the smallest value vLLM accepts at or above the largest ``rank``, when one is set) and
+      ``--lora-modules NAME=PATH ...``: each adapter answers to its ``name``.
+    - SGLang: ``--lora-paths NAME=PATH ...`` (``--enable-lora`` follows from it, ``lora_hook.py:39-43``),
+      ``--max-lora-rank`` when a ``rank`` is set, ``--max-loras-per-batch`` when the adapters and
+      the base model exceed its default of 8. Requests ask for ``SERVED:NAME``
+      (``entrypoints/openai/serving_base.py:40-60``).
+    - TGI: ``--lora-adapters`` as one comma-separated value: ``ORG/ADAPTER[@REVISION]`` for the Hub
+      (its id is its name: a CEL rule holds ``name`` to it), ``NAME=PATH`` for a PVC (TGI then skips
+      the download, ``launcher/src/main.rs:2244-2250``).
+    """
+    adapters = spec.adapters
+    if not adapters:
+        return []
+    kind = spec.engine.kind
+    ranks = [a.rank for a in adapters if a.rank]
+    if kind == EngineKind.TGI:
+        items = [
+            (adapter_path(a.source) + (f"@{a.revision}" if a.revision else ""))
+            if a.source.startswith("hf://")
+            else f"{a.name}={adapter_path(a.source)}"
+            for a in adapters
+        ]
+        return [Derived("--lora-adapters", (",".join(items),))]
+    pairs = tuple(f"{a.name}={adapter_path(a.source)}" for a in adapters)
+    if kind == EngineKind.SGLANG:
+        out = [Derived("--lora-paths", pairs)]
+        if ranks:
+            out.append(Derived("--max-lora-rank", (str(max(ranks)),)))
+        if len(adapters) + 1 > SGLANG_MAX_LORAS_PER_BATCH:
+            out.append(Derived("--max-loras-per-batch", (str(len(adapters) + 1),)))
+        return out
+    out = [Derived("--enable-lora", ()), Derived("--max-loras", (str(len(adapters)),))]
+    if ranks:
+        out.append(Derived("--max-lora-rank", (str(next(r for r in VLLM_LORA_RANKS if r >= max(ranks))),)))
+    return [*out, Derived("--lora-modules", pairs)]
+
+
+LORA_FLAGS = {
+    EngineKind.VLLM: ("--enable-lora", "--lora-modules"),
+    EngineKind.SGLANG: ("--enable-lora", "--lora-paths"),
+    EngineKind.TGI: ("--lora-adapters",),
+}
+"""The flags of an engine that load adapters: with ``spec.adapters`` set, ``engine.args`` may not
+give them too (``lora_conflicts``)."""
+
+
+def lora_conflicts(spec: ModelDeploymentSpec) -> list[tuple[int, str]]:
+    """``(index, message)`` for each ``engine.args`` entry that loads adapters while
+    ``spec.adapters`` is set (in any spelling the engine accepts). Pure; consumed by
+    ``core.plan.parse_spec`` and ``api.validation``: one list of adapters, never two."""
+    if not spec.adapters:
+        return []
+    table = engine_flags.ENGINES[spec.engine.kind]
+    owned = set(LORA_FLAGS[spec.engine.kind])
+    out = []
+    for i, arg in enumerate(spec.engine.args):
+        m = table.resolve(arg)
+        if m is not None and m.flag.name in owned:
+            out.append(
+                (
+                    i,
+                    f"{m.spelled} loads adapters, and spec.adapters is set: list every adapter in spec.adapters",
+                )
+            )
+    return out
+
+
 def parallelism(spec: ModelDeploymentSpec) -> tuple[int, int]:
     """``(tensor, pipeline)`` parallel degrees of one replica. Pure; consumed by ``engine_args``.
 
@@ -539,12 +641,14 @@ def engine_args(*, name: str, spec: ModelDeploymentSpec, aliases: Sequence[str] 
         if revision:
             derived.append(Derived("--revision", (revision,)))
         derived.append(Derived("--enable-metrics", ()))
+        derived += lora_flags(spec)
     elif kind == EngineKind.TGI:
         count = spec.resources.gpu.count if spec.resources.gpu else 1
         derived = [Derived("--model-id", (location.model,))]
         if revision:
             derived.append(Derived("--revision", (revision,)))
         derived += [Derived("--num-shard", (str(count),)), Derived("--port", (port,))]
+        derived += lora_flags(spec)
     else:
         derived = [
             Derived(None, (location.model,)),
@@ -561,6 +665,7 @@ def engine_args(*, name: str, spec: ModelDeploymentSpec, aliases: Sequence[str] 
             derived.append(Derived("--revision", (revision,)))
         if location.scheme in ("s3", "gs"):
             derived.append(Derived("--load-format", ("runai_streamer",)))
+        derived += lora_flags(spec)
     return engine_flags.merge(kind=kind, derived=derived, user=spec.engine.args)
 
 
@@ -636,7 +741,77 @@ LIVENESS_FAILURES = 6
 being slow."""
 
 
-def probes(kind: EngineKind) -> dict[str, dict[str, Any]]:
+STARTUP_FLOOR_S = 30 * 60
+"""The startup window is never shorter than 30 minutes (what every engine had before it was derived)."""
+ENGINE_INIT_S = 10 * 60
+"""Start-up work besides moving weights: CUDA graph capture, torch.compile, warm-up."""
+NETWORK_BYTES_PER_S = 125_000_000
+"""1 Gb/s: the Hub, object storage or a network volume, the link a node commonly has."""
+LOCAL_BYTES_PER_S = 1_000_000_000
+"""1 GB/s: reading weights from a local disk (a downloaded cache, a pulled model image) into the GPUs."""
+
+
+@dataclass(frozen=True)
+class StartupBudget:
+    """The startup probe's window and how it was decided (``status`` and docs quote ``basis``)."""
+
+    seconds: int
+    basis: str
+
+
+def startup_budget(spec: ModelDeploymentSpec) -> StartupBudget:
+    """How long the startup probe waits before the engine must answer. Pure; consumed by ``probes``.
+
+    ``engine.startupTimeout`` when set. Otherwise ``10 min`` of engine start-up plus the time to
+    move the weights, at least 30 minutes:
+
+    - ``hf://``: download at 1 Gb/s into the pod, then load from its disk at 1 GB/s;
+    - ``s3://``, ``gs://``: streamed to the GPUs at 1 Gb/s (the Run:ai streamer writes no copy);
+    - ``pvc://``: read from the volume at 1 Gb/s (usually network storage);
+    - ``oci://``: the kubelet pulls the image before the container starts, so only the load from
+      local disk at 1 GB/s counts.
+
+    The weights are those ``ephemeral_storage`` counts (parameters from the model name x bytes per
+    parameter), or, when the name gives no parameter count, the memory of the replica's GPUs,
+    which bounds them: a longer window, never a premature restart into a reload.
+
+    >>> startup_budget(ModelDeploymentSpec.model_validate({"model": {"source": "hf://m/Llama-3.1-405B"}})).seconds
+    7890
+    """
+    if spec.engine.startup_timeout is not None:
+        return StartupBudget(
+            int(parse_duration(spec.engine.startup_timeout).total_seconds()), "engine.startupTimeout"
+        )
+    location = model_location(spec.model.source)
+    # The model's own name: the repository, the last path segment, or the image without its tag.
+    name = spec.model.source.rstrip("/").rsplit("/", 1)[-1].split("@")[0]
+    if location.scheme == "oci":
+        name = name.split(":")[0]
+    params = model_parameters(name)
+    if params is not None:
+        per, _ = bytes_per_parameter(name)
+        weights = float(params * per)
+        what = f"{_num(Decimal(weights) / 10**9)} GB of weights"
+    else:
+        bound, _ = _gpu_memory_gib(spec)
+        weights = float(bound * GIB)
+        what = f"up to {bound} GiB of weights"
+    if location.scheme == "hf":
+        move = weights / NETWORK_BYTES_PER_S + weights / LOCAL_BYTES_PER_S
+        how = "downloaded at 1 Gb/s and loaded at 1 GB/s"
+    elif location.scheme == "oci":
+        move = weights / LOCAL_BYTES_PER_S
+        how = "loaded from the pulled image at 1 GB/s"
+    else:
+        move = weights / NETWORK_BYTES_PER_S
+        how = f"read from {location.scheme}:// at 1 Gb/s"
+    derived = ENGINE_INIT_S + math.ceil(move)
+    seconds = max(STARTUP_FLOOR_S, -(-derived // 10) * 10)
+    floor = " (the 30-minute floor)" if seconds == STARTUP_FLOOR_S else ""
+    return StartupBudget(seconds, f"{what} {how}, plus 10 min of engine start-up{floor}")
+
+
+def probes(kind: EngineKind, startup_seconds: int = STARTUP_FLOOR_S) -> dict[str, dict[str, Any]]:
     """The engine container's startup, readiness and liveness probes. Pure; consumed by
     ``engine_container``.
 
@@ -679,7 +854,8 @@ def probes(kind: EngineKind) -> dict[str, dict[str, Any]]:
     ``/health`` every 10 s with a 10 s timeout (one 1-token generation each, which the engine
     batches with live requests and keeps out of its request metrics).
 
-    The startup probe allows 30 minutes (180 x 10 s) to download and load weights.
+    The startup probe allows ``startup_seconds`` (``startup_budget``; at least 30 minutes, 180 x
+    10 s) to download and load weights.
     """
     startup_path = "/ready" if kind == EngineKind.SGLANG else "/health"
     readiness = (
@@ -688,7 +864,7 @@ def probes(kind: EngineKind) -> dict[str, dict[str, Any]]:
         else _probe(path=READINESS_PATHS[kind], period=5, failures=3, timeout=5)
     )
     return {
-        "startupProbe": _probe(path=startup_path, period=10, failures=180),
+        "startupProbe": _probe(path=startup_path, period=10, failures=-(-startup_seconds // 10)),
         "readinessProbe": readiness,
         "livenessProbe": _probe(
             path=LIVENESS_PATHS[kind],
@@ -721,6 +897,8 @@ def engine_container(*, name: str, spec: ModelDeploymentSpec, aliases: Sequence[
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
     if location.volume is not None:
         mounts.append({"name": "model", "mountPath": MODEL_MOUNT, "readOnly": True})
+    for i, claim in enumerate(adapter_claims(spec)):
+        mounts.append({"name": f"adapter-{i}", "mountPath": f"{ADAPTER_MOUNT}/{claim}", "readOnly": True})
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": spec.engine.image or DEFAULT_IMAGES[spec.engine.kind],
@@ -738,7 +916,7 @@ def engine_container(*, name: str, spec: ModelDeploymentSpec, aliases: Sequence[
     container |= {
         "resources": _resources(spec),
         "volumeMounts": sorted(mounts, key=lambda m: m["mountPath"]),
-        **probes(spec.engine.kind),
+        **probes(spec.engine.kind, startup_budget(spec).seconds),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},
         "securityContext": {
             "allowPrivilegeEscalation": False,
@@ -876,6 +1054,10 @@ def _volumes(spec: ModelDeploymentSpec) -> list[dict[str, Any]]:
     location = model_location(spec.model.source)
     if location.volume is not None:
         volumes.append(location.volume)
+    for i, claim in enumerate(adapter_claims(spec)):
+        volumes.append(
+            {"name": f"adapter-{i}", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
+        )
     return sorted(volumes, key=lambda v: v["name"])
 
 

@@ -400,6 +400,31 @@ VLLM = EngineFlags(
             "(runai_streamer_sharded, a local format) is the user's choice and has no spec field",
         ),
         Flag(
+            "--enable-lora",
+            Policy.OVERRIDABLE,
+            _vllm(_VA, 1610, '"--enable-lora",', "action=argparse.BooleanOptionalAction,"),
+            "derived from spec.adapters (each adapter a served name, a change of adapters a new revision); without spec.adapters a user may pass it as before. Both at once are rejected (core.desired.lora_conflicts)",
+        ),
+        Flag(
+            "--lora-modules",
+            Policy.OVERRIDABLE,
+            _vllm(_VC, 81, "lora_modules: list[LoRAModulePath] | None = None"),
+            "derived from spec.adapters (each adapter a served name, a change of adapters a new revision); without spec.adapters a user may pass it as before. Both at once are rejected (core.desired.lora_conflicts)",
+        ),
+        Flag(
+            "--max-loras",
+            Policy.OVERRIDABLE,
+            _vllm(_VA, 1614, 'lora_group.add_argument("--max-loras", **lora_kwargs["max_loras"])'),
+            "a default from spec.adapters (every adapter may be in one batch); a tuning choice a user may replace",
+        ),
+        Flag(
+            "--max-lora-rank",
+            Policy.OVERRIDABLE,
+            _vllm(_VA, 1615, 'lora_group.add_argument("--max-lora-rank", **lora_kwargs["max_lora_rank"])'),
+            "a default from spec.adapters[].rank (the smallest rank vLLM accepts that holds every adapter); "
+            "a tuning choice a user may replace",
+        ),
+        Flag(
             "--disable-log-stats",
             Policy.BREAKS_METRICS,
             _vllm(_VA, 1920, '"--disable-log-stats",'),
@@ -519,6 +544,12 @@ TGI = EngineFlags(
             field="engine.port",
             instead="set engine.port instead",
         ),
+        Flag(
+            "--lora-adapters",
+            Policy.OVERRIDABLE,
+            _tgi(_TM, 888, "#[clap(long, env)]", "lora_adapters: Option<String>,"),
+            "derived from spec.adapters (each adapter a served name, a change of adapters a new revision); without spec.adapters a user may pass it as before. Both at once are rejected (core.desired.lora_conflicts)",
+        ),
     ),
 )
 """TGI v3.3.7 (``text-generation-launcher``, started by the image's ``tgi-entrypoint.sh``)."""
@@ -622,6 +653,30 @@ SGLANG = EngineFlags(
             "slogate revision, with analysis",
             field="model.revision",
             instead="set model.revision instead",
+        ),
+        Flag(
+            "--enable-lora",
+            Policy.OVERRIDABLE,
+            _sglang(f"{_SF}/lora.py", 34, "enable_lora: A[", "Optional[bool],"),
+            "derived from spec.adapters (each adapter a served name, a change of adapters a new revision); without spec.adapters a user may pass it as before. Both at once are rejected (core.desired.lora_conflicts)",
+        ),
+        Flag(
+            "--lora-paths",
+            Policy.OVERRIDABLE,
+            _sglang(f"{_SF}/lora.py", 54, "lora_paths: A["),
+            "derived from spec.adapters (each adapter a served name, a change of adapters a new revision); without spec.adapters a user may pass it as before. Both at once are rejected (core.desired.lora_conflicts)",
+        ),
+        Flag(
+            "--max-loras-per-batch",
+            Policy.OVERRIDABLE,
+            _sglang(f"{_SF}/lora.py", 66, "max_loras_per_batch: A[", "int,"),
+            "a default from spec.adapters (every adapter and the base model in one batch); a tuning choice",
+        ),
+        Flag(
+            "--max-lora-rank",
+            Policy.OVERRIDABLE,
+            _sglang(f"{_SF}/lora.py", 42, "max_lora_rank: A[", "Optional[int],"),
+            "a default from spec.adapters[].rank; SGLang infers it from the adapters when absent",
         ),
         Flag(
             "--enable-metrics",

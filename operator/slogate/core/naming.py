@@ -24,13 +24,16 @@ REVISION_LENGTH = 8
 def revision_of(spec: ModelDeploymentSpec) -> str:
     """The revision hash of a spec. Pure; consumed by ``desired`` and the controller.
 
-    Only ``model``, ``engine`` and ``resources`` (defaults applied) go into the hash.
+    Only ``model``, ``engine``, ``resources`` (defaults applied) and, when set, ``adapters`` go
+    into the hash.
     """
     pod_relevant = {
         "model": spec.model.model_dump(mode="json", by_alias=True),
         "engine": spec.engine.model_dump(mode="json", by_alias=True),
         "resources": spec.resources.model_dump(mode="json", by_alias=True),
     }
+    if spec.adapters:  # only when set: every revision hashed before adapters existed stays the same
+        pod_relevant["adapters"] = [a.model_dump(mode="json", by_alias=True) for a in spec.adapters]
     canonical = json.dumps(pod_relevant, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:REVISION_LENGTH]
 

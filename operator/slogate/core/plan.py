@@ -30,7 +30,7 @@ from slogate.core import rollout as ro
 from slogate.core.analysis import base_threshold, objective_name
 from slogate.core.compare import is_subset
 from slogate.core.conditions import get_condition, phase_from, remove_condition, set_condition
-from slogate.core.desired import build_desired
+from slogate.core.desired import build_desired, lora_conflicts
 from slogate.core.fallback import FallbackDecision, TierHealth, decide_fallback, find_target, target_id
 from slogate.core.naming import Capabilities, Owner, deployment_name, revision_of
 from slogate.core.preflight import NodeInfo, Preflight, pod_extended_requests, preflight, shape_of
@@ -65,7 +65,7 @@ CHILD_KINDS = (
 
 
 # ------------------------------------------------------------------------------------ inputs
-def parse_spec(raw: Mapping[str, Any]) -> tuple[ModelDeploymentSpec | None, str]:
+def parse_spec(raw: Mapping[str, Any], name: str | None = None) -> tuple[ModelDeploymentSpec | None, str]:
     """The spec, or ``None`` and why not (field paths, the first five problems). Pure.
 
     The CRD's CEL rules reject exact spellings; an abbreviation (--tensor-parallel) or --flag_name
@@ -81,6 +81,15 @@ def parse_spec(raw: Mapping[str, Any]) -> tuple[ModelDeploymentSpec | None, str]
     )
     if flags:
         return None, "; ".join(f"spec.engine.args[{p.index}]: {p.message}" for p in flags[:5])
+    problems = [f"spec.engine.args[{i}]: {why}" for i, why in lora_conflicts(spec)]
+    served = spec.model.served_name or name
+    problems += [
+        f"spec.adapters[{i}].name: {a.name} is the base model's served name (metadata.name): name the adapter apart"
+        for i, a in enumerate(spec.adapters)
+        if served is not None and a.name == served
+    ]
+    if problems:
+        return None, "; ".join(problems[:5])
     return spec, ""
 
 
