@@ -159,11 +159,7 @@ class SuiteRun:
 
     @property
     def tally(self) -> Tally:
-        return Tally(
-            passed=sum(c.tally.passed for c in self.cases),
-            failed=sum(c.tally.failed for c in self.cases),
-            errors=sum(c.tally.errors for c in self.cases),
-        )
+        return Tally.total(c.tally for c in self.cases)
 
 
 def run_suite(

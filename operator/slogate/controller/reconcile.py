@@ -10,6 +10,7 @@ and status is patched only when ``status_patch`` is non-empty.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -305,20 +306,19 @@ class Reconciler:
         if gate is not None:
             run = state.quality_runs
 
-            def start_gate() -> tuple[str, dict[str, Any], str]:
-                return run_quality(
-                    self.kube,
-                    self.endpoints,
-                    spec=spec,
-                    namespace=namespace,
-                    name=name,
-                    revision=current,
-                    track="canary",
-                    stable_revision=state.stable,
-                    gate=gate,
-                    clock=self.clock,
-                )
-
+            start_gate = functools.partial(
+                run_quality,
+                self.kube,
+                self.endpoints,
+                spec=spec,
+                namespace=namespace,
+                name=name,
+                revision=current,
+                track="canary",
+                stable_revision=state.stable,
+                gate=gate,
+                clock=self.clock,
+            )
             got = self.evaluator.collect(
                 (namespace, name, "gate", current, gate, run), start_gate, owner=owner
             )
@@ -336,22 +336,20 @@ class Reconciler:
             assert spec.quality.probe is not None
             last = ((status.get("qualityProbe") or {}).get("lastRun") or {}).get("time")
 
-            def start_probe() -> tuple[str, dict[str, Any], str]:
-                assert spec.quality is not None and spec.quality.probe is not None
-                return run_quality(
-                    self.kube,
-                    self.endpoints,
-                    spec=spec,
-                    namespace=namespace,
-                    name=name,
-                    revision=revision,
-                    track="stable",
-                    stable_revision=None,
-                    suites=spec.quality.probe.suites,
-                    gate=None,
-                    clock=self.clock,
-                )
-
+            start_probe = functools.partial(
+                run_quality,
+                self.kube,
+                self.endpoints,
+                spec=spec,
+                namespace=namespace,
+                name=name,
+                revision=revision,
+                track="stable",
+                stable_revision=None,
+                suites=spec.quality.probe.suites,
+                gate=None,
+                clock=self.clock,
+            )
             got = self.evaluator.collect(
                 (namespace, name, "probe", revision, last), start_probe, owner=(namespace, f"{name}/probe")
             )

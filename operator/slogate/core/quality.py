@@ -247,6 +247,16 @@ class Tally:
     def answered(self) -> int:
         return self.passed + self.failed
 
+    @classmethod
+    def total(cls, tallies: Iterable[Tally]) -> Tally:
+        """The sum of ``tallies`` (a suite's, from its cases')."""
+        items = list(tallies)
+        return cls(
+            passed=sum(t.passed for t in items),
+            failed=sum(t.failed for t in items),
+            errors=sum(t.errors for t in items),
+        )
+
     @property
     def asked(self) -> int:
         return self.answered + self.errors
@@ -344,11 +354,7 @@ class SuiteOutcome:
 
     @property
     def tally(self) -> Tally:
-        return Tally(
-            passed=sum(c.tally.passed for c in self.cases),
-            failed=sum(c.tally.failed for c in self.cases),
-            errors=sum(c.tally.errors for c in self.cases),
-        )
+        return Tally.total(c.tally for c in self.cases)
 
 
 FAILING_CASES_KEPT = 3
