@@ -940,7 +940,7 @@ class QualityGates(_Spec):
 
     model_config = _config(
         cel(
-            "self.atSteps.all(n, self.atSteps.exists_one(m, m == n))",
+            "!has(self.atSteps) || self.atSteps.all(n, self.atSteps.exists_one(m, m == n))",
             "atSteps must not repeat a step",
             field_path=".atSteps",
             reason="FieldValueDuplicate",
