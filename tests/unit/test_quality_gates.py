@@ -514,21 +514,17 @@ def test_the_evaluator_starts_a_run_once_and_hands_its_result_out_once():
         release.wait(5)
         return ("Pass", {}, "ok")
 
-    owner = ("ns", "m")
-    assert ev.collect(("ns", "m", "gate", "b", "preTraffic", 0), run, owner=owner) is None
-    assert ev.collect(("ns", "m", "gate", "b", "preTraffic", 0), run, owner=owner) is None  # still running
+    assert ev.collect(("ns", "m", "gate", "b", "preTraffic", 0), run) is None
+    assert ev.collect(("ns", "m", "gate", "b", "preTraffic", 0), run) is None  # still running
     release.set()
     for _ in range(100):
-        got = ev.collect(("ns", "m", "gate", "b", "preTraffic", 0), run, owner=owner)
+        got = ev.collect(("ns", "m", "gate", "b", "preTraffic", 0), run)
         if got is not None:
             break
         __import__("time").sleep(0.01)
     assert got == ("Pass", {}, "ok") and calls == [1]
     # Handed out once: asking again starts a new run (the next run number would be asked instead).
-    assert (
-        ev.collect(("ns", "m", "gate", "b", "preTraffic", 0), lambda: ("Fail", {}, ""), owner=owner) is None
-    )
-    ev.shutdown()
+    assert ev.collect(("ns", "m", "gate", "b", "preTraffic", 0), lambda: ("Fail", {}, "")) is None
 
 
 def test_a_run_that_raises_is_returned_as_the_exception():
@@ -540,14 +536,13 @@ def test_a_run_that_raises_is_returned_as_the_exception():
         raise RuntimeError("api down")
 
     key = ("ns", "m", "probe", "a", None)
-    ev.collect(key, boom, owner=("ns", "m/probe"))
+    ev.collect(key, boom)
     for _ in range(100):
-        got = ev.collect(key, boom, owner=("ns", "m/probe"))
+        got = ev.collect(key, boom)
         if got is not None:
             break
         __import__("time").sleep(0.01)
     assert isinstance(got, RuntimeError)
-    ev.shutdown()
 
 
 class FakeKube:
@@ -751,3 +746,35 @@ def test_run_quality_asks_the_judge_model_deployment_under_its_served_name():
         clock=lambda: T0,
     )
     assert verdict == "Inconclusive" and "the judge ModelDeployment grader is not found" in summary
+
+
+def test_a_gate_run_does_not_cancel_the_probe_run_of_the_same_model_deployment():
+    """A rollout and the production probe run at once: collecting the gate's run leaves the probe's
+    unfinished run alone, and a later run of the same kind supersedes an unfinished one."""
+    import threading
+    import time
+
+    from slogate.adapters.evaluate import Evaluator
+
+    ev = Evaluator(workers=2)
+    release = threading.Event()
+    probe_key = ("ns", "m", "probe", "a", None)
+    gate_key = ("ns", "m", "gate", "b", "preTraffic", 0)
+    assert ev.collect(probe_key, lambda: release.wait(5) and ("Pass", {}, "probe")) is None
+    assert ev.collect(gate_key, lambda: ("Pass", {}, "gate")) is None
+    release.set()
+    got = None
+    for _ in range(200):
+        got = ev.collect(probe_key, lambda: ("Fail", {}, "restarted"))
+        if got is not None:
+            break
+        time.sleep(0.01)
+    assert got == ("Pass", {}, "probe")  # the same run, finished, not cancelled and restarted
+    # A newer gate run (the next run number) drops the unfinished older one.
+    slow = threading.Event()
+    ev.collect(("ns", "m", "gate", "b", "step 1", 1), lambda: slow.wait(5) and ("Pass", {}, ""))
+    ev.collect(("ns", "m", "gate", "b", "step 1", 2), lambda: ("Pass", {}, "newer"))
+    assert [k[-1] for k in ev._runs if k[2] == "gate"] == [2]
+    slow.set()
+    ev.forget("ns", "m")
+    assert not ev._runs

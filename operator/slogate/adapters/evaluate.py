@@ -352,8 +352,10 @@ def run_quality(
 class Evaluator:
     """Quality runs in the background, so a reconcile never waits for a suite: a pass asks for the
     run it needs (``collect``), which starts it the first time and hands back its result once it
-    has finished. Runs are keyed by what status says is awaited (ModelDeployment, revision, gate,
-    run number); the key's result is handed out once. Losing an unfinished run (a restart) costs
+    has finished. Runs are keyed by what status says is awaited: ``(namespace, name, kind, ...)``
+    with ``kind`` ``gate`` (then revision, gate, run number) or ``probe`` (revision, last run's
+    time); the key's result is handed out once, and a run supersedes the unfinished runs of the
+    same ModelDeployment and kind (a gate's never a probe's). Losing an unfinished run (a restart) costs
     only its time: status still awaits the same run number, so the next operator starts it again
     and a result is recorded once. At most ``workers`` runs at a time across the operator; each
     bounds its own requests (``quality.concurrency``)."""
@@ -363,14 +365,12 @@ class Evaluator:
         self._runs: dict[tuple[Any, ...], Future[Any]] = {}
         self._lock = threading.Lock()
 
-    def collect(
-        self, key: tuple[Any, ...], start: Callable[[], Any], *, owner: tuple[str, str]
-    ) -> Any | None:
+    def collect(self, key: tuple[Any, ...], start: Callable[[], Any]) -> Any | None:
         """The finished result for ``key`` (once), else None after starting it if it is not running.
-        Unfinished runs of the same ``owner`` under other keys are dropped (their result would not be
-        recorded). A run that raised returns the exception, for the caller to report."""
+        Unfinished runs under other keys with the same first three parts are dropped (their result
+        would not be recorded). A run that raised returns the exception, for the caller to report."""
         with self._lock:
-            for other in [k for k in self._runs if k[:2] == owner and k != key]:
+            for other in [k for k in self._runs if k[:3] == key[:3] and k != key]:
                 self._runs.pop(other).cancel()
             future = self._runs.get(key)
             if future is None:
@@ -385,14 +385,8 @@ class Evaluator:
             log.warning("quality run %s failed: %s", key, exc)
             return exc
 
-    def running(self) -> int:
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop every run of a ModelDeployment (gone, or without ``spec.quality`` now)."""
         with self._lock:
-            return sum(1 for f in self._runs.values() if not f.done())
-
-    def forget(self, owner: tuple[str, str]) -> None:
-        with self._lock:
-            for k in [k for k in self._runs if k[:2] == owner]:
+            for k in [k for k in self._runs if k[:2] == (namespace, name)]:
                 self._runs.pop(k).cancel()
-
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)

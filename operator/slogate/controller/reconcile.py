@@ -297,31 +297,26 @@ class Reconciler:
         (each started in the background the first pass it is due, and collected by a later one)."""
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        owner = (namespace, name)
         if spec.quality is None:
-            self.evaluator.forget(owner)
+            self.evaluator.forget(namespace, name)
             return None, None
+        ask = functools.partial(
+            run_quality,
+            self.kube,
+            self.endpoints,
+            spec=spec,
+            namespace=namespace,
+            name=name,
+            clock=self.clock,
+        )
         gate = quality_due(spec, state, now) if state.canary == current else None
         result = None
         if gate is not None:
             run = state.quality_runs
-
             start_gate = functools.partial(
-                run_quality,
-                self.kube,
-                self.endpoints,
-                spec=spec,
-                namespace=namespace,
-                name=name,
-                revision=current,
-                track="canary",
-                stable_revision=state.stable,
-                gate=gate,
-                clock=self.clock,
+                ask, revision=current, track="canary", stable_revision=state.stable, gate=gate
             )
-            got = self.evaluator.collect(
-                (namespace, name, "gate", current, gate, run), start_gate, owner=owner
-            )
+            got = self.evaluator.collect((namespace, name, "gate", current, gate, run), start_gate)
             if got is not None:
                 verdict, record, summary = _reported(got, current, gate, self.clock())
                 result = QualityResult(
@@ -335,24 +330,15 @@ class Reconciler:
             revision = state.stable
             assert spec.quality.probe is not None
             last = ((status.get("qualityProbe") or {}).get("lastRun") or {}).get("time")
-
             start_probe = functools.partial(
-                run_quality,
-                self.kube,
-                self.endpoints,
-                spec=spec,
-                namespace=namespace,
-                name=name,
+                ask,
                 revision=revision,
                 track="stable",
                 stable_revision=None,
                 suites=spec.quality.probe.suites,
                 gate=None,
-                clock=self.clock,
             )
-            got = self.evaluator.collect(
-                (namespace, name, "probe", revision, last), start_probe, owner=(namespace, f"{name}/probe")
-            )
+            got = self.evaluator.collect((namespace, name, "probe", revision, last), start_probe)
             if got is not None:
                 probe = _reported(got, revision, None, self.clock())
         return result, probe
@@ -446,6 +432,7 @@ class Reconciler:
     def _forget(self, namespace: str, name: str) -> None:
         self._drift_checks.pop((namespace, name), None)
         self._stable_checks.pop((namespace, name), None)
+        self.evaluator.forget(namespace, name)
         forget_input_drift(namespace, name)
         self._count_managed(self._managed.pop((namespace, name), None) or {}, {})
         forget_modeldeployment(namespace, name)
