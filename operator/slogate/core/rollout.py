@@ -639,7 +639,20 @@ def _progress(
             else "the candidate is not Ready yet"
         )
         st = dataclasses.replace(st, quality_gate=gate, waiting_for=waiting)
-        return decision(st, Phase.PROGRESSING, min(fast, 2.0))
+        return decision(st, Phase.PROGRESSING, fast)
+
+    def limit_reached(
+        st: RolloutState, *, rollback: bool, reason: str, cause: str, paused: str, announce: bool = True
+    ) -> tuple[RolloutState, Decision | None]:
+        """An analysis or quality run reached its limit: roll back (the decision to return), or
+        pause with ``paused`` as the reason (a ``Paused`` Event unless ``announce`` is off)."""
+        if rollback:
+            st = _rollback(st, reason, now, events, outcome=Outcome.ROLLED_BACK)
+            return st, decision(st, Phase.ROLLED_BACK, 30.0, down=True, cause=cause)
+        st = dataclasses.replace(st, paused_reason=paused)
+        if announce:
+            events.append(Events.PAUSED(f"rollout of {st.canary} paused: {paused}"))
+        return st, None
 
     def step_quality_hold(st: RolloutState) -> Decision | None:
         """Hold a step named in ``quality.gates.atSteps`` until its gate passes."""
@@ -712,14 +725,17 @@ def _progress(
                 )
             )
             if s.failures >= limits.failure_limit:
-                if spec.rollout.auto_rollback:
-                    s = _rollback(s, summary, now, events, outcome=Outcome.ROLLED_BACK)
-                    return decision(s, Phase.ROLLED_BACK, 30.0, down=True, cause="analysis_failed")
-                s = dataclasses.replace(
+                s, done = limit_reached(
                     s,
-                    paused_reason=f"analysis failed ({summary}); autoRollback is off: "
+                    rollback=spec.rollout.auto_rollback,
+                    reason=summary,
+                    cause="analysis_failed",
+                    paused=f"analysis failed ({summary}); autoRollback is off: "
                     "`slogate abort` or `slogate promote`",
+                    announce=False,
                 )
+                if done:
+                    return done
         elif analysis.verdict == Verdict.INCONCLUSIVE:
             s = dataclasses.replace(s, consecutive_inconclusive=s.consecutive_inconclusive + 1)
             why = "; ".join(
@@ -733,21 +749,16 @@ def _progress(
                 )
             )
             if s.consecutive_inconclusive >= limits.inconclusive_limit and not s.paused_reason:
-                if limits.on_inconclusive.value == "rollback":
-                    s = _rollback(
-                        s,
-                        f"analysis inconclusive {s.consecutive_inconclusive} times: {why}",
-                        now,
-                        events,
-                        outcome=Outcome.ROLLED_BACK,
-                    )
-                    return decision(s, Phase.ROLLED_BACK, 30.0, down=True, cause="inconclusive")
-                s = dataclasses.replace(
+                s, done = limit_reached(
                     s,
-                    paused_reason=f"analysis inconclusive {s.consecutive_inconclusive} times "
+                    rollback=limits.on_inconclusive.value == "rollback",
+                    reason=f"analysis inconclusive {s.consecutive_inconclusive} times: {why}",
+                    cause="inconclusive",
+                    paused=f"analysis inconclusive {s.consecutive_inconclusive} times "
                     f"({why}): `slogate resume` to keep analysing, `slogate promote` or `slogate abort`",
                 )
-                events.append(Events.PAUSED(f"rollout of {s.canary} paused: {s.paused_reason}"))
+                if done:
+                    return done
         else:
             evidence = counts_as_evidence(spec, s, now)
             s = dataclasses.replace(s, consecutive_inconclusive=0, passes=s.passes + int(evidence))
@@ -782,13 +793,15 @@ def _progress(
             )
             if s.quality_failures >= limits.failure_limit and not s.paused_reason:
                 reason = f"quality gate {gate}: {quality.summary}"
-                if spec.rollout.auto_rollback:
-                    s = _rollback(s, reason, now, events, outcome=Outcome.ROLLED_BACK)
-                    return decision(s, Phase.ROLLED_BACK, 30.0, down=True, cause="quality_failed")
-                s = dataclasses.replace(
-                    s, paused_reason=f"{reason}; autoRollback is off: `slogate abort` or `slogate promote`"
+                s, done = limit_reached(
+                    s,
+                    rollback=spec.rollout.auto_rollback,
+                    reason=reason,
+                    cause="quality_failed",
+                    paused=f"{reason}; autoRollback is off: `slogate abort` or `slogate promote`",
                 )
-                events.append(Events.PAUSED(f"rollout of {s.canary} paused: {s.paused_reason}"))
+                if done:
+                    return done
         else:
             s = dataclasses.replace(s, quality_inconclusive=s.quality_inconclusive + 1)
             events.append(
@@ -799,15 +812,16 @@ def _progress(
             )
             if s.quality_inconclusive >= limits.inconclusive_limit and not s.paused_reason:
                 reason = f"quality gate {gate} inconclusive {s.quality_inconclusive} times: {quality.summary}"
-                if limits.on_inconclusive.value == "rollback":
-                    s = _rollback(s, reason, now, events, outcome=Outcome.ROLLED_BACK)
-                    return decision(s, Phase.ROLLED_BACK, 30.0, down=True, cause="quality_inconclusive")
-                s = dataclasses.replace(
+                s, done = limit_reached(
                     s,
-                    paused_reason=f"{reason}: `slogate resume` to run it again, `slogate promote` to "
+                    rollback=limits.on_inconclusive.value == "rollback",
+                    reason=reason,
+                    cause="quality_inconclusive",
+                    paused=f"{reason}: `slogate resume` to run it again, `slogate promote` to "
                     "release the gate or `slogate abort`",
                 )
-                events.append(Events.PAUSED(f"rollout of {s.canary} paused: {s.paused_reason}"))
+                if done:
+                    return done
 
     if s.paused_reason:
         return decision(s, Phase.PAUSED, interval)
