@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -373,10 +374,20 @@ def assess(results: list[ObjectiveResult]) -> Verdict:
     >>> assess([])
     <Verdict.INCONCLUSIVE: 'Inconclusive'>
     """
-    verdicts = {r.verdict for r in results}
-    if Verdict.FAIL in verdicts:
+    return worst([r.verdict for r in results])
+
+
+def worst(verdicts: Iterable[str]) -> Verdict:
+    """Any Fail → Fail; else any Inconclusive, or none at all → Inconclusive; else Pass. Pure;
+    the fold of objectives (``assess``) and of quality suites (``core.quality.fold``).
+
+    >>> worst(["Pass", "Inconclusive"]), worst([])
+    (<Verdict.INCONCLUSIVE: 'Inconclusive'>, <Verdict.INCONCLUSIVE: 'Inconclusive'>)
+    """
+    seen = set(verdicts)
+    if Verdict.FAIL in seen:
         return Verdict.FAIL
-    if Verdict.INCONCLUSIVE in verdicts or not verdicts:
+    if Verdict.INCONCLUSIVE in seen or not seen:
         return Verdict.INCONCLUSIVE
     return Verdict.PASS
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +31,7 @@ from typing import Any
 from slogate.api.suite import Case, Check
 from slogate.api.types import parse_duration
 from slogate.api.v1alpha1 import ModelDeploymentSpec
+from slogate.core.analysis import worst
 from slogate.core.timefmt import parse_rfc3339
 
 REFUSAL_PATTERNS: tuple[str, ...] = (
@@ -180,8 +182,7 @@ def judge_verdict(scores: Sequence[float | None], min_score: float) -> tuple[str
     got = sorted(s for s in scores if s is not None)
     if not got or 2 * len(got) < len(scores):
         return None, False
-    mid = len(got) // 2
-    median = got[mid] if len(got) % 2 else (got[mid - 1] + got[mid]) / 2
+    median = statistics.median(got)
     if median >= min_score:
         return None, True
     shown = ", ".join(f"{s:g}" for s in got)
@@ -425,14 +426,7 @@ def fold(suites: Sequence[dict[str, object]]) -> tuple[str, str]:
     >>> fold([{"name": "a", "verdict": "Pass", "message": "ok"}])
     ('Pass', 'a: ok')
     """
-    verdicts = [str(s["verdict"]) for s in suites]
-    v = (
-        "Fail"
-        if "Fail" in verdicts
-        else "Inconclusive"
-        if "Inconclusive" in verdicts or not verdicts
-        else "Pass"
-    )
+    v = worst(str(s["verdict"]) for s in suites).value
     parts = []
     for s in suites:
         if s["verdict"] != v:
