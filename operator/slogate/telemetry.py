@@ -238,8 +238,6 @@ _quality_series: dict[tuple[str, str], set[tuple[str, ...]]] = {}
 def _record_quality(namespace: str, name: str, status: Mapping[str, Any]) -> None:
     """The latest quality runs in status (``qualityGate``, ``qualityProbe``) as pass ratios and
     verdicts per suite; series of runs no longer in status are removed (bounded cardinality)."""
-    from slogate.core.analysis import base_value
-
     md = {"namespace": namespace, "modeldeployment": name}
     ratios: set[tuple[str, ...]] = set()
     for kind, key in (("gate", "qualityGate"), ("probe", "qualityProbe")):

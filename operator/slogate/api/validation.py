@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from slogate import constants as C
 from slogate.api.crd import openapi_schema
 from slogate.api.types import DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN, DURATION_PATTERN, QUANTITY_PATTERN
-from slogate.api.v1alpha1 import SERVED_NAME_PATTERN, EngineKind, ModelDeployment
+from slogate.api.v1alpha1 import SERVED_NAME_PATTERN, EngineKind, ModelDeployment, ModelDeploymentSpec
 from slogate.core import engine_flags
 
 
@@ -173,15 +173,14 @@ def _engine_arg_problems(spec: Any) -> tuple[list[Problem], set[str]]:
 
 
 def _adapter_problems(doc: dict[str, Any]) -> list[Problem]:
-    """What ``core.plan.parse_spec`` rejects beyond the schema, for a valid document: LoRA flags in
-    ``engine.args`` beside ``spec.adapters``, and an adapter named like the base model when its
-    served name is ``metadata.name`` (which CEL on the spec cannot see)."""
-    from slogate.core.plan import parse_spec
+    """What ``core.plan.parse_spec`` rejects beyond the schema, for a valid document: its
+    ``adapter_problems``, one list for the operator and for ``slogate validate``."""
+    from slogate.core.plan import adapter_problems
 
-    spec, why = parse_spec(doc.get("spec") or {}, (doc.get("metadata") or {}).get("name"))
-    if spec is not None or not why:
-        return []
-    return [Problem(*part.split(": ", 1)) for part in why.split("; ") if ": " in part]
+    spec = ModelDeploymentSpec.model_validate(doc.get("spec") or {})
+    return [
+        Problem(path, why) for path, why in adapter_problems(spec, (doc.get("metadata") or {}).get("name"))
+    ]
 
 
 def validate_document(doc: dict[str, Any]) -> list[Problem]:

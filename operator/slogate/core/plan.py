@@ -81,16 +81,28 @@ def parse_spec(raw: Mapping[str, Any], name: str | None = None) -> tuple[ModelDe
     )
     if flags:
         return None, "; ".join(f"spec.engine.args[{p.index}]: {p.message}" for p in flags[:5])
-    problems = [f"spec.engine.args[{i}]: {why}" for i, why in lora_conflicts(spec)]
-    served = spec.model.served_name or name
-    problems += [
-        f"spec.adapters[{i}].name: {a.name} is the base model's served name (metadata.name): name the adapter apart"
-        for i, a in enumerate(spec.adapters)
-        if served is not None and a.name == served
-    ]
+    problems = [f"{path}: {why}" for path, why in adapter_problems(spec, name)]
     if problems:
         return None, "; ".join(problems[:5])
     return spec, ""
+
+
+def adapter_problems(spec: ModelDeploymentSpec, name: str | None) -> list[tuple[str, str]]:
+    """``(path, message)`` per problem of ``spec.adapters`` beyond the schema: LoRA flags in
+    ``engine.args`` beside it, and an adapter named like the base model when its served name is
+    ``metadata.name`` (``name``), which CEL on the spec cannot see. Pure; consumed by
+    ``parse_spec`` and by ``slogate validate`` (``api.validation``)."""
+    out = [(f"spec.engine.args[{i}]", why) for i, why in lora_conflicts(spec)]
+    served = spec.model.served_name or name
+    out += [
+        (
+            f"spec.adapters[{i}].name",
+            f"{a.name} is the base model's served name (metadata.name): name the adapter apart",
+        )
+        for i, a in enumerate(spec.adapters)
+        if served is not None and a.name == served
+    ]
+    return out
 
 
 def command_of(body: Mapping[str, Any]) -> ro.Command | None:
