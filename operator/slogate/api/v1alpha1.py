@@ -92,6 +92,24 @@ SERVED_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"
 start-up (``sglang/srt/arg_groups/validation_hook.py:213-219`` @ 0.5.23)."""
 
 
+def _source_shapes(noun: str, hf_name: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The CEL rules on the shape of a ``pvc://`` and an ``hf://`` ``source`` (a model's, an adapter's)."""
+    return (
+        cel(
+            "!self.source.startsWith('pvc://') || self.source.matches('^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/.+$')",
+            f"a pvc:// {noun} is pvc://CLAIM/path/in/volume",
+            field_path=".source",
+            reason="FieldValueInvalid",
+        ),
+        cel(
+            "!self.source.startsWith('hf://') || self.source.matches('^hf://[^/]+/[^/]+$')",
+            f"an hf:// {noun} is hf://ORGANISATION/{hf_name}",
+            field_path=".source",
+            reason="FieldValueInvalid",
+        ),
+    )
+
+
 class ModelSource(_Spec):
     """Where the weights come from."""
 
@@ -102,18 +120,7 @@ class ModelSource(_Spec):
             field_path=".source",
             reason="FieldValueInvalid",
         ),
-        cel(
-            "!self.source.startsWith('pvc://') || self.source.matches('^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/.+$')",
-            "a pvc:// source is pvc://CLAIM/path/in/volume",
-            field_path=".source",
-            reason="FieldValueInvalid",
-        ),
-        cel(
-            "!self.source.startsWith('hf://') || self.source.matches('^hf://[^/]+/[^/]+$')",
-            "an hf:// source is hf://ORGANISATION/MODEL",
-            field_path=".source",
-            reason="FieldValueInvalid",
-        ),
+        *_source_shapes("source", "MODEL"),
     )
 
     source: Annotated[str, Field(max_length=1024)]
@@ -139,18 +146,7 @@ class Adapter(_Spec):
             field_path=".source",
             reason="FieldValueInvalid",
         ),
-        cel(
-            "!self.source.startsWith('pvc://') || self.source.matches('^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/.+$')",
-            "a pvc:// adapter is pvc://CLAIM/path/in/volume",
-            field_path=".source",
-            reason="FieldValueInvalid",
-        ),
-        cel(
-            "!self.source.startsWith('hf://') || self.source.matches('^hf://[^/]+/[^/]+$')",
-            "an hf:// adapter is hf://ORGANISATION/ADAPTER",
-            field_path=".source",
-            reason="FieldValueInvalid",
-        ),
+        *_source_shapes("adapter", "ADAPTER"),
         cel(
             "!has(self.revision) || self.source.startsWith('hf://')",
             "revision applies to hf:// adapters only",
